@@ -1,0 +1,133 @@
+//! The live record of one process: its identity, run state, lock-protected mailbox and
+//! relations, and its body (the backend's state machine).
+//!
+//! Who touches what:
+//! * `state` — anyone, through the transitions in `scheduler/state.rs`.
+//! * `inner` — anyone, under its lock; never held while process code runs, and never together
+//!   with another process's lock.
+//! * `body` — only the worker that holds the `RUNNING` bit (or, after the workers stopped, the
+//!   runtime's shutdown).
+
+use std::cell::UnsafeCell;
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::host::Host;
+use crate::mailbox::Mailbox;
+use crate::pid::Pid;
+use crate::process::{Process, Tag};
+use crate::value::Value;
+use crate::registry::EntryId;
+use crate::runtime::Shared;
+use crate::scheduler::Strand;
+use crate::scheduler::state::{State, Wake};
+use crate::scheduler::Task;
+use crate::sync::{Mutex, lock};
+
+pub(crate) struct ProcessCell {
+    pub(crate) pid: Pid,
+    pub(crate) state: State,
+    pub(crate) rt: Arc<Shared>,
+    pub(crate) host: Arc<Host>,
+    pub(crate) strand: Option<Arc<Strand>>,
+    pub(crate) inner: Mutex<Inner>,
+    body: UnsafeCell<Option<Box<dyn Process>>>,
+}
+
+// SAFETY: `body` is only accessed by the one thread that holds the RUNNING bit of `state` (or by
+// shutdown after every worker has stopped); the state word's AcqRel transitions order those
+// accesses. Everything else is `Sync` on its own.
+unsafe impl Sync for ProcessCell {}
+
+#[derive(Default)]
+pub(crate) struct Inner {
+    pub(crate) mailbox: Mailbox,
+    pub(crate) exited: bool,
+    /// Set by `terminate` or a broken link: the process ends with this error before its next step.
+    pub(crate) kill: Option<Error>,
+    pub(crate) entry: Option<EntryId>,
+    pub(crate) links: Vec<Pid>,
+    pub(crate) watchers: Vec<Watcher>,
+    pub(crate) names: Vec<String>,
+    pub(crate) trap_links: bool,
+    pub(crate) upgradable: bool,
+}
+
+/// Who is told when this process ends, and how.
+pub(crate) enum Watcher {
+    /// A monitor: an EXIT event to `pid`.
+    Monitor(Pid),
+    /// An exec: completes operation `tag` of process `pid` with the result.
+    Exec(Pid, Tag),
+    /// Code outside the runtime's processes awaiting the result.
+    External(std::sync::mpsc::Sender<Result<Value, Error>>),
+}
+
+impl ProcessCell {
+    pub(crate) fn new(
+        pid: Pid,
+        rt: Arc<Shared>,
+        host: Arc<Host>,
+        strand: Option<Arc<Strand>>,
+        body: Box<dyn Process>,
+        inner: Inner,
+    ) -> ProcessCell {
+        ProcessCell {
+            pid,
+            state: State::new_scheduled(),
+            rt,
+            host,
+            strand,
+            inner: Mutex::new(inner),
+            body: UnsafeCell::new(Some(body)),
+        }
+    }
+
+    /// The body, for the worker that holds `RUNNING`.
+    ///
+    /// # Safety
+    /// The caller holds the `RUNNING` bit of `self.state` (or all workers of the runtime have
+    /// stopped), so no other reference to the body exists.
+    #[expect(clippy::mut_from_ref, reason = "exclusivity comes from the state word")]
+    pub(crate) unsafe fn body(&self) -> &mut Option<Box<dyn Process>> {
+        // SAFETY: exclusivity is the caller's contract above.
+        unsafe { &mut *self.body.get() }
+    }
+
+    /// Queues the process after its wait was satisfied (or it must run to be killed).
+    pub(crate) fn wake(self: &Arc<Self>) {
+        if self.state.wake() == Wake::Schedule {
+            self.enqueue();
+        }
+    }
+
+    /// Puts the process (whose state word says scheduled) into its run queue.
+    pub(crate) fn enqueue(self: &Arc<Self>) {
+        match &self.strand {
+            Some(strand) => strand.push(self.clone()),
+            None => self.host.sched.schedule(Task::Process(self.clone())),
+        }
+    }
+
+    /// Runs `f` under the lock; wakes the process if `f` says so.
+    pub(crate) fn with<R>(self: &Arc<Self>, f: impl FnOnce(&mut Inner) -> (R, bool)) -> R {
+        let (r, wake) = f(&mut lock(&self.inner));
+        if wake {
+            self.wake();
+        }
+        r
+    }
+}
+
+impl std::task::Wake for ProcessCell {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.with(|inner| {
+            inner.mailbox.notified = true;
+            ((), inner.mailbox.wake_check())
+        });
+    }
+}

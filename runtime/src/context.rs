@@ -1,0 +1,257 @@
+//! The step context: what a process can do, addressed as itself.
+//!
+//! Non-blocking operations act at once. Blocking ones are started with [`Cx::start`] and
+//! return a [`Tag`]; their completions are taken with [`Cx::next_completion`] or
+//! [`Cx::take_completion`] in a later step.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::cell::ProcessCell;
+use crate::error::Result;
+use crate::pid::Pid;
+use crate::process::{Completion, Event, Message, Op, Spawn, Tag, Ties};
+use crate::registry::EntryId;
+use crate::sync::lock;
+use crate::value::Value;
+
+/// Where a message or a signal goes: a pid or a registered name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dest {
+    /// A process by pid.
+    Pid(Pid),
+    /// A process by its registered name.
+    Name(String),
+}
+
+impl From<Pid> for Dest {
+    fn from(p: Pid) -> Dest {
+        Dest::Pid(p)
+    }
+}
+
+impl From<&Pid> for Dest {
+    fn from(p: &Pid) -> Dest {
+        Dest::Pid(*p)
+    }
+}
+
+impl From<&str> for Dest {
+    /// A string that prints like a pid (`{host|0x…}`) is that pid; anything else is a name.
+    fn from(s: &str) -> Dest {
+        match s.parse::<Pid>() {
+            Ok(p) if s.starts_with('{') => Dest::Pid(p),
+            _ => Dest::Name(s.to_owned()),
+        }
+    }
+}
+
+impl From<String> for Dest {
+    fn from(s: String) -> Dest {
+        Dest::from(s.as_str())
+    }
+}
+
+/// A process's handle on the runtime, valid for the process's whole life. Cloning is cheap.
+#[derive(Clone)]
+pub struct Cx {
+    pub(crate) cell: Arc<ProcessCell>,
+}
+
+impl fmt::Debug for Cx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cx").field("pid", &self.cell.pid).finish()
+    }
+}
+
+impl Cx {
+    /// This process's pid.
+    pub fn pid(&self) -> Pid {
+        self.cell.pid
+    }
+
+    /// The name of the host this process runs on.
+    pub fn host(&self) -> &str {
+        self.cell.host.name()
+    }
+
+    /// The entry this process runs, if it was started from one.
+    pub fn entry(&self) -> Option<EntryId> {
+        lock(&self.cell.inner).entry.clone()
+    }
+
+    /// Sends `payload` under `topic` to `dest`. Sending to a process that has ended is not an
+    /// error (the message is dropped, as in Erlang).
+    ///
+    /// # Errors
+    /// `INVALID` for a bad topic, `NOT_FOUND` for a name nobody registered, `RATE_LIMITED` when
+    /// the receiver's mailbox is full.
+    pub fn send(&self, dest: impl Into<Dest>, topic: &str, payload: impl Into<Value>) -> Result<()> {
+        self.cell.rt.send(self.cell.pid, &dest.into(), topic, payload.into())
+    }
+
+    /// Starts a process; `ties` link it to this one and/or make this one receive its EXIT.
+    ///
+    /// # Errors
+    /// `NOT_FOUND` for an unknown host or entry, `UNAVAILABLE` when the host is full, or the
+    /// backend's error when the code cannot start.
+    pub fn spawn(&self, spawn: Spawn, ties: Ties) -> Result<Pid> {
+        self.cell.rt.spawn(Some(&self.cell), spawn, ties, None)
+    }
+
+    /// Links this process and `pid` both ways.
+    ///
+    /// # Errors
+    /// `NOT_FOUND` if `pid` is not alive; `INVALID` for the process itself.
+    pub fn link(&self, pid: Pid) -> Result<()> {
+        self.cell.rt.link(&self.cell, pid)
+    }
+
+    /// Removes the link with `pid` (if any).
+    pub fn unlink(&self, pid: Pid) {
+        self.cell.rt.unlink(&self.cell, pid);
+    }
+
+    /// Receive an EXIT event when `pid` ends (at once, with a `NOT_FOUND` error, if it is not
+    /// alive).
+    pub fn monitor(&self, pid: Pid) {
+        self.cell.rt.monitor(&self.cell, pid);
+    }
+
+    /// Stops monitoring `pid`.
+    pub fn unmonitor(&self, pid: Pid) {
+        self.cell.rt.unmonitor(&self.cell, pid);
+    }
+
+    /// Registers `name` for `pid` (this process when `None`); released when that process ends.
+    ///
+    /// # Errors
+    /// `ALREADY_EXISTS` if taken, `INVALID` for a bad name, `NOT_FOUND` if `pid` is not alive.
+    pub fn register(&self, name: &str, pid: Option<Pid>) -> Result<()> {
+        self.cell.rt.register(name, pid.unwrap_or(self.cell.pid))
+    }
+
+    /// The pid registered as `name`.
+    pub fn lookup(&self, name: &str) -> Option<Pid> {
+        self.cell.rt.names.lookup(name)
+    }
+
+    /// Removes the registration of `name`.
+    ///
+    /// # Errors
+    /// `NOT_FOUND` if nobody is registered as `name`.
+    pub fn unregister(&self, name: &str) -> Result<()> {
+        self.cell.rt.unregister(name)
+    }
+
+    /// Asks `dest` to stop: it receives a CANCEL event and decides.
+    ///
+    /// # Errors
+    /// `NOT_FOUND` for a name nobody registered.
+    pub fn cancel(&self, dest: impl Into<Dest>, reason: Option<Value>) -> Result<()> {
+        self.cell.rt.cancel(self.cell.pid, &dest.into(), reason)
+    }
+
+    /// Stops `dest` hard: it ends before its next step with a `CANCELED` error.
+    ///
+    /// # Errors
+    /// `NOT_FOUND` for a name nobody registered.
+    pub fn terminate(&self, dest: impl Into<Dest>) -> Result<()> {
+        self.cell.rt.terminate(self.cell.pid, &dest.into())
+    }
+
+    /// With `true`, a linked process's abnormal exit arrives as a LINK_DOWN event instead of
+    /// ending this process too.
+    pub fn set_trap_links(&self, on: bool) {
+        lock(&self.cell.inner).trap_links = on;
+    }
+
+    /// Whether links are trapped.
+    pub fn trap_links(&self) -> bool {
+        lock(&self.cell.inner).trap_links
+    }
+
+    /// With `true`, this process receives OUTDATED when its entry is reloaded.
+    pub fn set_upgradable(&self, on: bool) {
+        lock(&self.cell.inner).upgradable = on;
+    }
+
+    /// Whether this process asked for OUTDATED events.
+    pub fn upgradable(&self) -> bool {
+        lock(&self.cell.inner).upgradable
+    }
+
+    /// Routes messages of `topic` to their own queue (received with `Op::Receive { topic }`);
+    /// messages of it already in the inbox move there, in order.
+    ///
+    /// # Errors
+    /// `INVALID` for a bad topic, `ALREADY_EXISTS` if already listened to.
+    pub fn listen(&self, topic: &str) -> Result<()> {
+        crate::runtime::check_topic(topic)?;
+        lock(&self.cell.inner).mailbox.listen(topic)
+    }
+
+    /// Stops listening to `topic`; its waiting messages go back to the inbox.
+    ///
+    /// # Errors
+    /// `NOT_FOUND` if `topic` is not listened to.
+    pub fn unlisten(&self, topic: &str) -> Result<()> {
+        let cell = &self.cell;
+        let mut inner = lock(&cell.inner);
+        let wake = inner.mailbox.unlisten(topic)?;
+        drop(inner);
+        if wake {
+            cell.wake();
+        }
+        Ok(())
+    }
+
+    /// Starts a blocking operation; its completion carries the returned tag.
+    pub fn start(&self, op: Op) -> Tag {
+        self.cell.rt.start_op(&self.cell, op)
+    }
+
+    /// Takes the oldest waiting message of `topic` (the inbox for `None`) without blocking.
+    pub fn try_receive(&self, topic: Option<&str>) -> Option<Message> {
+        lock(&self.cell.inner).mailbox.try_receive(topic)
+    }
+
+    /// Takes the oldest waiting event without blocking.
+    pub fn try_event(&self) -> Option<Event> {
+        lock(&self.cell.inner).mailbox.try_event()
+    }
+
+    /// The oldest completion not yet taken.
+    pub fn next_completion(&self) -> Option<(Tag, Completion)> {
+        lock(&self.cell.inner).mailbox.next_completion()
+    }
+
+    /// The completion of operation `tag`, if it has completed.
+    pub fn take_completion(&self, tag: Tag) -> Option<Completion> {
+        lock(&self.cell.inner).mailbox.take_completion(tag)
+    }
+
+    /// Abandons operation `tag`. A message or event it already received goes back to its queue.
+    pub fn drop_op(&self, tag: Tag) {
+        let undo = lock(&self.cell.inner).mailbox.drop_op(tag);
+        if let Some(op) = undo {
+            crate::runtime::undo(op);
+        }
+    }
+
+    /// How many operations are outstanding.
+    pub fn outstanding(&self) -> usize {
+        lock(&self.cell.inner).mailbox.outstanding()
+    }
+
+    /// Whether `pid` is alive.
+    pub fn is_alive(&self, pid: Pid) -> bool {
+        self.cell.rt.table.get(pid).is_some()
+    }
+}
+
+impl From<&Cx> for Dest {
+    fn from(cx: &Cx) -> Dest {
+        Dest::Pid(cx.pid())
+    }
+}

@@ -1,0 +1,263 @@
+//! A process's mailbox: queued messages (inbox and listened topics), queued events, and the
+//! bookkeeping of its outstanding operations.
+//!
+//! Everything here lives under the process's lock. A delivery either completes an outstanding
+//! receive at once (the message moves into the completion queue) or waits in a queue; a
+//! receive started later takes the oldest queued message first. So messages from one sender
+//! reach the process in send order, whatever the mix of queued and direct deliveries.
+
+use std::collections::VecDeque;
+
+use tokio::task::AbortHandle;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::process::{Completion, Event, Message, Tag, WaitFor};
+
+#[derive(Default)]
+pub(crate) struct Mailbox {
+    inbox: VecDeque<Message>,
+    topics: Vec<(String, VecDeque<Message>)>,
+    events: VecDeque<Event>,
+    /// Messages waiting in `inbox` and `topics`, for the host's mailbox limit.
+    queued: usize,
+    pending: Vec<Pending>,
+    done: VecDeque<(Tag, Completion)>,
+    next_tag: u64,
+    /// `Some` while the process is parked in `Step::Wait`; whoever satisfies it takes it and
+    /// queues the process.
+    pub(crate) waiting: Option<WaitFor>,
+    /// The process's waker was called (Rust processes awaiting foreign futures).
+    pub(crate) notified: bool,
+}
+
+struct Pending {
+    tag: Tag,
+    what: PendingOp,
+}
+
+/// What an outstanding operation waits for, and what to undo when it is dropped.
+pub(crate) enum PendingOp {
+    Receive(Option<String>),
+    Event,
+    Timer(AbortHandle),
+    Exec,
+}
+
+impl Mailbox {
+    pub(crate) fn new_tag(&mut self) -> Tag {
+        self.next_tag += 1;
+        Tag(self.next_tag)
+    }
+
+    fn queue_for(&mut self, topic: Option<&str>) -> Option<&mut VecDeque<Message>> {
+        match topic {
+            None => Some(&mut self.inbox),
+            Some(t) => self.topics.iter_mut().find(|(name, _)| name == t).map(|(_, q)| q),
+        }
+    }
+
+    fn is_listened(&self, topic: &str) -> bool {
+        self.topics.iter().any(|(name, _)| name == topic)
+    }
+
+    /// Delivers `msg`: completes the oldest receive waiting for its topic, or queues it.
+    /// Returns whether the process must be woken.
+    pub(crate) fn deliver(&mut self, msg: Message, limit: Option<usize>) -> Result<bool> {
+        let listened = self.is_listened(&msg.topic);
+        let waiting = self.pending.iter().position(|p| match &p.what {
+            PendingOp::Receive(Some(t)) => listened && *t == msg.topic,
+            PendingOp::Receive(None) => !listened,
+            _ => false,
+        });
+        if let Some(i) = waiting {
+            let tag = self.pending.remove(i).tag;
+            self.done.push_back((tag, Completion::Message(msg)));
+            return Ok(self.wake_check());
+        }
+        if let Some(limit) = limit
+            && self.queued >= limit
+        {
+            return Err(Error::new(
+                ErrorKind::RateLimited,
+                format!("mailbox is full ({limit} messages waiting)"),
+            ));
+        }
+        let topic = if listened { Some(msg.topic.as_str()) } else { None };
+        let topic = topic.map(str::to_owned);
+        if let Some(q) = self.queue_for(topic.as_deref()) {
+            q.push_back(msg);
+            self.queued += 1;
+        }
+        Ok(false)
+    }
+
+    /// Delivers `event` to the oldest waiting event receive, or queues it.
+    pub(crate) fn deliver_event(&mut self, event: Event) -> bool {
+        if let Some(i) = self.pending.iter().position(|p| matches!(p.what, PendingOp::Event)) {
+            let tag = self.pending.remove(i).tag;
+            self.done.push_back((tag, Completion::Event(event)));
+            self.wake_check()
+        } else {
+            self.events.push_back(event);
+            false
+        }
+    }
+
+    /// Takes the oldest queued message of `topic` (the inbox for `None`) without waiting.
+    pub(crate) fn try_receive(&mut self, topic: Option<&str>) -> Option<Message> {
+        let msg = self.queue_for(topic)?.pop_front()?;
+        self.queued -= 1;
+        Some(msg)
+    }
+
+    pub(crate) fn try_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Records a started operation; a receive that can be served at once completes now.
+    pub(crate) fn start(&mut self, tag: Tag, what: PendingOp) {
+        let ready = match &what {
+            PendingOp::Receive(topic) => {
+                if topic.as_deref().is_some_and(|t| !self.is_listened(t)) {
+                    let t = topic.clone().unwrap_or_default();
+                    Some(Completion::Failed(Error::invalid(format!(
+                        "receive on topic `{t}` which this process does not listen to"
+                    ))))
+                } else {
+                    self.try_receive(topic.as_deref()).map(Completion::Message)
+                }
+            }
+            PendingOp::Event => self.try_event().map(Completion::Event),
+            _ => None,
+        };
+        match ready {
+            Some(c) => self.done.push_back((tag, c)),
+            None => self.pending.push(Pending { tag, what }),
+        }
+    }
+
+    /// Completes operation `tag`; returns whether the process must be woken. A completion for
+    /// an operation that was dropped meanwhile is discarded.
+    pub(crate) fn complete(&mut self, tag: Tag, completion: Completion) -> bool {
+        let Some(i) = self.pending.iter().position(|p| p.tag == tag) else { return false };
+        self.pending.remove(i);
+        self.done.push_back((tag, completion));
+        self.wake_check()
+    }
+
+    /// Whether a step that ended with `Wait(mode)` may run again right away.
+    pub(crate) fn ready(&self, mode: WaitFor) -> bool {
+        match mode {
+            WaitFor::Any => !self.done.is_empty() || self.notified,
+            WaitFor::All => self.pending.is_empty(),
+        }
+    }
+
+    /// If the parked process's wait is now satisfied, un-parks it (the caller queues it).
+    pub(crate) fn wake_check(&mut self) -> bool {
+        match self.waiting {
+            Some(mode) if self.ready(mode) => {
+                self.waiting = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn next_completion(&mut self) -> Option<(Tag, Completion)> {
+        self.done.pop_front()
+    }
+
+    pub(crate) fn take_completion(&mut self, tag: Tag) -> Option<Completion> {
+        let i = self.done.iter().position(|(t, _)| *t == tag)?;
+        self.done.remove(i).map(|(_, c)| c)
+    }
+
+    pub(crate) fn outstanding(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Drops operation `tag`, whether outstanding or completed but not yet taken. A message or
+    /// event it had already received goes back to the front of its queue: nothing is lost.
+    pub(crate) fn drop_op(&mut self, tag: Tag) -> Option<PendingOp> {
+        if let Some(i) = self.pending.iter().position(|p| p.tag == tag) {
+            return Some(self.pending.remove(i).what);
+        }
+        if let Some(c) = self.take_completion(tag) {
+            self.put_back(c);
+        }
+        None
+    }
+
+    fn put_back(&mut self, c: Completion) {
+        match c {
+            Completion::Message(m) => {
+                let topic = if self.is_listened(&m.topic) { Some(m.topic.clone()) } else { None };
+                if let Some(q) = self.queue_for(topic.as_deref()) {
+                    q.push_front(m);
+                    self.queued += 1;
+                }
+            }
+            Completion::Event(e) => self.events.push_front(e),
+            _ => {}
+        }
+    }
+
+    /// For an upgrade: every operation of the old code ends; received but untaken messages and
+    /// events return to their queues in order. Returns what must be undone outside the lock.
+    pub(crate) fn reset_ops(&mut self) -> Vec<PendingOp> {
+        while let Some((_, c)) = self.done.pop_back() {
+            self.put_back(c);
+        }
+        self.notified = false;
+        self.pending.drain(..).map(|p| p.what).collect()
+    }
+
+    /// For an exit: everything goes; returns what must be undone outside the lock.
+    pub(crate) fn close(&mut self) -> Vec<PendingOp> {
+        self.inbox = VecDeque::new();
+        self.topics = Vec::new();
+        self.events = VecDeque::new();
+        self.done = VecDeque::new();
+        self.queued = 0;
+        std::mem::take(&mut self.pending).into_iter().map(|p| p.what).collect()
+    }
+
+    pub(crate) fn listen(&mut self, topic: &str) -> Result<()> {
+        if self.is_listened(topic) {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("topic `{topic}` is already listened to"),
+            ));
+        }
+        // Messages of this topic that wait in the inbox now belong to the topic, in order.
+        let (moved, kept): (VecDeque<_>, VecDeque<_>) =
+            std::mem::take(&mut self.inbox).into_iter().partition(|m| m.topic == topic);
+        self.inbox = kept;
+        self.topics.push((topic.to_owned(), moved));
+        Ok(())
+    }
+
+    /// Stops listening to `topic`: its queued messages go back to the inbox, and receives
+    /// waiting on it fail with `CANCELED`. Returns whether the process must be woken.
+    pub(crate) fn unlisten(&mut self, topic: &str) -> Result<bool> {
+        let i = self
+            .topics
+            .iter()
+            .position(|(t, _)| t == topic)
+            .ok_or_else(|| Error::not_found(format!("topic `{topic}` is not listened to")))?;
+        let (_, q) = self.topics.remove(i);
+        self.inbox.extend(q);
+        let mut j = 0;
+        while j < self.pending.len() {
+            if matches!(&self.pending[j].what, PendingOp::Receive(Some(t)) if t == topic) {
+                let tag = self.pending.remove(j).tag;
+                let err = Error::new(ErrorKind::Canceled, format!("topic `{topic}` closed"));
+                self.done.push_back((tag, Completion::Failed(err)));
+            } else {
+                j += 1;
+            }
+        }
+        Ok(self.wake_check())
+    }
+}

@@ -1,0 +1,98 @@
+//! Process identifiers.
+//!
+//! A [`Pid`] is a host index and a serial number that is never reused while the program runs
+//! (one counter for every runtime in the program). It prints as `{host|0x0000002a}`.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+
+/// The identity of a process: which host it lives on and its serial number.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Pid {
+    host: HostId,
+    serial: u64,
+}
+
+/// An interned host name. Host names are interned once for the whole program so that a [`Pid`]
+/// stays `Copy` and prints without a runtime at hand.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct HostId(u32);
+
+static HOST_NAMES: RwLock<Vec<&'static str>> = RwLock::new(Vec::new());
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
+
+impl HostId {
+    /// The id of host `name`, interning it on first use.
+    pub fn intern(name: &str) -> HostId {
+        if let Some(id) = HostId::lookup(name) {
+            return id;
+        }
+        let mut names = HOST_NAMES.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = names.iter().position(|n| *n == name) {
+            return HostId(i as u32);
+        }
+        // Host names are few and live as long as the program: leaking them keeps `Pid` `Copy`.
+        names.push(Box::leak(name.to_owned().into_boxed_str()));
+        HostId((names.len() - 1) as u32)
+    }
+
+    /// The id of host `name` if it was ever interned.
+    pub fn lookup(name: &str) -> Option<HostId> {
+        let names = HOST_NAMES.read().unwrap_or_else(|e| e.into_inner());
+        names.iter().position(|n| *n == name).map(|i| HostId(i as u32))
+    }
+
+    /// The host's name.
+    pub fn name(self) -> &'static str {
+        HOST_NAMES.read().unwrap_or_else(|e| e.into_inner())[self.0 as usize]
+    }
+}
+
+impl Pid {
+    /// A fresh pid on `host`, never handed out before.
+    pub(crate) fn fresh(host: HostId) -> Pid {
+        Pid { host, serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed) }
+    }
+
+    /// The host the process lives on.
+    pub fn host(self) -> HostId {
+        self.host
+    }
+
+    /// The serial number, unique in the program.
+    pub fn serial(self) -> u64 {
+        self.serial
+    }
+}
+
+impl fmt::Display for Pid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{{{}|{:#010x}}}", self.host.name(), self.serial)
+    }
+}
+
+impl fmt::Debug for Pid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromStr for Pid {
+    type Err = Error;
+
+    /// Parses `{host|0x2a}` (a `node@` prefix before the host is accepted and ignored).
+    fn from_str(s: &str) -> Result<Pid> {
+        let bad = || Error::invalid(format!("`{s}` is not a pid (expected {{host|0x…}})"));
+        let inner = s.strip_prefix('{').and_then(|r| r.strip_suffix('}')).ok_or_else(bad)?;
+        let (host, hex) = inner.rsplit_once('|').ok_or_else(bad)?;
+        let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+        let hex = hex.strip_prefix("0x").ok_or_else(bad)?;
+        let serial = u64::from_str_radix(hex, 16).map_err(|_| bad())?;
+        let host = HostId::lookup(host).ok_or_else(|| Error::not_found(format!("host {host}")))?;
+        Ok(Pid { host, serial })
+    }
+}

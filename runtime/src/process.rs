@@ -1,0 +1,199 @@
+//! The one trait every backend implements, and the vocabulary of a step.
+//!
+//! A process is a resumable state machine. The scheduler calls [`Process::step`]; the process
+//! runs until it must wait and says why by returning a [`Step`]. Non-blocking operations (send,
+//! spawn, link …) are direct calls on the [`Cx`](crate::Cx) and take effect before they return.
+//! Blocking operations ([`Op`]) are *started* through the context and return a [`Tag`] at once;
+//! their [`Completion`]s arrive in a later step. A process may have many operations outstanding
+//! and wait for any or all of them.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::pid::Pid;
+use crate::registry::EntryId;
+use crate::value::Value;
+use crate::Cx;
+
+/// A resumable state machine stepped by the scheduler.
+pub trait Process: Send + 'static {
+    /// Runs until the process must wait; completions of earlier operations are in `cx`.
+    fn step(&mut self, cx: &mut Cx) -> Step;
+}
+
+/// Why a step ended.
+#[derive(Debug)]
+pub enum Step {
+    /// Wake me when the operations I have outstanding complete: any one, or all of them.
+    Wait(WaitFor),
+    /// My time slice is spent; run me again after the others that are ready.
+    Yield,
+    /// I am done, with a value or an error.
+    Exit(Result<Value, Error>),
+    /// Replace my code with entry `entry` (`None`: my current entry, reloaded) started with
+    /// `args`; keep my pid, mailbox, names, links and monitors.
+    Upgrade {
+        /// The entry to continue as; `None` reloads the current one.
+        entry: Option<EntryId>,
+        /// The new code's arguments.
+        args: Vec<Value>,
+    },
+}
+
+/// Which completions end a [`Step::Wait`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitFor {
+    /// The first completion of any outstanding operation (or a wake-up of the process's waker).
+    Any,
+    /// Only when no operation is outstanding any more.
+    All,
+}
+
+/// A started blocking operation; its [`Completion`] carries the same tag.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Tag(pub(crate) u64);
+
+impl Tag {
+    /// The tag's number, unique within its process.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Debug for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tag({})", self.0)
+    }
+}
+
+/// A blocking operation a process can start.
+#[derive(Debug)]
+pub enum Op {
+    /// The next message of `topic` (a topic this process [listens](crate::Cx::listen) to), or of
+    /// the inbox (`None`: every topic nobody listens to).
+    Receive {
+        /// The listened topic, or `None` for the inbox.
+        topic: Option<String>,
+    },
+    /// The next event (EXIT, LINK_DOWN, CANCEL, OUTDATED).
+    Event,
+    /// Completes after the duration.
+    Sleep(Duration),
+    /// Spawn a process and complete with its result.
+    Exec(Spawn),
+}
+
+/// What a finished operation produced.
+#[derive(Debug)]
+pub enum Completion {
+    /// A received message.
+    Message(Message),
+    /// A received event.
+    Event(Event),
+    /// A sleep ran out.
+    Timer,
+    /// An exec'd process ended with this result.
+    Exit(Result<Value, Error>),
+    /// The operation could not be carried out.
+    Failed(Error),
+}
+
+/// A message: who sent it, under which topic, with what payload.
+#[derive(Clone, Debug)]
+pub struct Message {
+    /// The sender (the process itself for messages sent from outside the runtime's processes).
+    pub from: Pid,
+    /// A non-empty topic that does not start with `@`.
+    pub topic: String,
+    /// The payload, owned by the receiver.
+    pub payload: Value,
+}
+
+/// The kind of an [`Event`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// A monitored process ended; `result` says how.
+    Exit,
+    /// A linked process ended abnormally and this process traps links; `result` holds its error.
+    LinkDown,
+    /// Somebody asked this process to stop; `reason` may say why.
+    Cancel,
+    /// This process's entry was reloaded and it is upgradable.
+    Outdated,
+}
+
+impl EventKind {
+    /// The kind's name as the Lua API spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Exit => "EXIT",
+            EventKind::LinkDown => "LINK_DOWN",
+            EventKind::Cancel => "CANCEL",
+            EventKind::Outdated => "OUTDATED",
+        }
+    }
+}
+
+/// Something the runtime tells a process about another process or about itself.
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// What happened.
+    pub kind: EventKind,
+    /// The process it happened to (or that asked, for CANCEL).
+    pub from: Pid,
+    /// How the process ended (EXIT, LINK_DOWN).
+    pub result: Option<Result<Value, Error>>,
+    /// Why (CANCEL).
+    pub reason: Option<Value>,
+}
+
+/// What to start: an entry from the registry or a ready-made process, on a host, with arguments.
+pub struct Spawn {
+    pub(crate) code: Code,
+    pub(crate) host: String,
+    pub(crate) args: Vec<Value>,
+}
+
+pub(crate) enum Code {
+    Entry(EntryId),
+    Instance(Box<dyn Process>),
+}
+
+impl Spawn {
+    /// Start entry `entry` on host `host`.
+    pub fn entry(entry: EntryId, host: impl Into<String>) -> Spawn {
+        Spawn { code: Code::Entry(entry), host: host.into(), args: Vec::new() }
+    }
+
+    /// Start `process` on host `host`.
+    pub fn process(process: impl Process, host: impl Into<String>) -> Spawn {
+        Spawn { code: Code::Instance(Box::new(process)), host: host.into(), args: Vec::new() }
+    }
+
+    /// Pass `args` to the entry's method.
+    #[must_use]
+    pub fn args(mut self, args: Vec<Value>) -> Spawn {
+        self.args = args;
+        self
+    }
+}
+
+impl fmt::Debug for Spawn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let code = match &self.code {
+            Code::Entry(id) => id.to_string(),
+            Code::Instance(_) => "<process>".to_owned(),
+        };
+        f.debug_struct("Spawn").field("code", &code).field("host", &self.host).finish()
+    }
+}
+
+/// How a spawned process is tied to its parent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ties {
+    /// Linked both ways.
+    pub link: bool,
+    /// The parent receives the child's EXIT event.
+    pub monitor: bool,
+}

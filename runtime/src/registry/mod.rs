@@ -1,0 +1,147 @@
+//! The registry of entries (`namespace:name` → what to run) and of local process names.
+
+mod names;
+
+pub(crate) use names::Names;
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use crate::error::{Error, Result};
+use crate::value::Value;
+
+/// An entry id: `namespace:name`, e.g. `app.workers:handler`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntryId {
+    namespace: String,
+    name: String,
+}
+
+impl EntryId {
+    /// The id `namespace:name`.
+    ///
+    /// # Errors
+    /// `INVALID` if either part is empty or contains `:`.
+    pub fn new(namespace: &str, name: &str) -> Result<EntryId> {
+        let ok = |s: &str| !s.is_empty() && !s.contains(':') && !s.contains(char::is_whitespace);
+        if !ok(namespace) || !ok(name) {
+            return Err(Error::invalid(format!(
+                "`{namespace}:{name}` is not an entry id (expected namespace:name)"
+            )));
+        }
+        Ok(EntryId { namespace: namespace.to_owned(), name: name.to_owned() })
+    }
+
+    /// The namespace part.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The name part.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl FromStr for EntryId {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<EntryId> {
+        let (ns, name) = s.split_once(':').ok_or_else(|| {
+            Error::invalid(format!("`{s}` is not an entry id (expected namespace:name)"))
+        })?;
+        EntryId::new(ns, name)
+    }
+}
+
+impl fmt::Display for EntryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.namespace, self.name)
+    }
+}
+
+impl fmt::Debug for EntryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EntryId({self})")
+    }
+}
+
+/// A registry entry: what a backend needs to build a prototype, at one version.
+#[derive(Clone)]
+pub struct Entry {
+    /// The entry's id.
+    pub id: EntryId,
+    /// Its kind, e.g. `process.lua`; picks the backend.
+    pub kind: String,
+    /// Its fields as written in the entry file (a map), for the backend to read.
+    pub fields: Value,
+    /// The folder relative paths in `fields` are resolved against.
+    pub base_dir: Option<PathBuf>,
+    /// Code that cannot be written in a file (a Rust function), for the backend to downcast.
+    pub attachment: Option<Arc<dyn Any + Send + Sync>>,
+    /// The version, assigned by the registry when the entry is put; a reload bumps it.
+    pub version: u64,
+}
+
+impl Entry {
+    /// An entry of `kind` with no fields.
+    pub fn new(id: EntryId, kind: impl Into<String>) -> Entry {
+        Entry {
+            id,
+            kind: kind.into(),
+            fields: Value::Map(Vec::new()),
+            base_dir: None,
+            attachment: None,
+            version: 0,
+        }
+    }
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("version", &self.version)
+            .field("fields", &self.fields)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The in-memory registry of entries, filled in code or from entry files.
+#[derive(Default)]
+pub(crate) struct Entries {
+    map: RwLock<HashMap<EntryId, Arc<Entry>>>,
+    next_version: AtomicU64,
+}
+
+impl Entries {
+    /// Puts `entry` (replacing an older version of the same id) and returns it with its version.
+    pub(crate) fn put(&self, mut entry: Entry) -> Arc<Entry> {
+        entry.version = self.next_version.fetch_add(1, Ordering::Relaxed) + 1;
+        let entry = Arc::new(entry);
+        self.map.write().unwrap_or_else(|e| e.into_inner()).insert(entry.id.clone(), entry.clone());
+        entry
+    }
+
+    /// The current version of entry `id`.
+    pub(crate) fn get(&self, id: &EntryId) -> Option<Arc<Entry>> {
+        self.map.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+    }
+
+    pub(crate) fn remove(&self, id: &EntryId) -> Option<Arc<Entry>> {
+        self.map.write().unwrap_or_else(|e| e.into_inner()).remove(id)
+    }
+
+    pub(crate) fn ids(&self) -> Vec<EntryId> {
+        let mut ids: Vec<_> =
+            self.map.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+}

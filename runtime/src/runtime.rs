@@ -1,0 +1,668 @@
+//! The runtime: hosts, the process table, names, entries, backends — and the operations that
+//! act across processes (spawn, send, link, monitor, signals, exit).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::backend::{Backend, Instance, Placement, Prototypes};
+use crate::cell::{Inner, ProcessCell, Watcher};
+use crate::context::{Cx, Dest};
+use crate::error::{Error, ErrorKind, Result};
+use crate::host::{Host, HostConfig};
+use crate::mailbox::PendingOp;
+use crate::pid::{HostId, Pid};
+use crate::process::{Code, Completion, Event, EventKind, Message, Op, Spawn, Tag, Ties};
+use crate::registry::{Entries, Entry, EntryId, Names};
+use crate::rust::RustBackend;
+use crate::scheduler::Strand;
+use crate::sync::lock;
+use crate::table::Table;
+use crate::time::Driver;
+use crate::value::Value;
+
+/// What every process and every handle of one runtime shares.
+pub(crate) struct Shared {
+    hosts: RwLock<HashMap<HostId, Arc<Host>>>,
+    pub(crate) table: Table,
+    pub(crate) names: Names,
+    pub(crate) entries: Entries,
+    backends: RwLock<HashMap<String, Arc<dyn Backend>>>,
+    pub(crate) prototypes: Prototypes,
+    pub(crate) driver: Driver,
+    /// The sender of messages and signals that come from outside any process.
+    outside: Pid,
+    stopped: AtomicBool,
+}
+
+/// A topic must be non-empty and must not start with `@` (reserved).
+pub(crate) fn check_topic(topic: &str) -> Result<()> {
+    if topic.is_empty() || topic.starts_with('@') {
+        return Err(Error::invalid(format!(
+            "topic `{topic}` is invalid (expected a non-empty string not starting with `@`)"
+        )));
+    }
+    Ok(())
+}
+
+/// Undoes what an abandoned operation holds outside the process lock.
+pub(crate) fn undo(op: PendingOp) {
+    if let PendingOp::Timer(h) = op {
+        h.abort();
+    }
+}
+
+impl Shared {
+    pub(crate) fn host(&self, name: &str) -> Result<Arc<Host>> {
+        HostId::lookup(name)
+            .and_then(|id| self.hosts.read().unwrap_or_else(|e| e.into_inner()).get(&id).cloned())
+            .ok_or_else(|| Error::not_found(format!("host `{name}` does not exist")))
+    }
+
+    fn resolve(&self, dest: &Dest) -> Result<Option<Arc<ProcessCell>>> {
+        match dest {
+            Dest::Pid(pid) => Ok(self.table.get(*pid)),
+            Dest::Name(name) => {
+                let pid = self.names.lookup(name).ok_or_else(|| {
+                    Error::not_found(format!("no process is registered as `{name}`"))
+                })?;
+                Ok(self.table.get(pid))
+            }
+        }
+    }
+
+    /// Builds an instance of entry `id` (its current version) for `host`.
+    pub(crate) fn instantiate(
+        &self,
+        id: &EntryId,
+        args: Vec<Value>,
+        host: &Arc<Host>,
+        strand: Option<&Arc<Strand>>,
+    ) -> Result<Instance> {
+        let entry = self
+            .entries
+            .get(id)
+            .ok_or_else(|| Error::not_found(format!("entry {id} does not exist")))?;
+        let backend = self
+            .backends
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&entry.kind)
+            .cloned()
+            .ok_or_else(|| {
+                Error::not_found(format!("entry {id}: no backend runs kind `{}`", entry.kind))
+            })?;
+        let proto = self.prototypes.get_or_prepare(&entry, &*backend)?;
+        proto.instantiate(args, &Placement { host, strand })
+    }
+
+    pub(crate) fn spawn(
+        self: &Arc<Self>,
+        parent: Option<&Arc<ProcessCell>>,
+        spawn: Spawn,
+        ties: Ties,
+        watcher: Option<Watcher>,
+    ) -> Result<Pid> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorKind::Unavailable, "the runtime is shutting down"));
+        }
+        let host = self.host(&spawn.host)?;
+        if let Some(max) = host.config.max_processes
+            && host.live.load(Ordering::Relaxed) >= max
+        {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!("host `{}` is full ({max} processes)", host.name()),
+            ));
+        }
+        let (body, strand, entry) = match spawn.code {
+            Code::Entry(id) => {
+                let inst = self.instantiate(&id, spawn.args, &host, None)?;
+                (inst.process, inst.strand, Some(id))
+            }
+            Code::Instance(p) => (p, None, None),
+        };
+        let pid = Pid::fresh(host.id);
+        let mut inner = Inner { entry, ..Inner::default() };
+        if let Some(parent) = parent {
+            if ties.link {
+                inner.links.push(parent.pid);
+                lock(&parent.inner).links.push(pid);
+            }
+            if ties.monitor {
+                inner.watchers.push(Watcher::Monitor(parent.pid));
+            }
+        }
+        inner.watchers.extend(watcher);
+        if let Some(s) = &strand {
+            s.joined();
+        }
+        host.live.fetch_add(1, Ordering::Relaxed);
+        let cell = Arc::new(ProcessCell::new(pid, self.clone(), host, strand, body, inner));
+        self.table.insert(cell.clone());
+        cell.enqueue();
+        Ok(pid)
+    }
+
+    pub(crate) fn send(&self, from: Pid, dest: &Dest, topic: &str, payload: Value) -> Result<()> {
+        check_topic(topic)?;
+        let Some(cell) = self.resolve(dest)? else { return Ok(()) };
+        let limit = cell.host.config.mailbox_limit;
+        let msg = Message { from, topic: topic.to_owned(), payload };
+        let mut inner = lock(&cell.inner);
+        if inner.exited {
+            return Ok(());
+        }
+        let wake = inner.mailbox.deliver(msg, limit).map_err(|e| e.context(cell.pid))?;
+        drop(inner);
+        if wake {
+            cell.wake();
+        }
+        Ok(())
+    }
+
+    /// Delivers an event to `pid`, if it is alive.
+    pub(crate) fn post_event(&self, pid: Pid, event: Event) {
+        if let Some(cell) = self.table.get(pid) {
+            cell.with(|i| ((), !i.exited && i.mailbox.deliver_event(event)));
+        }
+    }
+
+    /// Completes operation `tag` of `cell`.
+    pub(crate) fn complete(&self, cell: &Arc<ProcessCell>, tag: Tag, c: Completion) {
+        cell.with(|i| ((), !i.exited && i.mailbox.complete(tag, c)));
+    }
+
+    pub(crate) fn start_op(&self, cell: &Arc<ProcessCell>, op: Op) -> Tag {
+        let mut inner = lock(&cell.inner);
+        let tag = inner.mailbox.new_tag();
+        match op {
+            Op::Receive { topic } => inner.mailbox.start(tag, PendingOp::Receive(topic)),
+            Op::Event => inner.mailbox.start(tag, PendingOp::Event),
+            Op::Sleep(d) => {
+                // Registered under the lock before the timer can fire and complete it.
+                let h = self.driver.sleep(cell.clone(), tag, d);
+                inner.mailbox.start(tag, PendingOp::Timer(h));
+            }
+            Op::Exec(spawn) => {
+                inner.mailbox.start(tag, PendingOp::Exec);
+                drop(inner);
+                let watcher = Watcher::Exec(cell.pid, tag);
+                if let Err(e) = cell.rt.spawn(Some(cell), spawn, Ties::default(), Some(watcher)) {
+                    self.complete(cell, tag, Completion::Failed(e));
+                }
+            }
+        }
+        tag
+    }
+
+    pub(crate) fn link(&self, me: &Arc<ProcessCell>, other: Pid) -> Result<()> {
+        if other == me.pid {
+            return Err(Error::invalid(format!("process {other} cannot link to itself")));
+        }
+        let gone = || Error::not_found(format!("process {other} is not alive"));
+        let cell = self.table.get(other).ok_or_else(gone)?;
+        {
+            let mut o = lock(&cell.inner);
+            if o.exited {
+                return Err(gone());
+            }
+            if !o.links.contains(&me.pid) {
+                o.links.push(me.pid);
+            }
+        }
+        let mut mine = lock(&me.inner);
+        if !mine.links.contains(&other) {
+            mine.links.push(other);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn unlink(&self, me: &Arc<ProcessCell>, other: Pid) {
+        lock(&me.inner).links.retain(|p| *p != other);
+        if let Some(cell) = self.table.get(other) {
+            lock(&cell.inner).links.retain(|p| *p != me.pid);
+        }
+    }
+
+    pub(crate) fn monitor(&self, me: &Arc<ProcessCell>, target: Pid) {
+        let added = self.table.get(target).is_some_and(|cell| {
+            let mut t = lock(&cell.inner);
+            !t.exited && {
+                t.watchers.push(Watcher::Monitor(me.pid));
+                true
+            }
+        });
+        if !added {
+            let err = Error::not_found(format!("process {target} is not alive"));
+            self.post_event(
+                me.pid,
+                Event { kind: EventKind::Exit, from: target, result: Some(Err(err)), reason: None },
+            );
+        }
+    }
+
+    pub(crate) fn unmonitor(&self, me: &Arc<ProcessCell>, target: Pid) {
+        if let Some(cell) = self.table.get(target) {
+            let mut t = lock(&cell.inner);
+            if let Some(i) =
+                t.watchers.iter().position(|w| matches!(w, Watcher::Monitor(p) if *p == me.pid))
+            {
+                t.watchers.remove(i);
+            }
+        }
+    }
+
+    pub(crate) fn register(&self, name: &str, pid: Pid) -> Result<()> {
+        if name.is_empty() || name.starts_with('{') || name.starts_with('@') {
+            return Err(Error::invalid(format!(
+                "name `{name}` is invalid (expected a non-empty name not starting with `{{` or `@`)"
+            )));
+        }
+        let gone = || Error::not_found(format!("process {pid} is not alive"));
+        let cell = self.table.get(pid).ok_or_else(gone)?;
+        let mut inner = lock(&cell.inner);
+        if inner.exited {
+            return Err(gone());
+        }
+        self.names.insert(name, pid)?;
+        inner.names.push(name.to_owned());
+        Ok(())
+    }
+
+    pub(crate) fn unregister(&self, name: &str) -> Result<()> {
+        let pid = self
+            .names
+            .lookup(name)
+            .ok_or_else(|| Error::not_found(format!("no process is registered as `{name}`")))?;
+        if let Some(cell) = self.table.get(pid) {
+            lock(&cell.inner).names.retain(|n| n != name);
+        }
+        self.names.remove(name, pid);
+        Ok(())
+    }
+
+    pub(crate) fn cancel(&self, from: Pid, dest: &Dest, reason: Option<Value>) -> Result<()> {
+        if let Some(cell) = self.resolve(dest)? {
+            let event = Event { kind: EventKind::Cancel, from, result: None, reason };
+            cell.with(|i| ((), !i.exited && i.mailbox.deliver_event(event)));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn terminate(&self, from: Pid, dest: &Dest) -> Result<()> {
+        if let Some(cell) = self.resolve(dest)? {
+            let err = Error::new(ErrorKind::Canceled, format!("terminated by {from}"));
+            kill(&cell, err);
+        }
+        Ok(())
+    }
+
+    /// Tells the processes tied to `pid` that it ended with `result`. Called once per process,
+    /// after it left the table.
+    pub(crate) fn notify_exit(
+        &self,
+        pid: Pid,
+        result: &Result<Value, Error>,
+        links: Vec<Pid>,
+        watchers: Vec<Watcher>,
+    ) {
+        for w in watchers {
+            match w {
+                Watcher::Monitor(p) => self.post_event(
+                    p,
+                    Event { kind: EventKind::Exit, from: pid, result: Some(result.clone()), reason: None },
+                ),
+                Watcher::Exec(p, tag) => {
+                    if let Some(cell) = self.table.get(p) {
+                        self.complete(&cell, tag, Completion::Exit(result.clone()));
+                    }
+                }
+                Watcher::External(tx) => {
+                    let _ = tx.send(result.clone());
+                }
+            }
+        }
+        for l in links {
+            let Some(cell) = self.table.get(l) else { continue };
+            let mut inner = lock(&cell.inner);
+            inner.links.retain(|p| *p != pid);
+            let Err(err) = result else { continue };
+            if inner.exited {
+                continue;
+            }
+            if inner.trap_links {
+                let event = Event {
+                    kind: EventKind::LinkDown,
+                    from: pid,
+                    result: Some(Err(err.clone())),
+                    reason: None,
+                };
+                let wake = inner.mailbox.deliver_event(event);
+                drop(inner);
+                if wake {
+                    cell.wake();
+                }
+            } else {
+                drop(inner);
+                let e = Error::new(err.kind(), format!("linked process {pid} failed: {}", err.message()));
+                kill(&cell, e);
+            }
+        }
+    }
+}
+
+/// Ends `cell` before its next step with `err` (the first kill wins).
+fn kill(cell: &Arc<ProcessCell>, err: Error) {
+    cell.with(|i| {
+        if i.exited || i.kill.is_some() {
+            return ((), false);
+        }
+        i.kill = Some(err);
+        i.mailbox.waiting = None;
+        ((), true)
+    });
+}
+
+/// A Spindle runtime: hosts with their schedulers, and the processes on them.
+///
+/// Dropping it (or calling [`Runtime::shutdown`]) stops every worker and ends every process.
+pub struct Runtime {
+    shared: Arc<Shared>,
+}
+
+/// Builds a [`Runtime`].
+#[derive(Default)]
+pub struct RuntimeBuilder {
+    hosts: Vec<HostConfig>,
+    backends: Vec<Arc<dyn Backend>>,
+}
+
+impl fmt::Debug for RuntimeBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuntimeBuilder").field("hosts", &self.hosts).finish_non_exhaustive()
+    }
+}
+
+impl RuntimeBuilder {
+    /// Adds a host.
+    #[must_use]
+    pub fn host(mut self, config: HostConfig) -> RuntimeBuilder {
+        self.hosts.push(config);
+        self
+    }
+
+    /// Adds a backend (the Rust backend for `process.rust` entries is always there).
+    #[must_use]
+    pub fn backend(mut self, backend: impl Backend) -> RuntimeBuilder {
+        self.backends.push(Arc::new(backend));
+        self
+    }
+
+    /// Starts the runtime: its I/O driver and every host's workers.
+    ///
+    /// # Errors
+    /// `ALREADY_EXISTS` for two hosts of one name; `INTERNAL` if the I/O driver cannot start.
+    pub fn build(self) -> Result<Runtime> {
+        let shared = Arc::new(Shared {
+            hosts: RwLock::new(HashMap::new()),
+            table: Table::new(),
+            names: Names::default(),
+            entries: Entries::default(),
+            backends: RwLock::new(HashMap::new()),
+            prototypes: Prototypes::default(),
+            driver: Driver::start()?,
+            outside: Pid::fresh(HostId::intern("runtime")),
+            stopped: AtomicBool::new(false),
+        });
+        let rt = Runtime { shared };
+        rt.add_backend(Arc::new(RustBackend));
+        for b in self.backends {
+            rt.add_backend(b);
+        }
+        for h in self.hosts {
+            rt.add_host(h)?;
+        }
+        Ok(rt)
+    }
+}
+
+impl Runtime {
+    /// A builder.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+
+    /// Starts another host.
+    ///
+    /// # Errors
+    /// `ALREADY_EXISTS` if a host of that name runs.
+    pub fn add_host(&self, config: HostConfig) -> Result<Arc<Host>> {
+        let id = HostId::intern(&config.name);
+        let mut hosts = self.shared.hosts.write().unwrap_or_else(|e| e.into_inner());
+        if hosts.contains_key(&id) {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("host `{}` already exists", config.name),
+            ));
+        }
+        let host = Host::start(config);
+        hosts.insert(id, host.clone());
+        Ok(host)
+    }
+
+    /// The host named `name`.
+    pub fn host(&self, name: &str) -> Option<Arc<Host>> {
+        self.shared.host(name).ok()
+    }
+
+    /// Adds a backend for its entry kinds (replacing one for the same kinds).
+    pub fn add_backend(&self, backend: Arc<dyn Backend>) {
+        let mut map = self.shared.backends.write().unwrap_or_else(|e| e.into_inner());
+        for kind in backend.kinds() {
+            map.insert((*kind).to_owned(), backend.clone());
+        }
+    }
+
+    /// Puts `entry` into the registry (a new version if its id exists) and returns it.
+    pub fn put_entry(&self, entry: Entry) -> Arc<Entry> {
+        self.shared.entries.put(entry)
+    }
+
+    /// The current version of entry `id`.
+    pub fn entry(&self, id: &EntryId) -> Option<Arc<Entry>> {
+        self.shared.entries.get(id)
+    }
+
+    /// Removes entry `id` from the registry; running processes keep their code.
+    pub fn remove_entry(&self, id: &EntryId) -> Option<Arc<Entry>> {
+        self.shared.entries.remove(id)
+    }
+
+    /// Every entry id, sorted.
+    pub fn entry_ids(&self) -> Vec<EntryId> {
+        self.shared.entries.ids()
+    }
+
+    /// How many prototypes the cache holds.
+    pub fn cached_prototypes(&self) -> usize {
+        self.shared.prototypes.len()
+    }
+
+    /// Starts a process with no parent.
+    ///
+    /// # Errors
+    /// As [`Cx::spawn`].
+    pub fn spawn(&self, spawn: Spawn) -> Result<Pid> {
+        self.shared.spawn(None, spawn, Ties::default(), None)
+    }
+
+    /// Starts a process and returns a handle that receives its result.
+    ///
+    /// # Errors
+    /// As [`Cx::spawn`].
+    pub fn spawn_watched(&self, spawn: Spawn) -> Result<(Pid, ExitWatch)> {
+        let (tx, rx) = mpsc::channel();
+        let pid = self.shared.spawn(None, spawn, Ties::default(), Some(Watcher::External(tx)))?;
+        Ok((pid, ExitWatch { rx }))
+    }
+
+    /// Starts a process and blocks the calling thread until it ends; returns its result.
+    ///
+    /// # Errors
+    /// As [`Cx::spawn`], or the process's own error.
+    pub fn exec(&self, spawn: Spawn) -> Result<Value> {
+        self.spawn_watched(spawn)?.1.wait()
+    }
+
+    /// A handle that receives `pid`'s result (at once, `NOT_FOUND`, if it is not alive).
+    pub fn watch(&self, pid: Pid) -> ExitWatch {
+        let (tx, rx) = mpsc::channel();
+        let mut tx = Some(tx);
+        if let Some(cell) = self.shared.table.get(pid) {
+            let mut inner = lock(&cell.inner);
+            if !inner.exited {
+                inner.watchers.push(Watcher::External(tx.take().expect("sender")));
+            }
+        }
+        if let Some(tx) = tx {
+            let _ = tx.send(Err(Error::not_found(format!("process {pid} is not alive"))));
+        }
+        ExitWatch { rx }
+    }
+
+    /// Sends a message from outside the runtime's processes.
+    ///
+    /// # Errors
+    /// As [`Cx::send`].
+    pub fn send(&self, dest: impl Into<Dest>, topic: &str, payload: impl Into<Value>) -> Result<()> {
+        self.shared.send(self.shared.outside, &dest.into(), topic, payload.into())
+    }
+
+    /// Asks `dest` to stop (CANCEL event).
+    ///
+    /// # Errors
+    /// `NOT_FOUND` for a name nobody registered.
+    pub fn cancel(&self, dest: impl Into<Dest>, reason: Option<Value>) -> Result<()> {
+        self.shared.cancel(self.shared.outside, &dest.into(), reason)
+    }
+
+    /// Stops `dest` hard.
+    ///
+    /// # Errors
+    /// `NOT_FOUND` for a name nobody registered.
+    pub fn terminate(&self, dest: impl Into<Dest>) -> Result<()> {
+        self.shared.terminate(self.shared.outside, &dest.into())
+    }
+
+    /// The pid registered as `name`.
+    pub fn lookup(&self, name: &str) -> Option<Pid> {
+        self.shared.names.lookup(name)
+    }
+
+    /// Whether `pid` is alive.
+    pub fn is_alive(&self, pid: Pid) -> bool {
+        self.shared.table.get(pid).is_some()
+    }
+
+    /// Live processes on every host.
+    pub fn process_count(&self) -> usize {
+        self.shared.table.len()
+    }
+
+    /// Sends OUTDATED to every upgradable process running entry `id`; returns how many.
+    pub fn notify_outdated(&self, id: &EntryId) -> usize {
+        let mut n = 0;
+        for cell in self.shared.table.snapshot() {
+            let event = Event { kind: EventKind::Outdated, from: cell.pid, result: None, reason: None };
+            let told = cell.with(|i| {
+                if i.exited || !i.upgradable || i.entry.as_ref() != Some(id) {
+                    return (false, false);
+                }
+                (true, i.mailbox.deliver_event(event))
+            });
+            n += usize::from(told);
+        }
+        n
+    }
+
+    /// Stops every host's workers and ends every process (their bodies are dropped; no EXIT
+    /// events are sent). Also done on drop.
+    pub fn shutdown(&self) {
+        if self.shared.stopped.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let hosts: Vec<_> =
+            self.shared.hosts.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        for h in &hosts {
+            h.sched.shutdown();
+        }
+        for cell in self.shared.table.drain() {
+            // SAFETY: every worker of every host has stopped, so no step holds the body.
+            let body = unsafe { cell.body() }.take();
+            let ops = {
+                let mut i = lock(&cell.inner);
+                i.exited = true;
+                i.links.clear();
+                i.watchers.clear();
+                i.mailbox.close()
+            };
+            ops.into_iter().for_each(undo);
+            if let Some(s) = &cell.strand {
+                s.clear();
+            }
+            drop(body);
+        }
+        self.shared.driver.shutdown();
+        self.shared.hosts.write().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime").field("processes", &self.process_count()).finish_non_exhaustive()
+    }
+}
+
+/// Receives the result of one process (see [`Runtime::spawn_watched`], [`Runtime::watch`]).
+#[derive(Debug)]
+pub struct ExitWatch {
+    rx: mpsc::Receiver<Result<Value, Error>>,
+}
+
+impl ExitWatch {
+    /// Blocks until the process ends; returns its result.
+    ///
+    /// # Errors
+    /// The process's error, or `UNAVAILABLE` if the runtime shut down first.
+    pub fn wait(self) -> Result<Value> {
+        self.rx.recv().unwrap_or_else(|_| Err(shut_down()))
+    }
+
+    /// Blocks up to `timeout`; `None` if the process still runs.
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<Value>> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(r) => Some(r),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => Some(Err(shut_down())),
+        }
+    }
+}
+
+fn shut_down() -> Error {
+    Error::new(ErrorKind::Unavailable, "the runtime shut down before the process ended")
+}
+
+/// Builds a process context for `cell` (for the step loop).
+pub(crate) fn cx_of(cell: &Arc<ProcessCell>) -> Cx {
+    Cx { cell: cell.clone() }
+}

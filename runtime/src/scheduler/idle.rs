@@ -1,0 +1,90 @@
+//! Parking idle workers without losing a wake-up.
+//!
+//! Protocol (a Dekker pair over `sleeping` and the run queues):
+//!
+//! 1. A worker that found no work adds itself to `sleepers` and bumps `sleeping` (SeqCst),
+//! 2. then checks every queue once more; if it finds work it takes itself out again and runs it,
+//! 3. else it parks on its own `Parker`, whose token is sticky: an unpark that comes before the
+//!    park is not lost.
+//!
+//! A producer pushes its task, then (`notify_one`) issues a SeqCst fence and reads `sleeping`.
+//! Either the producer sees the sleeper (and unparks one), or the sleeper's re-check in step 2
+//! sees the task: both cannot miss each other, because both sides order "write mine, fence,
+//! read theirs".
+
+use std::sync::atomic::{AtomicUsize, Ordering, fence};
+
+use crossbeam_utils::sync::{Parker, Unparker};
+
+use crate::sync::{Mutex, lock};
+
+pub(super) struct Idle {
+    sleeping: AtomicUsize,
+    sleepers: Mutex<Vec<usize>>,
+    unparkers: Mutex<Vec<Option<Unparker>>>,
+}
+
+impl Idle {
+    pub(super) fn new(workers: usize) -> Idle {
+        Idle {
+            sleeping: AtomicUsize::new(0),
+            sleepers: Mutex::new(Vec::with_capacity(workers)),
+            unparkers: Mutex::new(vec![None; workers]),
+        }
+    }
+
+    /// Registers the parker of worker `index` (once, when the worker starts).
+    pub(super) fn register(&self, index: usize, parker: &Parker) {
+        lock(&self.unparkers)[index] = Some(parker.unparker().clone());
+    }
+
+    /// Step 1: worker `index` announces it is about to sleep.
+    pub(super) fn announce(&self, index: usize) {
+        lock(&self.sleepers).push(index);
+        self.sleeping.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+    }
+
+    /// Worker `index` found work after announcing (or woke up): it is no longer a sleeper.
+    pub(super) fn withdraw(&self, index: usize) {
+        let mut sleepers = lock(&self.sleepers);
+        if let Some(i) = sleepers.iter().position(|&w| w == index) {
+            sleepers.swap_remove(i);
+            self.sleeping.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Wakes one sleeping worker, if any sleeps.
+    pub(super) fn notify_one(&self) {
+        fence(Ordering::SeqCst);
+        if self.sleeping.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let woken = {
+            let mut sleepers = lock(&self.sleepers);
+            let w = sleepers.pop();
+            if w.is_some() {
+                self.sleeping.fetch_sub(1, Ordering::SeqCst);
+            }
+            w
+        };
+        if let Some(w) = woken {
+            self.unpark(w);
+        }
+    }
+
+    /// Wakes every worker (shutdown).
+    pub(super) fn notify_all(&self) {
+        let n = lock(&self.unparkers).len();
+        for w in 0..n {
+            self.withdraw(w);
+            self.unpark(w);
+        }
+    }
+
+    fn unpark(&self, index: usize) {
+        if let Some(u) = &lock(&self.unparkers)[index] {
+            u.unpark();
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The scheduler: one per host. N workers, each with a local FIFO queue; a global injector for
+//! wake-ups from outside the host's workers; idle workers steal, then park.
+//!
+//! * `state.rs` — the state word that makes a wake-up queue a process at most once.
+//! * `worker.rs` — the worker loop: find work, run it, park.
+//! * `idle.rs` — parking and waking workers without losing a wake-up.
+//! * `strand.rs` — serial groups of processes moved between workers as one unit.
+
+mod idle;
+pub(crate) mod state;
+mod strand;
+mod worker;
+
+pub use strand::Strand;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use crossbeam_deque::{Injector, Stealer, Worker};
+
+use crate::cell::ProcessCell;
+use crate::sync::{Mutex, lock};
+use idle::Idle;
+
+/// Something a worker can run.
+pub(crate) enum Task {
+    Process(Arc<ProcessCell>),
+    Strand(Arc<Strand>),
+}
+
+/// The run queues and workers of one host.
+pub(crate) struct Scheduler {
+    name: String,
+    injector: Injector<Task>,
+    stealers: Vec<Stealer<Task>>,
+    idle: Idle,
+    shutdown: AtomicBool,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Scheduler {
+    /// Starts a scheduler with `workers` threads named after the host.
+    pub(crate) fn start(name: &str, workers: usize) -> Arc<Scheduler> {
+        let workers = workers.max(1);
+        let locals: Vec<Worker<Task>> = (0..workers).map(|_| Worker::new_fifo()).collect();
+        let sched = Arc::new(Scheduler {
+            name: name.to_owned(),
+            injector: Injector::new(),
+            stealers: locals.iter().map(Worker::stealer).collect(),
+            idle: Idle::new(workers),
+            shutdown: AtomicBool::new(false),
+            threads: Mutex::new(Vec::new()),
+        });
+        let mut threads = lock(&sched.threads);
+        for (index, local) in locals.into_iter().enumerate() {
+            let s = sched.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("spindle:{}:{index}", name))
+                .spawn(move || worker::run(s, index, local))
+                .expect("spawning a scheduler worker thread");
+            threads.push(handle);
+        }
+        drop(threads);
+        sched
+    }
+
+    /// The number of workers.
+    pub(crate) fn workers(&self) -> usize {
+        self.stealers.len()
+    }
+
+    /// Queues a task that was just woken or spawned: on the current worker's local queue when
+    /// called from one of this scheduler's workers, else on the injector.
+    pub(crate) fn schedule(&self, task: Task) {
+        if let Err(task) = worker::push_local(self, task) {
+            self.injector.push(task);
+        }
+        self.idle.notify_one();
+    }
+
+    /// Stops the workers (after their current task) and joins them. Tasks left in the queues
+    /// are dropped.
+    pub(crate) fn shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        self.idle.notify_all();
+        let threads = std::mem::take(&mut *lock(&self.threads));
+        let me = std::thread::current().id();
+        for t in threads {
+            if t.thread().id() != me {
+                let _ = t.join();
+            }
+        }
+        while !self.injector.is_empty() {
+            let _ = self.injector.steal();
+        }
+    }
+
+    fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler").field("name", &self.name).field("workers", &self.workers()).finish()
+    }
+}

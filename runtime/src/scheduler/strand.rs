@@ -1,0 +1,95 @@
+//! Strands: serial groups of processes that are never stepped at the same time.
+//!
+//! A backend whose processes share something single-threaded (a Lua island: one Lua state)
+//! puts them in one strand. A member's wake-up queues the member on the strand's own ready queue
+//! and queues the strand on the scheduler. The worker that takes the strand steps its ready
+//! members one after another (up to `STRAND_BUDGET`), then lets go: back into a run queue if
+//! members are still ready, else idle. The strand has its own state word, so it is queued at
+//! most once and run by at most one worker: that is what keeps its members serial.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::state::{Idle, State, Wake};
+use super::{Scheduler, Task};
+use crate::cell::ProcessCell;
+use crate::step;
+use crate::sync::{Mutex, lock};
+
+/// How many member steps a worker runs before it lets a strand go.
+const STRAND_BUDGET: usize = 64;
+
+/// A serial group of processes on one host (see the module docs).
+pub struct Strand {
+    state: State,
+    ready: Mutex<VecDeque<Arc<ProcessCell>>>,
+    sched: Arc<Scheduler>,
+    members: AtomicUsize,
+}
+
+impl Strand {
+    pub(crate) fn new(sched: Arc<Scheduler>) -> Arc<Strand> {
+        Arc::new(Strand {
+            state: State::new_idle(),
+            ready: Mutex::new(VecDeque::new()),
+            sched,
+            members: AtomicUsize::new(0),
+        })
+    }
+
+    /// How many live processes belong to this strand (for placing new ones).
+    pub fn members(&self) -> usize {
+        self.members.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn joined(&self) {
+        self.members.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn left(&self) {
+        self.members.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Queues member `cell` (whose own state word the caller already set to scheduled).
+    pub(crate) fn push(self: &Arc<Self>, cell: Arc<ProcessCell>) {
+        lock(&self.ready).push_back(cell);
+        if self.state.wake() == Wake::Schedule {
+            self.sched.schedule(Task::Strand(self.clone()));
+        }
+    }
+
+    /// Forgets every queued member (shutdown: breaks the member → strand → member cycle).
+    pub(crate) fn clear(&self) {
+        lock(&self.ready).clear();
+    }
+
+    /// Runs ready members; returns `true` if the strand must be queued again.
+    pub(super) fn run(&self) -> bool {
+        if !self.state.start() {
+            return false;
+        }
+        for _ in 0..STRAND_BUDGET {
+            let Some(cell) = lock(&self.ready).pop_front() else { break };
+            if step::run(&cell) == step::After::Requeue {
+                lock(&self.ready).push_back(cell);
+            }
+        }
+        if lock(&self.ready).is_empty() {
+            self.state.idle() == Idle::Reschedule
+        } else {
+            self.state.requeue();
+            true
+        }
+    }
+}
+
+impl fmt::Debug for Strand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Strand")
+            .field("state", &self.state)
+            .field("members", &self.members())
+            .finish()
+    }
+}

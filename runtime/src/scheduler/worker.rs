@@ -1,0 +1,119 @@
+//! The worker loop.
+//!
+//! A worker takes tasks from its local FIFO queue; every `INJECTOR_INTERVAL` tasks it looks at
+//! the injector first, so wake-ups from outside are not starved by a busy local queue. With no
+//! local work it takes a batch from the injector, then steals a batch from another worker, then
+//! parks (see `idle.rs`).
+
+use std::cell::Cell;
+use std::iter;
+use std::ptr;
+use std::sync::Arc;
+
+use crossbeam_deque::{Steal, Worker};
+use crossbeam_utils::sync::Parker;
+
+use super::{Scheduler, Task};
+use crate::step;
+
+const INJECTOR_INTERVAL: u32 = 61;
+
+struct Local {
+    sched: *const Scheduler,
+    queue: Worker<Task>,
+}
+
+thread_local! {
+    static LOCAL: Cell<*const Local> = const { Cell::new(ptr::null()) };
+}
+
+/// Pushes `task` onto the calling worker's local queue if the caller is a worker of `sched`.
+pub(super) fn push_local(sched: &Scheduler, task: Task) -> Result<(), Task> {
+    LOCAL.with(|l| {
+        let local = l.get();
+        // SAFETY: `LOCAL` points at the `Local` on the stack of `run` below for exactly as long
+        // as that frame lives on this thread (it is reset before `run` returns), and only this
+        // thread reads it.
+        match unsafe { local.as_ref() } {
+            Some(local) if ptr::eq(local.sched, sched) => {
+                local.queue.push(task);
+                Ok(())
+            }
+            _ => Err(task),
+        }
+    })
+}
+
+pub(super) fn run(sched: Arc<Scheduler>, index: usize, queue: Worker<Task>) {
+    let local = Local { sched: Arc::as_ptr(&sched), queue };
+    LOCAL.with(|l| l.set(&local));
+    let parker = Parker::new();
+    sched.idle.register(index, &parker);
+    let mut tick: u32 = 0;
+
+    while !sched.is_shutdown() {
+        tick = tick.wrapping_add(1);
+        let task = if tick % INJECTOR_INTERVAL == 0 {
+            steal_injector(&sched, &local.queue).or_else(|| local.queue.pop())
+        } else {
+            local.queue.pop()
+        };
+        let task = task.or_else(|| find_work(&sched, index, &local.queue));
+        match task {
+            Some(task) => run_task(&sched, task),
+            None => {
+                sched.idle.announce(index);
+                if let Some(task) = find_work(&sched, index, &local.queue) {
+                    sched.idle.withdraw(index);
+                    run_task(&sched, task);
+                    continue;
+                }
+                if sched.is_shutdown() {
+                    break;
+                }
+                parker.park();
+                sched.idle.withdraw(index);
+            }
+        }
+    }
+    LOCAL.with(|l| l.set(ptr::null()));
+    // Tasks still queued here are dropped with the queue; `Runtime::shutdown` ends processes.
+}
+
+fn steal_injector(sched: &Scheduler, queue: &Worker<Task>) -> Option<Task> {
+    iter::repeat_with(|| sched.injector.steal_batch_and_pop(queue))
+        .find(|s| !s.is_retry())
+        .and_then(Steal::success)
+}
+
+fn find_work(sched: &Scheduler, index: usize, queue: &Worker<Task>) -> Option<Task> {
+    if let Some(t) = steal_injector(sched, queue) {
+        return Some(t);
+    }
+    let n = sched.stealers.len();
+    for k in 1..n {
+        let victim = &sched.stealers[(index + k) % n];
+        let got = iter::repeat_with(|| victim.steal_batch_and_pop(queue))
+            .find(|s| !s.is_retry())
+            .and_then(Steal::success);
+        if got.is_some() {
+            return got;
+        }
+    }
+    None
+}
+
+fn run_task(sched: &Scheduler, task: Task) {
+    match task {
+        Task::Process(cell) => {
+            if step::run(&cell) == step::After::Requeue {
+                sched.schedule(Task::Process(cell));
+            }
+        }
+        Task::Strand(strand) => {
+            if strand.run() {
+                sched.schedule(Task::Strand(strand));
+            }
+        }
+    }
+}

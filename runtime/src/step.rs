@@ -1,0 +1,165 @@
+//! How a worker runs one process: step it, act on the returned [`Step`], end it.
+//!
+//! A process taken from a queue is stepped repeatedly while its wait is already satisfied (a
+//! receive that found a queued message), up to `STEP_BUDGET` steps; then it goes behind the
+//! others. A panic in a step ends that process with an `INTERNAL` error and nothing else.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::cell::ProcessCell;
+use crate::error::{Error, ErrorKind, Result};
+use crate::process::Step;
+use crate::registry::EntryId;
+use crate::runtime::{cx_of, undo};
+use crate::scheduler::state::Idle;
+use crate::sync::lock;
+use crate::value::Value;
+
+const STEP_BUDGET: u32 = 64;
+
+/// What the worker does with the process after [`run`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum After {
+    /// It ended, or it waits: nothing to do.
+    Done,
+    /// Queue it again (behind the others).
+    Requeue,
+}
+
+pub(crate) fn run(cell: &Arc<ProcessCell>) -> After {
+    if !cell.state.start() {
+        return After::Done;
+    }
+    let mut cx = cx_of(cell);
+    for _ in 0..STEP_BUDGET {
+        {
+            let mut inner = lock(&cell.inner);
+            if let Some(err) = inner.kill.take() {
+                drop(inner);
+                exit(cell, Err(err));
+                return After::Done;
+            }
+            inner.mailbox.notified = false;
+            inner.mailbox.waiting = None;
+        }
+        // SAFETY: `start` above gave this worker the RUNNING bit; it is released only by the
+        // `idle`, `requeue` or `complete` transitions below, after the last use of the body.
+        let body = unsafe { cell.body() };
+        let Some(process) = body.as_mut() else {
+            exit(cell, Err(Error::new(ErrorKind::Internal, "process has no code")));
+            return After::Done;
+        };
+        let step = catch_unwind(AssertUnwindSafe(|| process.step(&mut cx)));
+        match step {
+            Err(panic) => {
+                let msg = panic_message(&*panic);
+                exit(cell, Err(Error::new(ErrorKind::Internal, format!("process panicked: {msg}"))));
+                return After::Done;
+            }
+            Ok(Step::Exit(result)) => {
+                exit(cell, result);
+                return After::Done;
+            }
+            Ok(Step::Yield) => {
+                cell.state.requeue();
+                return After::Requeue;
+            }
+            Ok(Step::Wait(mode)) => {
+                let mut inner = lock(&cell.inner);
+                if inner.kill.is_some() || inner.mailbox.ready(mode) {
+                    continue;
+                }
+                inner.mailbox.waiting = Some(mode);
+                drop(inner);
+                return match cell.state.idle() {
+                    Idle::Parked => After::Done,
+                    Idle::Reschedule => After::Requeue,
+                };
+            }
+            Ok(Step::Upgrade { entry, args }) => {
+                if let Err(e) = upgrade(cell, entry, args) {
+                    exit(cell, Err(e));
+                    return After::Done;
+                }
+            }
+        }
+    }
+    cell.state.requeue();
+    After::Requeue
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".to_owned())
+}
+
+/// Swaps in the code of `entry` (the current entry if `None`), keeping identity and mailbox.
+fn upgrade(cell: &Arc<ProcessCell>, entry: Option<EntryId>, args: Vec<Value>) -> Result<()> {
+    let pid = cell.pid;
+    let id = match entry {
+        Some(id) => id,
+        None => lock(&cell.inner).entry.clone().ok_or_else(|| {
+            Error::invalid(format!("upgrade of {pid}: it was not started from an entry to reload"))
+        })?,
+    };
+    let fail = |e: Error| e.context(format!("upgrade of {pid} to {id}"));
+    let inst = cell.rt.instantiate(&id, args, &cell.host, cell.strand.as_ref()).map_err(fail)?;
+    let same_strand = match (&inst.strand, &cell.strand) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    };
+    if !same_strand {
+        return Err(fail(Error::new(
+            ErrorKind::Unavailable,
+            "the new code must run in a different isolation group than the old",
+        )));
+    }
+    let ops = {
+        let mut inner = lock(&cell.inner);
+        inner.entry = Some(id);
+        inner.mailbox.reset_ops()
+    };
+    ops.into_iter().for_each(undo);
+    // SAFETY: called from `run`, which holds the RUNNING bit.
+    let old = unsafe { cell.body() }.replace(inst.process);
+    drop(old);
+    Ok(())
+}
+
+/// Ends `cell` with `result`: it leaves the table, its names are released, its operations are
+/// dropped, its code is dropped, and its monitors and links are told.
+fn exit(cell: &Arc<ProcessCell>, result: Result<Value, Error>) {
+    let (links, watchers, names, ops) = {
+        let mut inner = lock(&cell.inner);
+        inner.exited = true;
+        inner.kill = None;
+        (
+            std::mem::take(&mut inner.links),
+            std::mem::take(&mut inner.watchers),
+            std::mem::take(&mut inner.names),
+            inner.mailbox.close(),
+        )
+    };
+    ops.into_iter().for_each(undo);
+    // SAFETY: called from `run`, which holds the RUNNING bit until `complete` below.
+    let body = unsafe { cell.body() }.take();
+    cell.state.complete();
+    let rt = &cell.rt;
+    rt.table.remove(cell.pid);
+    cell.host.live.fetch_sub(1, Ordering::Relaxed);
+    if let Some(s) = &cell.strand {
+        s.left();
+    }
+    for name in &names {
+        rt.names.remove(name, cell.pid);
+    }
+    // The code goes before anyone hears of the exit: its destructors run as part of the process.
+    drop(body);
+    rt.notify_exit(cell.pid, &result, links, watchers);
+}

@@ -1,0 +1,73 @@
+//! The process table: pid → live process, sharded to keep spawns on different workers apart.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+use crate::cell::ProcessCell;
+use crate::pid::Pid;
+use crate::sync::{Mutex, lock};
+
+const SHARDS: usize = 64;
+
+/// Serials are handed out in sequence: a multiplicative mix spreads them over buckets.
+#[derive(Default)]
+struct SerialHasher(u64);
+
+impl Hasher for SerialHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type Shard = HashMap<u64, Arc<ProcessCell>, BuildHasherDefault<SerialHasher>>;
+
+pub(crate) struct Table {
+    shards: Vec<Mutex<Shard>>,
+}
+
+impl Table {
+    pub(crate) fn new() -> Table {
+        Table { shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect() }
+    }
+
+    fn shard(&self, pid: Pid) -> &Mutex<Shard> {
+        &self.shards[(pid.serial() as usize) % SHARDS]
+    }
+
+    pub(crate) fn insert(&self, cell: Arc<ProcessCell>) {
+        lock(self.shard(cell.pid)).insert(cell.pid.serial(), cell);
+    }
+
+    pub(crate) fn get(&self, pid: Pid) -> Option<Arc<ProcessCell>> {
+        lock(self.shard(pid)).get(&pid.serial()).cloned()
+    }
+
+    pub(crate) fn remove(&self, pid: Pid) -> Option<Arc<ProcessCell>> {
+        lock(self.shard(pid)).remove(&pid.serial())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+
+    /// Takes every process out of the table (shutdown).
+    pub(crate) fn drain(&self) -> Vec<Arc<ProcessCell>> {
+        self.shards.iter().flat_map(|s| lock(s).drain().map(|(_, c)| c).collect::<Vec<_>>()).collect()
+    }
+}
+
+impl Table {
+    /// Every live process at one moment (for broadcasts such as OUTDATED).
+    pub(crate) fn snapshot(&self) -> Vec<Arc<ProcessCell>> {
+        self.shards.iter().flat_map(|s| lock(s).values().cloned().collect::<Vec<_>>()).collect()
+    }
+}

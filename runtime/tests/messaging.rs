@@ -1,0 +1,218 @@
+//! Messages: per-sender order, topics vs the inbox, names, limits, bad input.
+
+mod common;
+
+use common::*;
+use spindle_runtime::{ErrorKind, HostConfig, Spawn, Ties, Value};
+
+#[test]
+fn request_reply() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        let child = cx.spawn(
+            proc(|cx| async move {
+                let m = cx.recv().await;
+                cx.send(m.from, "reply", m.payload.as_int().unwrap() * 2)?;
+                Ok(Value::Nil)
+            }),
+            Ties::default(),
+        )?;
+        cx.send(child, "req", 21)?;
+        let reply = cx.recv().await;
+        assert_eq!(reply.from, child);
+        assert_eq!(reply.topic, "reply");
+        Ok(reply.payload)
+    });
+    assert_eq!(out, Ok(Value::Int(42)));
+}
+
+#[test]
+fn per_sender_order_under_many_concurrent_senders() {
+    const SENDERS: i64 = 16;
+    const EACH: i64 = 5_000;
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        let me = cx.pid();
+        for s in 0..SENDERS {
+            cx.spawn(
+                proc(move |cx| async move {
+                    for i in 0..EACH {
+                        cx.send(me, "n", Value::Array(vec![s.into(), i.into()]))?;
+                        if i % 100 == 0 {
+                            cx.yield_now().await;
+                        }
+                    }
+                    Ok(Value::Nil)
+                }),
+                Ties::default(),
+            )?;
+        }
+        let mut next = vec![0i64; SENDERS as usize];
+        for _ in 0..SENDERS * EACH {
+            let m = cx.recv().await;
+            let a = m.payload.as_array().unwrap();
+            let (s, i) = (a[0].as_int().unwrap() as usize, a[1].as_int().unwrap());
+            assert_eq!(i, next[s], "sender {s} out of order");
+            next[s] += 1;
+        }
+        assert!(next.iter().all(|&n| n == EACH));
+        Ok(Value::Bool(true))
+    });
+    assert_eq!(out, Ok(Value::Bool(true)));
+}
+
+#[test]
+fn listened_topics_have_their_own_queue() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        let me = cx.pid();
+        cx.send(me, "a", 1)?;
+        cx.send(me, "b", 2)?;
+        cx.send(me, "a", 3)?;
+        cx.listen("a")?; // moves the queued `a` messages, in order
+        assert_eq!(cx.listen("a").unwrap_err().kind(), ErrorKind::AlreadyExists);
+        cx.send(me, "a", 4)?;
+        let mut got = vec![];
+        for _ in 0..3 {
+            got.push(cx.recv_topic("a").await?.payload);
+        }
+        got.push(cx.recv().await.payload);
+        assert!(cx.recv_topic("zzz").await.is_err(), "not listened");
+        Ok(Value::Array(got))
+    });
+    assert_eq!(out, Ok(Value::Array(vec![1.into(), 3.into(), 4.into(), 2.into()])));
+}
+
+#[test]
+fn unlisten_returns_messages_to_inbox() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        cx.listen("t")?;
+        cx.send(cx.pid(), "t", "x")?;
+        cx.unlisten("t")?;
+        assert_eq!(cx.unlisten("t").unwrap_err().kind(), ErrorKind::NotFound);
+        Ok(cx.recv().await.payload)
+    });
+    assert_eq!(out, Ok(Value::from("x")));
+}
+
+#[test]
+fn bad_topics_are_invalid() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        let me = cx.pid();
+        assert_eq!(cx.send(me, "", 1).unwrap_err().kind(), ErrorKind::Invalid);
+        assert_eq!(cx.send(me, "@sys", 1).unwrap_err().kind(), ErrorKind::Invalid);
+        assert_eq!(cx.listen("@x").unwrap_err().kind(), ErrorKind::Invalid);
+        Ok(Value::Nil)
+    });
+    assert_eq!(out, Ok(Value::Nil));
+}
+
+#[test]
+fn sending_to_dead_pid_is_fine_but_unknown_name_is_not_found() {
+    let rt = runtime();
+    let dead = exec(&rt, |cx| async move { Ok(cx.pid().to_string().into()) }).unwrap();
+    let dead: spindle_runtime::Pid = dead.as_str().unwrap().parse().unwrap();
+    assert!(!rt.is_alive(dead));
+    assert_eq!(rt.send(dead, "t", 1), Ok(()));
+    assert_eq!(rt.send("nobody", "t", 1).unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn mailbox_limit_rate_limits_and_drops_nothing() {
+    let rt = runtime_with(HostConfig::new(HOST).workers(2).mailbox_limit(3));
+    let out = exec(&rt, |cx| async move {
+        let child = cx.spawn(
+            proc(|cx| async move {
+                // Wait until told, then read everything that was queued.
+                let _go = cx.event().await;
+                let mut got = vec![];
+                while let Some(m) = cx.try_receive(None) {
+                    got.push(m.payload);
+                }
+                Ok(Value::Array(got))
+            }),
+            Ties { link: false, monitor: true },
+        )?;
+        for i in 0..3 {
+            cx.send(child, "m", i)?;
+        }
+        let err = cx.send(child, "m", 3).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::RateLimited);
+        assert!(err.message().contains(&child.to_string()), "{err}");
+        cx.cancel(child, None)?;
+        let exit = cx.event().await;
+        exit.result.unwrap()
+    });
+    assert_eq!(out, Ok(Value::Array(vec![0.into(), 1.into(), 2.into()])));
+}
+
+#[test]
+fn names_register_lookup_and_release_on_exit() {
+    let rt = runtime();
+    let (pid, watch) = rt
+        .spawn_watched(proc(|cx| async move {
+            cx.register("svc", None)?;
+            assert_eq!(cx.register("svc", None).unwrap_err().kind(), ErrorKind::AlreadyExists);
+            assert_eq!(cx.register("", None).unwrap_err().kind(), ErrorKind::Invalid);
+            let m = cx.recv().await; // sent by name
+            Ok(m.payload)
+        }))
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while rt.lookup("svc").is_none() {
+        assert!(t0.elapsed() < PATIENCE);
+        std::thread::yield_now();
+    }
+    assert_eq!(rt.lookup("svc"), Some(pid));
+    rt.send("svc", "hello", "by name").unwrap();
+    assert_eq!(watch.wait(), Ok(Value::from("by name")));
+    assert_eq!(rt.lookup("svc"), None, "released on exit");
+    assert_eq!(rt.send("svc", "t", 1).unwrap_err().kind(), ErrorKind::NotFound);
+    // The name is free again.
+    let out = exec(&rt, |cx| async move {
+        cx.register("svc", None)?;
+        cx.unregister("svc")?;
+        assert_eq!(cx.lookup("svc"), None);
+        assert_eq!(cx.unregister("svc").unwrap_err().kind(), ErrorKind::NotFound);
+        Ok(Value::Nil)
+    });
+    assert_eq!(out, Ok(Value::Nil));
+}
+
+#[test]
+fn external_send_and_pid_text() {
+    let rt = runtime();
+    let (pid, watch) = rt.spawn_watched(proc(|cx| async move { Ok(cx.recv().await.payload) })).unwrap();
+    let text = pid.to_string();
+    assert!(text.starts_with("{test:main|0x") && text.ends_with('}'), "{text}");
+    assert_eq!(text.parse::<spindle_runtime::Pid>().unwrap(), pid);
+    rt.send(text.as_str(), "t", Value::Bytes(vec![0xff, 0])).unwrap();
+    assert_eq!(watch.wait(), Ok(Value::Bytes(vec![0xff, 0])));
+}
+
+#[test]
+fn spawn_on_unknown_host_or_entry_fails_clearly() {
+    let rt = runtime();
+    let err = rt.spawn(Spawn::process(spindle_runtime::rust::AsyncProcess::new(|_| async { Ok(Value::Nil) }), "nope:host")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.message().contains("nope:host"), "{err}");
+    let err = rt.spawn(Spawn::entry("app:missing".parse().unwrap(), HOST)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.message().contains("app:missing"), "{err}");
+}
+
+#[test]
+fn host_process_limit() {
+    let rt = runtime_with(HostConfig::new(HOST).workers(1).max_processes(2));
+    let a = spawn(&rt, |cx| async move { Ok(cx.recv().await.payload) });
+    let b = spawn(&rt, |cx| async move { Ok(cx.recv().await.payload) });
+    let err = rt.spawn(proc(|_| async { Ok(Value::Nil) })).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    let wa = rt.watch(a);
+    rt.send(a, "t", 1).unwrap();
+    wa.wait().unwrap();
+    rt.spawn(proc(|_| async { Ok(Value::Nil) })).expect("room again");
+    rt.terminate(b).unwrap();
+}
