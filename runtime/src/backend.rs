@@ -57,10 +57,13 @@ impl fmt::Debug for Instance {
     }
 }
 
+/// A prototype and the entry version it was built from.
+type Versioned = (u64, Arc<dyn Prototype>);
+
 /// The prototype cache: one prototype per entry id, at its current version.
 #[derive(Default)]
 pub(crate) struct Prototypes {
-    map: RwLock<HashMap<EntryId, (u64, Arc<dyn Prototype>)>>,
+    map: RwLock<HashMap<EntryId, Versioned>>,
 }
 
 impl Prototypes {
@@ -74,7 +77,8 @@ impl Prototypes {
         {
             return Ok(p.clone());
         }
-        let proto = backend.prepare(entry).map_err(|e: Error| e.context(format!("entry {}", entry.id)))?;
+        let proto =
+            backend.prepare(entry).map_err(|e: Error| e.context(format!("entry {}", entry.id)))?;
         self.map
             .write()
             .unwrap_or_else(|e| e.into_inner())

@@ -16,13 +16,13 @@ use crate::host::Host;
 use crate::mailbox::Mailbox;
 use crate::pid::Pid;
 use crate::process::{Process, Tag};
-use crate::value::Value;
 use crate::registry::EntryId;
 use crate::runtime::Shared;
 use crate::scheduler::Strand;
-use crate::scheduler::state::{State, Wake};
 use crate::scheduler::Task;
+use crate::scheduler::state::{State, Wake};
 use crate::sync::{Mutex, lock};
+use crate::value::Value;
 
 pub(crate) struct ProcessCell {
     pub(crate) pid: Pid,

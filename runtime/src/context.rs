@@ -86,7 +86,12 @@ impl Cx {
     /// # Errors
     /// `INVALID` for a bad topic, `NOT_FOUND` for a name nobody registered, `RATE_LIMITED` when
     /// the receiver's mailbox is full.
-    pub fn send(&self, dest: impl Into<Dest>, topic: &str, payload: impl Into<Value>) -> Result<()> {
+    pub fn send(
+        &self,
+        dest: impl Into<Dest>,
+        topic: &str,
+        payload: impl Into<Value>,
+    ) -> Result<()> {
         self.cell.rt.send(self.cell.pid, &dest.into(), topic, payload.into())
     }
 

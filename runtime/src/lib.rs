@@ -46,8 +46,8 @@ mod mailbox;
 mod pid;
 mod process;
 pub mod registry;
-pub mod rust;
 mod runtime;
+pub mod rust;
 pub mod scheduler;
 mod step;
 mod sync;
@@ -60,7 +60,9 @@ pub use context::{Cx, Dest};
 pub use error::{Error, ErrorKind, Result};
 pub use host::{Host, HostConfig};
 pub use pid::{HostId, Pid};
-pub use process::{Completion, Event, EventKind, Message, Op, Process, Spawn, Step, Tag, Ties, WaitFor};
+pub use process::{
+    Completion, Event, EventKind, Message, Op, Process, Spawn, Step, Tag, Ties, WaitFor,
+};
 pub use registry::{Entry, EntryId};
 pub use runtime::{ExitWatch, Runtime, RuntimeBuilder};
 pub use value::Value;

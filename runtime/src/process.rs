@@ -10,11 +10,11 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::Cx;
 use crate::error::Error;
 use crate::pid::Pid;
 use crate::registry::EntryId;
 use crate::value::Value;
-use crate::Cx;
 
 /// A resumable state machine stepped by the scheduler.
 pub trait Process: Send + 'static {

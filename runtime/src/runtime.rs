@@ -314,7 +314,12 @@ impl Shared {
             match w {
                 Watcher::Monitor(p) => self.post_event(
                     p,
-                    Event { kind: EventKind::Exit, from: pid, result: Some(result.clone()), reason: None },
+                    Event {
+                        kind: EventKind::Exit,
+                        from: pid,
+                        result: Some(result.clone()),
+                        reason: None,
+                    },
                 ),
                 Watcher::Exec(p, tag) => {
                     if let Some(cell) = self.table.get(p) {
@@ -348,7 +353,10 @@ impl Shared {
                 }
             } else {
                 drop(inner);
-                let e = Error::new(err.kind(), format!("linked process {pid} failed: {}", err.message()));
+                let e = Error::new(
+                    err.kind(),
+                    format!("linked process {pid} failed: {}", err.message()),
+                );
                 kill(&cell, e);
             }
         }
@@ -538,7 +546,12 @@ impl Runtime {
     ///
     /// # Errors
     /// As [`Cx::send`].
-    pub fn send(&self, dest: impl Into<Dest>, topic: &str, payload: impl Into<Value>) -> Result<()> {
+    pub fn send(
+        &self,
+        dest: impl Into<Dest>,
+        topic: &str,
+        payload: impl Into<Value>,
+    ) -> Result<()> {
         self.shared.send(self.shared.outside, &dest.into(), topic, payload.into())
     }
 
@@ -577,7 +590,8 @@ impl Runtime {
     pub fn notify_outdated(&self, id: &EntryId) -> usize {
         let mut n = 0;
         for cell in self.shared.table.snapshot() {
-            let event = Event { kind: EventKind::Outdated, from: cell.pid, result: None, reason: None };
+            let event =
+                Event { kind: EventKind::Outdated, from: cell.pid, result: None, reason: None };
             let told = cell.with(|i| {
                 if i.exited || !i.upgradable || i.entry.as_ref() != Some(id) {
                     return (false, false);

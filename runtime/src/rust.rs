@@ -149,7 +149,9 @@ impl Future for OpFuture {
         if let Some(op) = this.op.take() {
             // Served at once without an operation when something is already waiting.
             let ready = match &op {
-                Op::Receive { topic } => this.cx.try_receive(topic.as_deref()).map(Completion::Message),
+                Op::Receive { topic } => {
+                    this.cx.try_receive(topic.as_deref()).map(Completion::Message)
+                }
                 Op::Event => this.cx.try_event().map(Completion::Event),
                 _ => None,
             };
@@ -297,11 +299,10 @@ impl Backend for RustBackend {
     }
 
     fn prepare(&self, entry: &Entry) -> Result<Arc<dyn Prototype>> {
-        let f = entry
-            .attachment
-            .as_ref()
-            .and_then(|a| a.downcast_ref::<EntryFn>())
-            .ok_or_else(|| Error::invalid("a process.rust entry needs a Rust function attached"))?;
+        let f =
+            entry.attachment.as_ref().and_then(|a| a.downcast_ref::<EntryFn>()).ok_or_else(
+                || Error::invalid("a process.rust entry needs a Rust function attached"),
+            )?;
         Ok(Arc::new(RustPrototype(f.clone())))
     }
 }

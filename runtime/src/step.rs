@@ -55,7 +55,10 @@ pub(crate) fn run(cell: &Arc<ProcessCell>) -> After {
         match step {
             Err(panic) => {
                 let msg = panic_message(&*panic);
-                exit(cell, Err(Error::new(ErrorKind::Internal, format!("process panicked: {msg}"))));
+                exit(
+                    cell,
+                    Err(Error::new(ErrorKind::Internal, format!("process panicked: {msg}"))),
+                );
                 return After::Done;
             }
             Ok(Step::Exit(result)) => {

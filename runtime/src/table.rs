@@ -61,7 +61,10 @@ impl Table {
 
     /// Takes every process out of the table (shutdown).
     pub(crate) fn drain(&self) -> Vec<Arc<ProcessCell>> {
-        self.shards.iter().flat_map(|s| lock(s).drain().map(|(_, c)| c).collect::<Vec<_>>()).collect()
+        self.shards
+            .iter()
+            .flat_map(|s| lock(s).drain().map(|(_, c)| c).collect::<Vec<_>>())
+            .collect()
     }
 }
 

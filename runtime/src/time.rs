@@ -25,7 +25,9 @@ impl Driver {
             .thread_name("spindle:io")
             .enable_time()
             .build()
-            .map_err(|e| Error::new(ErrorKind::Internal, format!("starting the I/O driver: {e}")))?;
+            .map_err(|e| {
+                Error::new(ErrorKind::Internal, format!("starting the I/O driver: {e}"))
+            })?;
         Ok(Driver { handle: tokio.handle().clone(), tokio: Mutex::new(Some(tokio)) })
     }
 

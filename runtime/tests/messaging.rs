@@ -184,7 +184,8 @@ fn names_register_lookup_and_release_on_exit() {
 #[test]
 fn external_send_and_pid_text() {
     let rt = runtime();
-    let (pid, watch) = rt.spawn_watched(proc(|cx| async move { Ok(cx.recv().await.payload) })).unwrap();
+    let (pid, watch) =
+        rt.spawn_watched(proc(|cx| async move { Ok(cx.recv().await.payload) })).unwrap();
     let text = pid.to_string();
     assert!(text.starts_with("{test:main|0x") && text.ends_with('}'), "{text}");
     assert_eq!(text.parse::<spindle_runtime::Pid>().unwrap(), pid);
@@ -195,7 +196,12 @@ fn external_send_and_pid_text() {
 #[test]
 fn spawn_on_unknown_host_or_entry_fails_clearly() {
     let rt = runtime();
-    let err = rt.spawn(Spawn::process(spindle_runtime::rust::AsyncProcess::new(|_| async { Ok(Value::Nil) }), "nope:host")).unwrap_err();
+    let err = rt
+        .spawn(Spawn::process(
+            spindle_runtime::rust::AsyncProcess::new(|_| async { Ok(Value::Nil) }),
+            "nope:host",
+        ))
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert!(err.message().contains("nope:host"), "{err}");
     let err = rt.spawn(Spawn::entry("app:missing".parse().unwrap(), HOST)).unwrap_err();

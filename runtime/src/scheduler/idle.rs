@@ -12,11 +12,7 @@
 //! sees the task: both cannot miss each other, because both sides order "write mine, fence,
 //! read theirs".
 
-use std::sync::atomic::{AtomicUsize, Ordering, fence};
-
-use crossbeam_utils::sync::{Parker, Unparker};
-
-use crate::sync::{Mutex, lock};
+use crate::sync::{AtomicUsize, Mutex, Ordering, Parker, Unparker, fence, lock};
 
 pub(super) struct Idle {
     sleeping: AtomicUsize,
@@ -86,5 +82,54 @@ impl Idle {
         if let Some(u) = &lock(&self.unparkers)[index] {
             u.unpark();
         }
+    }
+}
+
+/// Model check of the park protocol: a worker that finds nothing and parks, against a producer
+/// that pushes and notifies. If a wake-up could be lost, the worker would park forever and
+/// loom would report the deadlock.
+#[cfg(all(test, spindle_loom))]
+mod loom_models {
+    use super::*;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    /// The worker's loop from `worker.rs`, with a counter for a queue.
+    fn worker(idle: &Idle, queue: &AtomicUsize, parker: &Parker) {
+        loop {
+            if take(queue) {
+                return;
+            }
+            idle.announce(0);
+            if take(queue) {
+                idle.withdraw(0);
+                return;
+            }
+            parker.park();
+            idle.withdraw(0);
+        }
+    }
+
+    fn take(queue: &AtomicUsize) -> bool {
+        queue.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+    }
+
+    #[test]
+    fn loom_park_never_misses_a_push() {
+        loom::model(|| {
+            let idle = Arc::new(Idle::new(1));
+            let queue = Arc::new(AtomicUsize::new(0));
+            let parker = Parker::new();
+            idle.register(0, &parker);
+            let producer = {
+                let (idle, queue) = (idle.clone(), queue.clone());
+                thread::spawn(move || {
+                    queue.fetch_add(1, Ordering::Release);
+                    idle.notify_one();
+                })
+            };
+            worker(&idle, &queue, &parker);
+            producer.join().unwrap();
+        });
     }
 }

@@ -103,6 +103,9 @@ impl Scheduler {
 
 impl std::fmt::Debug for Scheduler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scheduler").field("name", &self.name).field("workers", &self.workers()).finish()
+        f.debug_struct("Scheduler")
+            .field("name", &self.name)
+            .field("workers", &self.workers())
+            .finish()
     }
 }

@@ -143,9 +143,12 @@ impl State {
 impl fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut names = Vec::new();
-        for (bit, name) in
-            [(SCHEDULED, "SCHEDULED"), (RUNNING, "RUNNING"), (NOTIFIED, "NOTIFIED"), (COMPLETE, "COMPLETE")]
-        {
+        for (bit, name) in [
+            (SCHEDULED, "SCHEDULED"),
+            (RUNNING, "RUNNING"),
+            (NOTIFIED, "NOTIFIED"),
+            (COMPLETE, "COMPLETE"),
+        ] {
             if self.0 & bit != 0 {
                 names.push(name);
             }
@@ -194,9 +197,9 @@ mod tests {
 #[cfg(all(test, spindle_loom))]
 mod loom_models {
     use super::*;
-    use crate::sync::{lock, Mutex};
-    use loom::sync::atomic::AtomicUsize as Counter;
+    use crate::sync::{Mutex, lock};
     use loom::sync::Arc;
+    use loom::sync::atomic::AtomicUsize as Counter;
     use loom::thread;
 
     /// A process with one outstanding operation, as the runtime keeps it: the completion and the

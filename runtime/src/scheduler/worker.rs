@@ -11,10 +11,10 @@ use std::ptr;
 use std::sync::Arc;
 
 use crossbeam_deque::{Steal, Worker};
-use crossbeam_utils::sync::Parker;
 
 use super::{Scheduler, Task};
 use crate::step;
+use crate::sync::Parker;
 
 const INJECTOR_INTERVAL: u32 = 61;
 
@@ -53,7 +53,7 @@ pub(super) fn run(sched: Arc<Scheduler>, index: usize, queue: Worker<Task>) {
 
     while !sched.is_shutdown() {
         tick = tick.wrapping_add(1);
-        let task = if tick % INJECTOR_INTERVAL == 0 {
+        let task = if tick.is_multiple_of(INJECTOR_INTERVAL) {
             steal_injector(&sched, &local.queue).or_else(|| local.queue.pop())
         } else {
             local.queue.pop()

@@ -1,0 +1,266 @@
+//! Blocking operations: several outstanding at once, waited for any or all; exec; timers.
+
+mod common;
+
+use common::*;
+use spindle_runtime::{
+    Completion, Cx, ErrorKind, Op, Pid, Process, Spawn, Step, Tag, Ties, Value, WaitFor,
+};
+
+/// A hand-written state machine: listens to three topics, starts a receive on each, then waits
+/// for `first` (any or all), then for `second`, and reports every step's completions to
+/// `observer` as `[step, n_completions, outstanding]`.
+struct Waiter {
+    observer: Pid,
+    modes: [WaitFor; 2],
+    tags: Vec<Tag>,
+    steps: i64,
+}
+
+impl Process for Waiter {
+    fn step(&mut self, cx: &mut Cx) -> Step {
+        self.steps += 1;
+        if self.steps == 1 {
+            for t in ["a", "b", "c"] {
+                cx.listen(t).unwrap();
+                self.tags.push(cx.start(Op::Receive { topic: Some(t.into()) }));
+            }
+            cx.send(self.observer, "ready", Value::Nil).unwrap();
+            return Step::Wait(self.modes[0]);
+        }
+        let mut got = vec![];
+        while let Some((tag, c)) = cx.next_completion() {
+            assert!(self.tags.contains(&tag));
+            let Completion::Message(m) = c else { panic!("expected a message, got {c:?}") };
+            got.push(m.payload);
+        }
+        let report = vec![
+            Value::Int(self.steps),
+            Value::Int(got.len() as i64),
+            Value::Int(cx.outstanding() as i64),
+            Value::Array(got),
+        ];
+        cx.send(self.observer, "step", Value::Array(report)).unwrap();
+        if self.steps == 2 { Step::Wait(self.modes[1]) } else { Step::Exit(Ok(Value::Nil)) }
+    }
+}
+
+/// Sends each batch (pausing between messages, to give an early wake-up every chance to
+/// happen), then takes one step report per batch.
+fn run_waiter(
+    modes: [WaitFor; 2],
+    batches: &'static [&'static [(&'static str, i64)]],
+) -> Vec<Value> {
+    let rt = runtime();
+    let out = exec(&rt, move |cx| async move {
+        let w = Waiter { observer: cx.pid(), modes, tags: vec![], steps: 0 };
+        let pid = cx.spawn(Spawn::process(w, HOST), Ties::default())?;
+        assert_eq!(cx.recv().await.topic, "ready");
+        let mut reports = vec![];
+        for batch in batches {
+            for (t, v) in *batch {
+                cx.send(pid, t, *v)?;
+                cx.sleep(ms(10)).await;
+            }
+            reports.push(cx.recv().await.payload);
+        }
+        Ok(Value::Array(reports))
+    });
+    match out.unwrap() {
+        Value::Array(a) => a,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn report(step: i64, n: i64, outstanding: i64, got: &[i64]) -> Value {
+    Value::Array(vec![
+        step.into(),
+        n.into(),
+        outstanding.into(),
+        Value::Array(got.iter().map(|&g| g.into()).collect()),
+    ])
+}
+
+#[test]
+fn wait_any_wakes_on_the_first_completion() {
+    let r = run_waiter([WaitFor::Any, WaitFor::All], &[&[("b", 2)], &[("a", 1), ("c", 3)]]);
+    assert_eq!(r[0], report(2, 1, 2, &[2]), "woken by b alone, a and c still outstanding");
+    assert_eq!(r[1], report(3, 2, 0, &[1, 3]));
+}
+
+#[test]
+fn wait_all_wakes_only_after_the_last() {
+    // With All, neither a nor b alone may step the process: its one step sees all three.
+    let r = run_waiter([WaitFor::All, WaitFor::All], &[&[("a", 1), ("b", 2), ("c", 3)], &[]]);
+    assert_eq!(r[0], report(2, 3, 0, &[1, 2, 3]));
+    assert_eq!(r[1], report(3, 0, 0, &[]), "All with nothing outstanding returns at once");
+}
+
+#[test]
+fn wait_all_over_mixed_operations() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        // Timer, exec and receive outstanding at once; join-style wait for all three.
+        let me = cx.pid();
+        let child = proc(move |cx| async move {
+            cx.send(me, "from-child", "hi")?;
+            Ok(Value::Int(7))
+        });
+        let t0 = std::time::Instant::now();
+        let sleep = cx.op(Op::Sleep(ms(30)));
+        let exec = cx.op(Op::Exec(child));
+        let recv = cx.op(Op::Receive { topic: None });
+        let (a, b, c) = join3(sleep, exec, recv).await;
+        assert!(t0.elapsed() >= ms(30));
+        assert!(matches!(a, Completion::Timer));
+        assert!(matches!(b, Completion::Exit(Ok(Value::Int(7)))), "{b:?}");
+        let Completion::Message(m) = c else { panic!("{c:?}") };
+        Ok(m.payload)
+    });
+    assert_eq!(out, Ok(Value::from("hi")));
+}
+
+/// Polls three futures until all are ready (the process is stepped on each completion).
+async fn join3<A: std::future::Future, B: std::future::Future, C: std::future::Future>(
+    a: A,
+    b: B,
+    c: C,
+) -> (A::Output, B::Output, C::Output) {
+    let (mut a, mut b, mut c) = (Box::pin(a), Box::pin(b), Box::pin(c));
+    let (mut ra, mut rb, mut rc) = (None, None, None);
+    std::future::poll_fn(move |t| {
+        use std::task::Poll;
+        if ra.is_none()
+            && let Poll::Ready(v) = a.as_mut().poll(t)
+        {
+            ra = Some(v);
+        }
+        if rb.is_none()
+            && let Poll::Ready(v) = b.as_mut().poll(t)
+        {
+            rb = Some(v);
+        }
+        if rc.is_none()
+            && let Poll::Ready(v) = c.as_mut().poll(t)
+        {
+            rc = Some(v);
+        }
+        if ra.is_some() && rb.is_some() && rc.is_some() {
+            Poll::Ready((ra.take().unwrap(), rb.take().unwrap(), rc.take().unwrap()))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+#[test]
+fn select_takes_the_first_and_drops_the_rest_without_losing_messages() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        let me = cx.pid();
+        // A receive races a long timer: the message wins; the timer is dropped.
+        cx.send(me, "t", 1)?;
+        let first = {
+            let mut timer = Box::pin(cx.sleep(ms(10_000)));
+            let mut recv = Box::pin(cx.recv());
+            std::future::poll_fn(|t| {
+                use std::task::Poll;
+                if let Poll::Ready(m) = recv.as_mut().poll(t) {
+                    return Poll::Ready(Some(m.payload.clone()));
+                }
+                if timer.as_mut().poll(t).is_ready() {
+                    return Poll::Ready(None);
+                }
+                Poll::Pending
+            })
+            .await
+        };
+        assert_eq!(first, Some(Value::Int(1)));
+        assert_eq!(cx.outstanding(), 0, "the dropped timer is no longer outstanding");
+        // A started receive that is dropped after its message arrived gives the message back.
+        let tag = cx.start(Op::Receive { topic: None });
+        cx.send(me, "t", 2)?;
+        cx.sleep(ms(5)).await;
+        cx.drop_op(tag);
+        Ok(cx.recv().await.payload)
+    });
+    assert_eq!(out, Ok(Value::Int(2)));
+}
+
+#[test]
+fn exec_returns_value_or_error() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        let ok = cx.exec(proc(|_| async { Ok(Value::from("done")) })).await;
+        assert_eq!(ok, Ok(Value::from("done")));
+        let err = cx
+            .exec(proc(|_| async {
+                Err(spindle_runtime::Error::new(ErrorKind::Timeout, "too slow"))
+            }))
+            .await;
+        assert_eq!(err.unwrap_err().kind(), ErrorKind::Timeout);
+        let bad_host = cx
+            .exec(Spawn::process(
+                spindle_runtime::rust::AsyncProcess::new(|_| async { Ok(Value::Nil) }),
+                "no:host",
+            ))
+            .await;
+        assert_eq!(bad_host.unwrap_err().kind(), ErrorKind::NotFound);
+        Ok(Value::Nil)
+    });
+    assert_eq!(out, Ok(Value::Nil));
+    // And from outside the runtime's processes:
+    assert_eq!(rt.exec(proc(|_| async { Ok(Value::Int(5)) })), Ok(Value::Int(5)));
+}
+
+#[test]
+fn sleeps_wake_in_deadline_order() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        let me = cx.pid();
+        for d in [40u64, 10, 25] {
+            cx.spawn(
+                proc(move |cx| async move {
+                    cx.sleep(ms(d)).await;
+                    cx.send(me, "woke", d as i64)?;
+                    Ok(Value::Nil)
+                }),
+                Ties::default(),
+            )?;
+        }
+        let mut order = vec![];
+        for _ in 0..3 {
+            order.push(cx.recv().await.payload);
+        }
+        Ok(Value::Array(order))
+    });
+    assert_eq!(out, Ok(Value::Array(vec![10.into(), 25.into(), 40.into()])));
+}
+
+#[test]
+fn foreign_futures_wake_the_process() {
+    let rt = runtime();
+    let (tx, rx) = std::sync::mpsc::channel::<std::task::Waker>();
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f2 = flag.clone();
+    let (pid, watch) = rt
+        .spawn_watched(proc(move |_| async move {
+            std::future::poll_fn(|t| {
+                if f2.load(std::sync::atomic::Ordering::SeqCst) {
+                    std::task::Poll::Ready(())
+                } else {
+                    tx.send(t.waker().clone()).unwrap();
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
+            Ok(Value::from("woken"))
+        }))
+        .unwrap();
+    let waker = rx.recv_timeout(PATIENCE).unwrap();
+    assert!(rt.is_alive(pid));
+    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    waker.wake();
+    assert_eq!(watch.wait_timeout(PATIENCE).unwrap(), Ok(Value::from("woken")));
+}

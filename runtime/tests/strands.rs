@@ -1,0 +1,143 @@
+//! Strands: members of one strand are never stepped at the same time, yet all make progress,
+//! next to processes outside any strand.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use spindle_runtime::scheduler::Strand;
+use spindle_runtime::{
+    Backend, Cx, Entry, EntryId, Instance, Op, Placement, Process, Prototype, Result, Spawn, Step,
+    Ties, Value, WaitFor,
+};
+
+/// One strand's guard: set while one of its members is in a step.
+#[derive(Default)]
+struct Guard {
+    busy: AtomicBool,
+    overlaps: AtomicUsize,
+    steps: AtomicUsize,
+}
+
+/// A member: receives `rounds` messages; each step spins a little inside the guard.
+struct Member {
+    guard: Arc<Guard>,
+    rounds: i64,
+    tag: Option<spindle_runtime::Tag>,
+}
+
+impl Process for Member {
+    fn step(&mut self, cx: &mut Cx) -> Step {
+        let g = &self.guard;
+        if g.busy.swap(true, Ordering::SeqCst) {
+            g.overlaps.fetch_add(1, Ordering::SeqCst);
+        }
+        g.steps.fetch_add(1, Ordering::SeqCst);
+        for _ in 0..200 {
+            std::hint::spin_loop();
+        }
+        if let Some(tag) = self.tag.take() {
+            // After a yield the step runs whether or not the receive completed.
+            let Some(c) = cx.take_completion(tag) else {
+                self.tag = Some(tag);
+                g.busy.store(false, Ordering::SeqCst);
+                return Step::Wait(WaitFor::Any);
+            };
+            let spindle_runtime::Completion::Message(m) = c else { panic!("{c:?}") };
+            // Echo back to the sender: the ping-pong keeps both sides busy.
+            let _ = cx.send(m.from, "echo", m.payload);
+            self.rounds -= 1;
+        }
+        g.busy.store(false, Ordering::SeqCst);
+        if self.rounds == 0 {
+            return Step::Exit(Ok(Value::Nil));
+        }
+        self.tag = Some(cx.start(Op::Receive { topic: None }));
+        if self.rounds % 7 == 0 { Step::Yield } else { Step::Wait(WaitFor::Any) }
+    }
+}
+
+/// Places every instance in one of `n` strands of the host (the least loaded), as the Lua
+/// islands do.
+struct StrandBackend {
+    n: usize,
+    strands: Mutex<Vec<(Arc<Strand>, Arc<Guard>)>>,
+}
+
+struct StrandProto(Arc<StrandBackend>);
+
+struct Installed(Arc<StrandBackend>);
+
+impl Backend for Installed {
+    fn kinds(&self) -> &[&str] {
+        &["test.strand"]
+    }
+    fn prepare(&self, _: &Entry) -> Result<Arc<dyn Prototype>> {
+        Ok(Arc::new(StrandProto(self.0.clone())))
+    }
+}
+
+impl Prototype for StrandProto {
+    fn instantiate(&self, args: Vec<Value>, place: &Placement<'_>) -> Result<Instance> {
+        let mut strands = self.0.strands.lock().unwrap();
+        while strands.len() < self.0.n {
+            strands.push((place.host.new_strand(), Arc::new(Guard::default())));
+        }
+        let (strand, guard) = strands.iter().min_by_key(|(s, _)| s.members()).unwrap().clone();
+        let rounds = args[0].as_int().unwrap();
+        Ok(Instance {
+            process: Box::new(Member { guard, rounds, tag: None }),
+            strand: Some(strand),
+        })
+    }
+}
+
+#[test]
+fn strand_members_never_overlap_and_all_progress() {
+    const MEMBERS: usize = 40;
+    const ROUNDS: i64 = 300;
+    let backend = Arc::new(StrandBackend { n: 3, strands: Mutex::new(vec![]) });
+    let rt = spindle_runtime::Runtime::builder()
+        .host(spindle_runtime::HostConfig::new(HOST).workers(2))
+        .backend(Installed(backend.clone()))
+        .build()
+        .unwrap();
+    let id: EntryId = "test:member".parse().unwrap();
+    rt.put_entry(Entry::new(id.clone(), "test.strand"));
+    let out = exec(&rt, move |cx| async move {
+        let mut members = vec![];
+        for _ in 0..MEMBERS {
+            let spawn = Spawn::entry(id.clone(), HOST).args(vec![Value::Int(ROUNDS)]);
+            members.push(cx.spawn(spawn, Ties { link: false, monitor: true })?);
+        }
+        // Drive every member with ROUNDS messages, each answered with an echo.
+        for m in &members {
+            cx.send(*m, "ping", 0)?;
+        }
+        let mut echoes = 0;
+        for _ in 0..MEMBERS as i64 * ROUNDS {
+            let m = cx.recv().await;
+            echoes += 1;
+            let _ = cx.send(m.from, "ping", m.payload);
+        }
+        for _ in 0..MEMBERS {
+            let e = cx.event().await;
+            assert_eq!(e.result, Some(Ok(Value::Nil)));
+        }
+        Ok(Value::Int(echoes))
+    });
+    assert_eq!(out, Ok(Value::Int(MEMBERS as i64 * ROUNDS)));
+    let strands = backend.strands.lock().unwrap();
+    assert_eq!(strands.len(), 3);
+    for (strand, guard) in strands.iter() {
+        assert_eq!(
+            guard.overlaps.load(Ordering::SeqCst),
+            0,
+            "two members of one strand ran at once"
+        );
+        assert!(guard.steps.load(Ordering::SeqCst) > 0);
+        assert_eq!(strand.members(), 0, "every member left its strand");
+    }
+}

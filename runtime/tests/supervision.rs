@@ -1,0 +1,285 @@
+//! Links, monitors, trap_links, cancel and terminate, panics.
+
+mod common;
+
+use common::*;
+use spindle_runtime::{Error, ErrorKind, EventKind, Ties, Value};
+
+fn fail(msg: &str) -> Error {
+    Error::new(ErrorKind::Unknown, msg)
+}
+
+#[test]
+fn monitors_see_exit_with_value_and_with_error() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        let ok = cx.spawn(
+            proc(|_| async { Ok(Value::from("fine")) }),
+            Ties { link: false, monitor: true },
+        )?;
+        let e = cx.event().await;
+        assert_eq!((e.kind, e.from), (EventKind::Exit, ok));
+        assert_eq!(e.result, Some(Ok(Value::from("fine"))));
+
+        let bad =
+            cx.spawn(proc(|_| async { Err(fail("boom")) }), Ties { link: false, monitor: true })?;
+        let e = cx.event().await;
+        assert_eq!((e.kind, e.from), (EventKind::Exit, bad));
+        assert_eq!(e.result, Some(Err(fail("boom"))));
+        Ok(Value::Nil)
+    });
+    assert_eq!(out, Ok(Value::Nil));
+}
+
+#[test]
+fn monitor_after_spawn_and_unmonitor() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        let a = cx.spawn(proc(|cx| async move { Ok(cx.recv().await.payload) }), Ties::default())?;
+        let b = cx.spawn(proc(|cx| async move { Ok(cx.recv().await.payload) }), Ties::default())?;
+        cx.monitor(a);
+        cx.monitor(b);
+        cx.unmonitor(b);
+        cx.send(b, "go", 2)?;
+        cx.send(a, "go", 1)?;
+        let e = cx.event().await;
+        assert_eq!((e.from, e.result), (a, Some(Ok(Value::Int(1)))));
+        // Monitoring a dead process yields EXIT with NOT_FOUND at once.
+        cx.sleep(ms(20)).await;
+        cx.monitor(b);
+        let e = cx.event().await;
+        assert_eq!(e.from, b);
+        assert_eq!(e.result.unwrap().unwrap_err().kind(), ErrorKind::NotFound);
+        assert!(cx.try_event().is_none(), "unmonitored b sent no EXIT");
+        Ok(Value::Nil)
+    });
+    assert_eq!(out, Ok(Value::Nil));
+}
+
+#[test]
+fn link_down_only_on_abnormal_exit() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        cx.set_trap_links(true);
+        assert!(cx.trap_links());
+        let _normal =
+            cx.spawn(proc(|_| async { Ok(Value::Nil) }), Ties { link: true, monitor: false })?;
+        let crashing =
+            cx.spawn(proc(|_| async { Err(fail("crash")) }), Ties { link: true, monitor: false })?;
+        let e = cx.event().await;
+        assert_eq!((e.kind, e.from), (EventKind::LinkDown, crashing));
+        assert_eq!(e.result, Some(Err(fail("crash"))));
+        cx.sleep(ms(20)).await;
+        assert!(cx.try_event().is_none(), "a normal exit sends no LINK_DOWN");
+        Ok(Value::Nil)
+    });
+    assert_eq!(out, Ok(Value::Nil));
+}
+
+#[test]
+fn linked_process_fails_without_trap_links() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        // middle links to a crasher and does not trap: it must fail too, and its monitor sees why.
+        let middle = cx.spawn(
+            proc(|cx| async move {
+                cx.spawn(
+                    proc(|cx| async move {
+                        cx.sleep(ms(5)).await;
+                        Err(fail("root cause"))
+                    }),
+                    Ties { link: true, monitor: false },
+                )?;
+                let never = cx.recv().await; // killed while waiting here
+                Ok(never.payload)
+            }),
+            Ties { link: false, monitor: true },
+        )?;
+        let e = cx.event().await;
+        assert_eq!(e.from, middle);
+        let err = e.result.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unknown, "the linked failure's kind propagates");
+        assert!(err.message().contains("root cause") && err.message().contains("linked"), "{err}");
+        Ok(Value::Nil)
+    });
+    assert_eq!(out, Ok(Value::Nil));
+}
+
+/// A process that links or unlinks itself to pids it is sent, acknowledging each request.
+fn relinker() -> spindle_runtime::Spawn {
+    proc(|cx| async move {
+        loop {
+            let m = cx.recv().await;
+            let target: spindle_runtime::Pid = m.payload.as_str().unwrap().parse()?;
+            match m.topic.as_str() {
+                "link" => cx.link(target)?,
+                "unlink" => cx.unlink(target),
+                _ => return Ok(m.payload),
+            }
+            cx.send(m.from, "ack", Value::Nil)?;
+        }
+    })
+}
+
+#[test]
+fn link_failure_propagates_along_a_chain_and_unlink_stops_it() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        cx.set_trap_links(true);
+        // me — a — b — c, then b unlinks c; killing... c's crash must reach b only while linked.
+        let a = cx.spawn(relinker(), Ties { link: true, monitor: false })?;
+        let b = cx.spawn(relinker(), Ties::default())?;
+        let c = cx.spawn(relinker(), Ties { link: false, monitor: true })?;
+        for (who, topic, target) in [(a, "link", b), (b, "link", c), (b, "unlink", c)] {
+            cx.send(who, topic, target.to_string())?;
+            assert_eq!(cx.recv().await.topic, "ack");
+        }
+        // c crashes: it is no longer linked to b, so the chain stays up.
+        cx.terminate(c)?;
+        let e = cx.event().await;
+        assert_eq!((e.kind, e.from), (EventKind::Exit, c));
+        cx.sleep(ms(20)).await;
+        assert!(cx.is_alive(a) && cx.is_alive(b));
+        // b crashes: a fails through its link (not trapping), and I get LINK_DOWN from a.
+        cx.terminate(b)?;
+        let e = cx.event().await;
+        assert_eq!((e.kind, e.from), (EventKind::LinkDown, a));
+        let err = e.result.unwrap().unwrap_err();
+        assert!(err.message().contains(&b.to_string()), "{err}");
+        Ok(Value::Nil)
+    });
+    assert_eq!(out, Ok(Value::Nil));
+}
+
+#[test]
+fn link_and_unlink_after_spawn() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        cx.set_trap_links(true);
+        let waiter = || proc(|cx| async move { Ok(cx.recv().await.payload) });
+        let a = cx.spawn(waiter(), Ties::default())?;
+        let b = cx.spawn(waiter(), Ties { link: false, monitor: true })?;
+        cx.link(a)?;
+        cx.link(b)?;
+        cx.unlink(b);
+        assert_eq!(cx.link(cx.pid()).unwrap_err().kind(), ErrorKind::Invalid);
+        cx.terminate(a)?;
+        cx.terminate(b)?;
+        let mut kinds = vec![];
+        for _ in 0..2 {
+            let e = cx.event().await;
+            kinds.push((e.kind, e.from));
+        }
+        kinds.sort_by_key(|(_, p)| *p);
+        assert_eq!(kinds, vec![(EventKind::LinkDown, a), (EventKind::Exit, b)]);
+        // Linking to a dead process is NOT_FOUND.
+        assert_eq!(cx.link(a).unwrap_err().kind(), ErrorKind::NotFound);
+        Ok(Value::Nil)
+    });
+    assert_eq!(out, Ok(Value::Nil));
+}
+
+#[test]
+fn cancel_is_polite_terminate_is_not() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        // A process that handles CANCEL by cleaning up and returning a value.
+        let polite = cx.spawn(
+            proc(|cx| async move {
+                let e = cx.event().await;
+                assert_eq!(e.kind, EventKind::Cancel);
+                Ok(Value::Array(vec!["cleaned up".into(), e.reason.unwrap_or_default()]))
+            }),
+            Ties { link: false, monitor: true },
+        )?;
+        cx.cancel(polite, Some("shutdown".into()))?;
+        let e = cx.event().await;
+        assert_eq!(e.result, Some(Ok(Value::Array(vec!["cleaned up".into(), "shutdown".into()]))));
+
+        // A process that ignores CANCEL keeps running; terminate ends it with CANCELED.
+        let stubborn = cx.spawn(
+            proc(|cx| async move {
+                loop {
+                    cx.sleep(ms(1)).await;
+                }
+            }),
+            Ties { link: false, monitor: true },
+        )?;
+        cx.cancel(stubborn, None)?;
+        cx.sleep(ms(30)).await;
+        assert!(cx.is_alive(stubborn), "cancel does not stop a process that ignores it");
+        cx.terminate(stubborn)?;
+        let e = cx.event().await;
+        assert_eq!(e.from, stubborn);
+        let err = e.result.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Canceled);
+        assert!(err.message().contains("terminated"), "{err}");
+        Ok(Value::Nil)
+    });
+    assert_eq!(out, Ok(Value::Nil));
+}
+
+#[test]
+fn terminate_ends_a_busy_yielding_process() {
+    let rt = runtime();
+    let busy = spawn(&rt, |cx| async move {
+        loop {
+            cx.yield_now().await;
+        }
+    });
+    let watch = rt.watch(busy);
+    rt.terminate(busy).unwrap();
+    let r = watch.wait_timeout(PATIENCE).expect("terminated in time");
+    assert_eq!(r.unwrap_err().kind(), ErrorKind::Canceled);
+}
+
+#[test]
+fn a_panic_ends_only_that_process() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        let p = cx.spawn(
+            proc(|_| async {
+                let v: Vec<i32> = vec![];
+                #[expect(clippy::indexing_slicing, reason = "the panic is the point")]
+                let x = v[3];
+                Ok(Value::Int(i64::from(x)))
+            }),
+            Ties { link: false, monitor: true },
+        )?;
+        let e = cx.event().await;
+        assert_eq!(e.from, p);
+        let err = e.result.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Internal);
+        assert!(err.message().contains("panicked"), "{err}");
+        Ok(Value::from("still here"))
+    });
+    assert_eq!(out, Ok(Value::from("still here")));
+}
+
+#[test]
+fn supervisor_restarts_a_crashing_worker() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        let mut crashes = 0;
+        let worker = |attempt: i64| {
+            proc(move |_| async move {
+                if attempt < 3 { Err(fail("flaky")) } else { Ok(Value::Int(attempt)) }
+            })
+        };
+        let mut attempt = 0;
+        cx.spawn(worker(attempt), Ties { link: false, monitor: true })?;
+        loop {
+            let e = cx.event().await;
+            match e.result {
+                Some(Err(_)) => {
+                    crashes += 1;
+                    attempt += 1;
+                    cx.spawn(worker(attempt), Ties { link: false, monitor: true })?;
+                }
+                Some(Ok(v)) => return Ok(Value::Array(vec![v, Value::Int(crashes)])),
+                None => unreachable!(),
+            }
+        }
+    });
+    assert_eq!(out, Ok(Value::Array(vec![Value::Int(3), Value::Int(3)])));
+}
