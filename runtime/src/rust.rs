@@ -313,3 +313,52 @@ impl Prototype for RustPrototype {
         Ok(Instance { process: Box::new(AsyncProcess::new(move |cx| f(cx, args))), strand: None })
     }
 }
+
+/// Which of two futures finished first (see [`first`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum First<A, B> {
+    /// The first future's output.
+    Left(A),
+    /// The second future's output.
+    Right(B),
+}
+
+/// Waits for whichever of `a` and `b` completes first (wait-any) and drops the other; a
+/// dropped operation is abandoned, and a message it had already received goes back to the
+/// mailbox. When both are ready, `a` wins.
+pub async fn first<A: Future, B: Future>(a: A, b: B) -> First<A::Output, B::Output> {
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    std::future::poll_fn(move |t| {
+        if let Poll::Ready(v) = a.as_mut().poll(t) {
+            return Poll::Ready(First::Left(v));
+        }
+        b.as_mut().poll(t).map(First::Right)
+    })
+    .await
+}
+
+/// Waits for both `a` and `b` (wait-all) and returns both outputs.
+pub async fn both<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    let (mut ra, mut rb) = (None, None);
+    std::future::poll_fn(move |t| {
+        if ra.is_none()
+            && let Poll::Ready(v) = a.as_mut().poll(t)
+        {
+            ra = Some(v);
+        }
+        if rb.is_none()
+            && let Poll::Ready(v) = b.as_mut().poll(t)
+        {
+            rb = Some(v);
+        }
+        match (ra.take(), rb.take()) {
+            (Some(x), Some(y)) => Poll::Ready((x, y)),
+            (x, y) => {
+                (ra, rb) = (x, y);
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}

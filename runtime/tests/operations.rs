@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use spindle_runtime::rust::{First, both, first};
 use spindle_runtime::{
     Completion, Cx, ErrorKind, Op, Pid, Process, Spawn, Step, Tag, Ties, Value, WaitFor,
 };
@@ -110,7 +111,7 @@ fn wait_all_over_mixed_operations() {
         let sleep = cx.op(Op::Sleep(ms(30)));
         let exec = cx.op(Op::Exec(child));
         let recv = cx.op(Op::Receive { topic: None });
-        let (a, b, c) = join3(sleep, exec, recv).await;
+        let ((a, b), c) = both(both(sleep, exec), recv).await;
         assert!(t0.elapsed() >= ms(30));
         assert!(matches!(a, Completion::Timer));
         assert!(matches!(b, Completion::Exit(Ok(Value::Int(7)))), "{b:?}");
@@ -120,40 +121,6 @@ fn wait_all_over_mixed_operations() {
     assert_eq!(out, Ok(Value::from("hi")));
 }
 
-/// Polls three futures until all are ready (the process is stepped on each completion).
-async fn join3<A: std::future::Future, B: std::future::Future, C: std::future::Future>(
-    a: A,
-    b: B,
-    c: C,
-) -> (A::Output, B::Output, C::Output) {
-    let (mut a, mut b, mut c) = (Box::pin(a), Box::pin(b), Box::pin(c));
-    let (mut ra, mut rb, mut rc) = (None, None, None);
-    std::future::poll_fn(move |t| {
-        use std::task::Poll;
-        if ra.is_none()
-            && let Poll::Ready(v) = a.as_mut().poll(t)
-        {
-            ra = Some(v);
-        }
-        if rb.is_none()
-            && let Poll::Ready(v) = b.as_mut().poll(t)
-        {
-            rb = Some(v);
-        }
-        if rc.is_none()
-            && let Poll::Ready(v) = c.as_mut().poll(t)
-        {
-            rc = Some(v);
-        }
-        if ra.is_some() && rb.is_some() && rc.is_some() {
-            Poll::Ready((ra.take().unwrap(), rb.take().unwrap(), rc.take().unwrap()))
-        } else {
-            Poll::Pending
-        }
-    })
-    .await
-}
-
 #[test]
 fn select_takes_the_first_and_drops_the_rest_without_losing_messages() {
     let rt = runtime();
@@ -161,22 +128,11 @@ fn select_takes_the_first_and_drops_the_rest_without_losing_messages() {
         let me = cx.pid();
         // A receive races a long timer: the message wins; the timer is dropped.
         cx.send(me, "t", 1)?;
-        let first = {
-            let mut timer = Box::pin(cx.sleep(ms(10_000)));
-            let mut recv = Box::pin(cx.recv());
-            std::future::poll_fn(|t| {
-                use std::task::Poll;
-                if let Poll::Ready(m) = recv.as_mut().poll(t) {
-                    return Poll::Ready(Some(m.payload.clone()));
-                }
-                if timer.as_mut().poll(t).is_ready() {
-                    return Poll::Ready(None);
-                }
-                Poll::Pending
-            })
-            .await
+        let won = match first(cx.recv(), cx.sleep(ms(10_000))).await {
+            First::Left(m) => Some(m.payload),
+            First::Right(()) => None,
         };
-        assert_eq!(first, Some(Value::Int(1)));
+        assert_eq!(won, Some(Value::Int(1)));
         assert_eq!(cx.outstanding(), 0, "the dropped timer is no longer outstanding");
         // A started receive that is dropped after its message arrived gives the message back.
         let tag = cx.start(Op::Receive { topic: None });

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::*;
+use spindle_runtime::rust::{First, first};
 use spindle_runtime::{Ties, Value};
 
 #[test]
@@ -83,16 +84,7 @@ fn stampede_of_wakeups_loses_nothing() {
             .spawn_watched(proc(move |cx| async move {
                 let mut got = 0;
                 while got < per_receiver {
-                    let mut timer = Box::pin(cx.sleep(ms(1)));
-                    let mut recv = Box::pin(cx.recv());
-                    let m = std::future::poll_fn(|t| {
-                        if let std::task::Poll::Ready(m) = recv.as_mut().poll(t) {
-                            return std::task::Poll::Ready(Some(m));
-                        }
-                        timer.as_mut().poll(t).map(|()| None)
-                    })
-                    .await;
-                    if m.is_some() {
+                    if let First::Left(_) = first(cx.recv(), cx.sleep(ms(1))).await {
                         got += 1;
                         received.fetch_add(1, Ordering::Relaxed);
                         if got % 64 == 0 {

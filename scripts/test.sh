@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The project's test command: formatting, lints, every test, the loom models, and a smoke run of
+# the benchmark harness. Needs only cargo (rustfmt and clippy come with the toolchain).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+target="${CARGO_TARGET_DIR:-target}"
+
+echo "== rustfmt"
+cargo fmt --all --check
+
+echo "== clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== tests"
+cargo test --workspace --locked
+
+echo "== loom models (state word, park protocol)"
+RUSTFLAGS="--cfg spindle_loom" CARGO_TARGET_DIR="$target/loom" \
+    cargo test -p spindle-runtime --lib --release --locked loom
+
+echo "== benchmark harness smoke run"
+cargo run --release --locked -p spindle-bench -- --quick
