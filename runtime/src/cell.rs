@@ -48,6 +48,8 @@ pub(crate) struct Inner {
     pub(crate) entry: Option<EntryId>,
     pub(crate) links: Vec<Pid>,
     pub(crate) watchers: Vec<Watcher>,
+    /// The processes this one monitors, so that its monitors go when it ends.
+    pub(crate) monitoring: Vec<Pid>,
     pub(crate) names: Vec<String>,
     pub(crate) trap_links: bool,
     pub(crate) upgradable: bool,

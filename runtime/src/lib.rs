@@ -64,5 +64,5 @@ pub use process::{
     Completion, Event, EventKind, Message, Op, Process, Spawn, Step, Tag, Ties, WaitFor,
 };
 pub use registry::{Entry, EntryId};
-pub use runtime::{ExitWatch, Runtime, RuntimeBuilder};
+pub use runtime::{ExitWatch, ProcessInfo, Runtime, RuntimeBuilder};
 pub use value::Value;

@@ -173,6 +173,10 @@ impl Mailbox {
         self.done.remove(i).map(|(_, c)| c)
     }
 
+    pub(crate) fn queued(&self) -> usize {
+        self.queued
+    }
+
     pub(crate) fn outstanding(&self) -> usize {
         self.pending.len()
     }

@@ -134,6 +134,7 @@ impl Shared {
             }
             if ties.monitor {
                 inner.watchers.push(Watcher::Monitor(parent.pid));
+                lock(&parent.inner).monitoring.push(pid);
             }
         }
         inner.watchers.extend(watcher);
@@ -236,7 +237,9 @@ impl Shared {
                 true
             }
         });
-        if !added {
+        if added {
+            lock(&me.inner).monitoring.push(target);
+        } else {
             let err = Error::not_found(format!("process {target} is not alive"));
             self.post_event(
                 me.pid,
@@ -246,10 +249,16 @@ impl Shared {
     }
 
     pub(crate) fn unmonitor(&self, me: &Arc<ProcessCell>, target: Pid) {
+        forget(&mut lock(&me.inner).monitoring, target);
+        self.drop_monitor(me.pid, target);
+    }
+
+    /// Removes one monitor of `watcher` on `target`.
+    pub(crate) fn drop_monitor(&self, watcher: Pid, target: Pid) {
         if let Some(cell) = self.table.get(target) {
             let mut t = lock(&cell.inner);
             if let Some(i) =
-                t.watchers.iter().position(|w| matches!(w, Watcher::Monitor(p) if *p == me.pid))
+                t.watchers.iter().position(|w| matches!(w, Watcher::Monitor(p) if *p == watcher))
             {
                 t.watchers.remove(i);
             }
@@ -310,27 +319,8 @@ impl Shared {
         links: Vec<Pid>,
         watchers: Vec<Watcher>,
     ) {
-        for w in watchers {
-            match w {
-                Watcher::Monitor(p) => self.post_event(
-                    p,
-                    Event {
-                        kind: EventKind::Exit,
-                        from: pid,
-                        result: Some(result.clone()),
-                        reason: None,
-                    },
-                ),
-                Watcher::Exec(p, tag) => {
-                    if let Some(cell) = self.table.get(p) {
-                        self.complete(&cell, tag, Completion::Exit(result.clone()));
-                    }
-                }
-                Watcher::External(tx) => {
-                    let _ = tx.send(result.clone());
-                }
-            }
-        }
+        // Links first: whoever hears of the exit through a monitor or a watch then sees the
+        // links already gone.
         for l in links {
             let Some(cell) = self.table.get(l) else { continue };
             let mut inner = lock(&cell.inner);
@@ -360,6 +350,38 @@ impl Shared {
                 kill(&cell, e);
             }
         }
+        for w in watchers {
+            match w {
+                Watcher::Monitor(p) => {
+                    let Some(cell) = self.table.get(p) else { continue };
+                    let event = Event {
+                        kind: EventKind::Exit,
+                        from: pid,
+                        result: Some(result.clone()),
+                        reason: None,
+                    };
+                    cell.with(|i| {
+                        forget(&mut i.monitoring, pid);
+                        ((), !i.exited && i.mailbox.deliver_event(event))
+                    });
+                }
+                Watcher::Exec(p, tag) => {
+                    if let Some(cell) = self.table.get(p) {
+                        self.complete(&cell, tag, Completion::Exit(result.clone()));
+                    }
+                }
+                Watcher::External(tx) => {
+                    let _ = tx.send(result.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Removes one occurrence of `pid` from `list`.
+fn forget(list: &mut Vec<Pid>, pid: Pid) {
+    if let Some(i) = list.iter().position(|p| *p == pid) {
+        list.swap_remove(i);
     }
 }
 
@@ -581,6 +603,31 @@ impl Runtime {
         self.shared.table.get(pid).is_some()
     }
 
+    /// What the runtime knows of live process `pid` (as Erlang's `process_info`).
+    pub fn info(&self, pid: Pid) -> Option<ProcessInfo> {
+        let cell = self.shared.table.get(pid)?;
+        let i = lock(&cell.inner);
+        if i.exited {
+            return None;
+        }
+        Some(ProcessInfo {
+            pid,
+            host: cell.host.name().to_owned(),
+            entry: i.entry.clone(),
+            links: i.links.clone(),
+            monitored_by: i
+                .watchers
+                .iter()
+                .filter_map(|w| if let Watcher::Monitor(p) = w { Some(*p) } else { None })
+                .collect(),
+            monitoring: i.monitoring.clone(),
+            names: i.names.clone(),
+            queued_messages: i.mailbox.queued(),
+            outstanding: i.mailbox.outstanding(),
+            trap_links: i.trap_links,
+        })
+    }
+
     /// Live processes on every host.
     pub fn process_count(&self) -> usize {
         self.shared.table.len()
@@ -645,6 +692,32 @@ impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Runtime").field("processes", &self.process_count()).finish_non_exhaustive()
     }
+}
+
+/// A snapshot of one live process (see [`Runtime::info`]).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ProcessInfo {
+    /// Its pid.
+    pub pid: Pid,
+    /// The host it runs on.
+    pub host: String,
+    /// The entry it runs, if started from one.
+    pub entry: Option<EntryId>,
+    /// The processes it is linked to.
+    pub links: Vec<Pid>,
+    /// The processes that monitor it.
+    pub monitored_by: Vec<Pid>,
+    /// The processes it monitors.
+    pub monitoring: Vec<Pid>,
+    /// Its registered names.
+    pub names: Vec<String>,
+    /// Messages waiting in its inbox and topic queues.
+    pub queued_messages: usize,
+    /// Its outstanding operations.
+    pub outstanding: usize,
+    /// Whether it traps links.
+    pub trap_links: bool,
 }
 
 /// Receives the result of one process (see [`Runtime::spawn_watched`], [`Runtime::watch`]).

@@ -138,7 +138,7 @@ fn upgrade(cell: &Arc<ProcessCell>, entry: Option<EntryId>, args: Vec<Value>) ->
 /// Ends `cell` with `result`: it leaves the table, its names are released, its operations are
 /// dropped, its code is dropped, and its monitors and links are told.
 fn exit(cell: &Arc<ProcessCell>, result: Result<Value, Error>) {
-    let (links, watchers, names, ops) = {
+    let (links, watchers, names, monitoring, ops) = {
         let mut inner = lock(&cell.inner);
         inner.exited = true;
         inner.kill = None;
@@ -146,6 +146,7 @@ fn exit(cell: &Arc<ProcessCell>, result: Result<Value, Error>) {
             std::mem::take(&mut inner.links),
             std::mem::take(&mut inner.watchers),
             std::mem::take(&mut inner.names),
+            std::mem::take(&mut inner.monitoring),
             inner.mailbox.close(),
         )
     };
@@ -161,6 +162,9 @@ fn exit(cell: &Arc<ProcessCell>, result: Result<Value, Error>) {
     }
     for name in &names {
         rt.names.remove(name, cell.pid);
+    }
+    for target in monitoring {
+        rt.drop_monitor(cell.pid, target);
     }
     // The code goes before anyone hears of the exit: its destructors run as part of the process.
     drop(body);

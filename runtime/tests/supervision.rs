@@ -283,3 +283,38 @@ fn supervisor_restarts_a_crashing_worker() {
     });
     assert_eq!(out, Ok(Value::Array(vec![Value::Int(3), Value::Int(3)])));
 }
+
+#[test]
+fn relations_are_cleaned_up_when_either_side_ends() {
+    let rt = runtime();
+    let server = spawn(&rt, |cx| async move {
+        cx.register("server", None)?;
+        Ok(cx.recv().await.payload)
+    });
+    // 200 short-lived clients monitor and link the server, then end (normally).
+    for _ in 0..200 {
+        let r = exec(&rt, move |cx| async move {
+            cx.monitor(server);
+            cx.link(server)?;
+            Ok(Value::Nil)
+        });
+        assert_eq!(r, Ok(Value::Nil));
+    }
+    let info = rt.info(server).expect("server alive");
+    assert_eq!(info.monitored_by, vec![], "monitors of ended clients are gone");
+    assert_eq!(info.links, vec![], "links to ended clients are gone");
+    assert_eq!(info.names, vec!["server".to_owned()]);
+    // A monitor whose target ended is gone from the watcher's side too.
+    let watcher = spawn(&rt, move |cx| async move {
+        cx.monitor(server);
+        cx.send(server, "stop", 1)?;
+        cx.event().await;
+        Ok(cx.recv().await.payload)
+    });
+    let t0 = std::time::Instant::now();
+    while rt.is_alive(server) || !rt.info(watcher).expect("watcher alive").monitoring.is_empty() {
+        assert!(t0.elapsed() < PATIENCE, "the watcher still lists the ended server");
+        std::thread::sleep(ms(1));
+    }
+    rt.terminate(watcher).unwrap();
+}
