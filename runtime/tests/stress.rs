@@ -154,3 +154,39 @@ fn shutdown_with_live_processes_ends_them_all() {
     let err = rt.spawn(proc(|_| async { Ok(Value::Nil) })).unwrap_err();
     assert_eq!(err.kind(), spindle_runtime::ErrorKind::Unavailable);
 }
+
+/// On a single worker, processes that yield forever must not starve the others: a yielding
+/// process goes behind everything that is ready.
+#[test]
+fn no_starvation_by_yielding_processes() {
+    let rt = runtime_with(spindle_runtime::HostConfig::new(HOST).workers(1));
+    let busy: Vec<_> = (0..4)
+        .map(|_| {
+            spawn(&rt, |cx| async move {
+                loop {
+                    cx.yield_now().await;
+                }
+            })
+        })
+        .collect();
+    let out = exec(&rt, |cx| async move {
+        let echo = cx.spawn(
+            proc(|cx| async move {
+                loop {
+                    let m = cx.recv().await;
+                    cx.send(m.from, "pong", m.payload)?;
+                }
+            }),
+            Ties { link: true, monitor: false },
+        )?;
+        for i in 0..1_000 {
+            cx.send(echo, "ping", i)?;
+            assert_eq!(cx.recv().await.payload, Value::Int(i));
+        }
+        Ok(Value::from("all pongs"))
+    });
+    assert_eq!(out, Ok(Value::from("all pongs")));
+    for b in busy {
+        rt.terminate(b).unwrap();
+    }
+}

@@ -22,6 +22,7 @@ use crossbeam_deque::{Injector, Stealer, Worker};
 use crate::cell::ProcessCell;
 use crate::sync::{Mutex, lock};
 use idle::Idle;
+use worker::Push;
 
 /// Something a worker can run.
 pub(crate) enum Task {
@@ -70,13 +71,21 @@ impl Scheduler {
         self.stealers.len()
     }
 
-    /// Queues a task that was just woken or spawned: on the current worker's local queue when
+    /// Queues a task that was just woken or spawned: in the current worker's `next` slot when
     /// called from one of this scheduler's workers, else on the injector.
     pub(crate) fn schedule(&self, task: Task) {
-        if let Err(task) = worker::push_local(self, task) {
-            self.injector.push(task);
+        self.push(task, Push::Wake);
+    }
+
+    fn push(&self, task: Task, how: Push) {
+        match worker::push_local(self, task, how) {
+            Ok(false) => {}
+            Ok(true) => self.idle.notify_one(),
+            Err(task) => {
+                self.injector.push(task);
+                self.idle.notify_one();
+            }
         }
-        self.idle.notify_one();
     }
 
     /// Stops the workers (after their current task) and joins them. Tasks left in the queues
