@@ -1,0 +1,67 @@
+"""Formats the RESULT lines of scripts/bench.sh as a markdown table.
+
+usage: bench_table.py RESULTS_FILE MACHINE_LINE [COMMIT]
+
+Each line is `RESULT <system> <bench> <value> <unit> <method...>` with system `rust` or
+`erlang`. Lines whose unit is `-` describe a version and go above the table. The ratio is
+oriented so that above 1 always means Spindle (Rust) did better: rust/erlang for rates,
+erlang/rust for times and memory.
+"""
+
+import sys
+
+SYSTEMS = ("rust", "erlang")
+HIGHER_IS_BETTER = {"per_s", "msgs_per_s"}
+
+
+def parse(path):
+    rows, info = {}, {}
+    for line in open(path, encoding="utf-8"):
+        parts = line.split(maxsplit=5)
+        if len(parts) < 5 or parts[0] != "RESULT" or parts[1] not in SYSTEMS:
+            continue
+        _, system, bench, value, unit = parts[:5]
+        method = parts[5].strip() if len(parts) > 5 else ""
+        if unit == "-":
+            info[system] = f"{bench} {value} ({method})"
+            continue
+        row = rows.setdefault(bench, {"unit": unit})
+        row[system] = value
+    return rows, info
+
+
+def ratio(unit, rust, erlang):
+    try:
+        r, e = float(rust), float(erlang)
+    except (TypeError, ValueError):
+        return "—"
+    if r <= 0 or e <= 0:
+        return "—"
+    return f"{(r / e if unit in HIGHER_IS_BETTER else e / r):.2f}"
+
+
+def main():
+    if len(sys.argv) not in (3, 4):
+        sys.exit(__doc__)
+    rows, info = parse(sys.argv[1])
+    print(f"Machine: {sys.argv[2]}")
+    if len(sys.argv) == 4:
+        print(f"Commit: {sys.argv[3]}")
+    for system, label in (("rust", "Rust"), ("erlang", "Erlang")):
+        if system in info:
+            print(f"{label}: {info[system]}")
+    print()
+    print("| bench | unit | Rust | Erlang/OTP | ratio |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for bench, row in rows.items():
+        rust, erlang = row.get("rust"), row.get("erlang")
+        print(
+            f"| {bench} | {row['unit']} | {rust or '—'} | {erlang or '—'} "
+            f"| {ratio(row['unit'], rust, erlang)} |"
+        )
+    print()
+    print("ratio > 1: Spindle is better (rates: Rust/Erlang; times and memory: Erlang/Rust).")
+
+
+if __name__ == "__main__":
+    main()
