@@ -2,6 +2,11 @@
 
 use std::process::ExitCode;
 
+/// Processes are allocated on one worker and often freed on another: mimalloc's per-thread
+/// heaps with cross-thread free lists handle that without the lock contention of glibc's arenas.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const HELP: &str = "\
 spindle — run isolated lightweight processes
 

@@ -19,6 +19,11 @@ mod timers;
 
 use std::process::ExitCode;
 
+/// Processes are allocated on one worker and often freed on another: mimalloc's per-thread
+/// heaps with cross-thread free lists handle that without the lock contention of glibc's arenas.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use harness::{Bench, HOST, WORKERS, report};
 
 type Workload = fn(&Bench) -> spindle_runtime::Result<()>;

@@ -10,6 +10,7 @@
 
 use std::cell::UnsafeCell;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use crate::error::Error;
 use crate::host::Host;
@@ -31,6 +32,8 @@ pub(crate) struct ProcessCell {
     pub(crate) host: Arc<Host>,
     pub(crate) strand: Option<Arc<Strand>>,
     pub(crate) inner: Mutex<Inner>,
+    /// Mirrors `inner.kill.is_some()` so that a step can check it without the lock.
+    pub(crate) killed: AtomicBool,
     body: UnsafeCell<Option<Box<dyn Process>>>,
 }
 
@@ -44,15 +47,59 @@ pub(crate) struct Inner {
     pub(crate) mailbox: Mailbox,
     pub(crate) exited: bool,
     /// Set by `terminate` or a broken link: the process ends with this error before its next step.
-    pub(crate) kill: Option<Error>,
-    pub(crate) entry: Option<EntryId>,
-    pub(crate) links: Vec<Pid>,
-    pub(crate) watchers: Vec<Watcher>,
+    pub(crate) kill: Option<Box<Error>>,
+    pub(crate) entry: Option<Box<EntryId>>,
+    pub(crate) links: List<Pid>,
+    pub(crate) watchers: List<Watcher>,
     /// The processes this one monitors, so that its monitors go when it ends.
-    pub(crate) monitoring: Vec<Pid>,
-    pub(crate) names: Vec<String>,
+    pub(crate) monitoring: List<Pid>,
+    pub(crate) names: List<String>,
     pub(crate) trap_links: bool,
     pub(crate) upgradable: bool,
+}
+
+/// A list that costs one pointer while empty, as most relation lists of most processes are.
+pub(crate) struct List<T>(Option<Box<Vec<T>>>);
+
+impl<T> Default for List<T> {
+    fn default() -> Self {
+        List(None)
+    }
+}
+
+impl<T> List<T> {
+    pub(crate) fn push(&mut self, item: T) {
+        self.0.get_or_insert_with(Box::default).push(item);
+    }
+
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, T> {
+        self.0.as_deref().map_or(&[][..], Vec::as_slice).iter()
+    }
+
+    pub(crate) fn retain(&mut self, f: impl FnMut(&T) -> bool) {
+        if let Some(v) = &mut self.0 {
+            v.retain(f);
+        }
+    }
+
+    /// Removes the first item matching `f`.
+    pub(crate) fn remove_first(&mut self, f: impl FnMut(&T) -> bool) {
+        if let Some(v) = &mut self.0
+            && let Some(i) = v.iter().position(f)
+        {
+            v.remove(i);
+        }
+    }
+
+    pub(crate) fn take(&mut self) -> Vec<T> {
+        self.0.take().map(|b| *b).unwrap_or_default()
+    }
+}
+
+impl<T: PartialEq> List<T> {
+    pub(crate) fn contains(&self, item: &T) -> bool {
+        self.iter().any(|x| x == item)
+    }
 }
 
 /// Who is told when this process ends, and how.
@@ -81,6 +128,7 @@ impl ProcessCell {
             host,
             strand,
             inner: Mutex::new(inner),
+            killed: AtomicBool::new(false),
             body: UnsafeCell::new(Some(body)),
         }
     }
@@ -131,5 +179,21 @@ impl std::task::Wake for ProcessCell {
             inner.mailbox.notified = true;
             ((), inner.mailbox.wake_check())
         });
+    }
+}
+
+#[cfg(all(test, not(spindle_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        eprintln!(
+            "ProcessCell {} Inner {} Mailbox {} State {}",
+            size_of::<ProcessCell>(),
+            size_of::<Inner>(),
+            size_of::<Mailbox>(),
+            size_of::<State>()
+        );
     }
 }

@@ -77,7 +77,7 @@ impl Cx {
 
     /// The entry this process runs, if it was started from one.
     pub fn entry(&self) -> Option<EntryId> {
-        lock(&self.cell.inner).entry.clone()
+        lock(&self.cell.inner).entry.as_deref().cloned()
     }
 
     /// Sends `payload` under `topic` to `dest`. Sending to a process that has ended is not an
@@ -214,6 +214,12 @@ impl Cx {
     /// Starts a blocking operation; its completion carries the returned tag.
     pub fn start(&self, op: Op) -> Tag {
         self.cell.rt.start_op(&self.cell, op)
+    }
+
+    /// Like [`Cx::start`], but an operation that can complete at once (a receive that finds a
+    /// message waiting) returns its completion instead of a tag.
+    pub fn start_or_take(&self, op: Op) -> std::result::Result<Completion, Tag> {
+        self.cell.rt.start_or_take(&self.cell, op, true)
     }
 
     /// Takes the oldest waiting message of `topic` (the inbox for `None`) without blocking.

@@ -16,8 +16,9 @@ use crate::process::{Completion, Event, Message, Tag, WaitFor};
 #[derive(Default)]
 pub(crate) struct Mailbox {
     inbox: VecDeque<Message>,
-    topics: Vec<(String, VecDeque<Message>)>,
-    events: VecDeque<Event>,
+    /// Listened topics and queued events: most processes never have either, so they live
+    /// behind one pointer that is allocated on first use.
+    rare: Option<Box<Rare>>,
     /// Messages waiting in `inbox` and `topics`, for the host's mailbox limit.
     queued: usize,
     pending: Vec<Pending>,
@@ -28,6 +29,12 @@ pub(crate) struct Mailbox {
     pub(crate) waiting: Option<WaitFor>,
     /// The process's waker was called (Rust processes awaiting foreign futures).
     pub(crate) notified: bool,
+}
+
+#[derive(Default)]
+struct Rare {
+    topics: Vec<(String, VecDeque<Message>)>,
+    events: VecDeque<Event>,
 }
 
 struct Pending {
@@ -49,15 +56,22 @@ impl Mailbox {
         Tag(self.next_tag)
     }
 
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
     fn queue_for(&mut self, topic: Option<&str>) -> Option<&mut VecDeque<Message>> {
         match topic {
             None => Some(&mut self.inbox),
-            Some(t) => self.topics.iter_mut().find(|(name, _)| name == t).map(|(_, q)| q),
+            Some(t) => {
+                let rare = self.rare.as_mut()?;
+                rare.topics.iter_mut().find(|(name, _)| name == t).map(|(_, q)| q)
+            }
         }
     }
 
     fn is_listened(&self, topic: &str) -> bool {
-        self.topics.iter().any(|(name, _)| name == topic)
+        self.rare.as_ref().is_some_and(|r| r.topics.iter().any(|(name, _)| name == topic))
     }
 
     /// Delivers `msg`: completes the oldest receive waiting for its topic, or queues it.
@@ -98,7 +112,7 @@ impl Mailbox {
             self.done.push_back((tag, Completion::Event(event)));
             self.wake_check()
         } else {
-            self.events.push_back(event);
+            self.rare().events.push_back(event);
             false
         }
     }
@@ -111,28 +125,36 @@ impl Mailbox {
     }
 
     pub(crate) fn try_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.rare.as_mut()?.events.pop_front()
+    }
+
+    /// What a receive or event operation gets at once, if anything waits already.
+    pub(crate) fn serve_now(&mut self, what: &PendingOp) -> Option<Completion> {
+        match what {
+            PendingOp::Receive(Some(t)) if !self.is_listened(t) => {
+                Some(Completion::Failed(Error::invalid(format!(
+                    "receive on topic `{t}` which this process does not listen to"
+                ))))
+            }
+            PendingOp::Receive(topic) => {
+                self.try_receive(topic.as_deref()).map(Completion::Message)
+            }
+            PendingOp::Event => self.try_event().map(Completion::Event),
+            _ => None,
+        }
     }
 
     /// Records a started operation; a receive that can be served at once completes now.
     pub(crate) fn start(&mut self, tag: Tag, what: PendingOp) {
-        let ready = match &what {
-            PendingOp::Receive(topic) => {
-                if topic.as_deref().is_some_and(|t| !self.is_listened(t)) {
-                    let t = topic.clone().unwrap_or_default();
-                    Some(Completion::Failed(Error::invalid(format!(
-                        "receive on topic `{t}` which this process does not listen to"
-                    ))))
-                } else {
-                    self.try_receive(topic.as_deref()).map(Completion::Message)
-                }
-            }
-            PendingOp::Event => self.try_event().map(Completion::Event),
-            _ => None,
-        };
-        match ready {
+        match self.serve_now(&what) {
             Some(c) => self.done.push_back((tag, c)),
-            None => self.pending.push(Pending { tag, what }),
+            None => {
+                // Most processes wait on one thing at a time: no room for four on first use.
+                if self.pending.capacity() == 0 {
+                    self.pending.reserve_exact(1);
+                }
+                self.pending.push(Pending { tag, what });
+            }
         }
     }
 
@@ -202,7 +224,7 @@ impl Mailbox {
                     self.queued += 1;
                 }
             }
-            Completion::Event(e) => self.events.push_front(e),
+            Completion::Event(e) => self.rare().events.push_front(e),
             _ => {}
         }
     }
@@ -220,8 +242,7 @@ impl Mailbox {
     /// For an exit: everything goes; returns what must be undone outside the lock.
     pub(crate) fn close(&mut self) -> Vec<PendingOp> {
         self.inbox = VecDeque::new();
-        self.topics = Vec::new();
-        self.events = VecDeque::new();
+        self.rare = None;
         self.done = VecDeque::new();
         self.queued = 0;
         std::mem::take(&mut self.pending).into_iter().map(|p| p.what).collect()
@@ -238,19 +259,17 @@ impl Mailbox {
         let (moved, kept): (VecDeque<_>, VecDeque<_>) =
             std::mem::take(&mut self.inbox).into_iter().partition(|m| m.topic == topic);
         self.inbox = kept;
-        self.topics.push((topic.to_owned(), moved));
+        self.rare().topics.push((topic.to_owned(), moved));
         Ok(())
     }
 
     /// Stops listening to `topic`: its queued messages go back to the inbox, and receives
     /// waiting on it fail with `CANCELED`. Returns whether the process must be woken.
     pub(crate) fn unlisten(&mut self, topic: &str) -> Result<bool> {
-        let i = self
-            .topics
-            .iter()
-            .position(|(t, _)| t == topic)
-            .ok_or_else(|| Error::not_found(format!("topic `{topic}` is not listened to")))?;
-        let (_, q) = self.topics.remove(i);
+        let not_listened = || Error::not_found(format!("topic `{topic}` is not listened to"));
+        let rare = self.rare.as_mut().ok_or_else(not_listened)?;
+        let i = rare.topics.iter().position(|(t, _)| t == topic).ok_or_else(not_listened)?;
+        let (_, q) = rare.topics.remove(i);
         self.inbox.extend(q);
         let mut j = 0;
         while j < self.pending.len() {

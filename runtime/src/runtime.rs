@@ -26,7 +26,7 @@ use crate::value::Value;
 
 /// What every process and every handle of one runtime shares.
 pub(crate) struct Shared {
-    hosts: RwLock<HashMap<HostId, Arc<Host>>>,
+    hosts: RwLock<HashMap<String, Arc<Host>>>,
     pub(crate) table: Table,
     pub(crate) names: Names,
     pub(crate) entries: Entries,
@@ -57,8 +57,11 @@ pub(crate) fn undo(op: PendingOp) {
 
 impl Shared {
     pub(crate) fn host(&self, name: &str) -> Result<Arc<Host>> {
-        HostId::lookup(name)
-            .and_then(|id| self.hosts.read().unwrap_or_else(|e| e.into_inner()).get(&id).cloned())
+        self.hosts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
             .ok_or_else(|| Error::not_found(format!("host `{name}` does not exist")))
     }
 
@@ -126,7 +129,7 @@ impl Shared {
             Code::Instance(p) => (p, None, None),
         };
         let pid = Pid::fresh(host.id);
-        let mut inner = Inner { entry, ..Inner::default() };
+        let mut inner = Inner { entry: entry.map(Box::new), ..Inner::default() };
         if let Some(parent) = parent {
             if ties.link {
                 inner.links.push(parent.pid);
@@ -137,7 +140,9 @@ impl Shared {
                 lock(&parent.inner).monitoring.push(pid);
             }
         }
-        inner.watchers.extend(watcher);
+        if let Some(w) = watcher {
+            inner.watchers.push(w);
+        }
         if let Some(s) = &strand {
             s.joined();
         }
@@ -178,26 +183,48 @@ impl Shared {
     }
 
     pub(crate) fn start_op(&self, cell: &Arc<ProcessCell>, op: Op) -> Tag {
+        match self.start_or_take(cell, op, false) {
+            Err(tag) => tag,
+            Ok(_) => unreachable!("start_or_take(.., false) always starts"),
+        }
+    }
+
+    /// Starts `op`; with `take_ready`, a receive that finds a message waiting returns it at once
+    /// instead of starting anything (one lock round trip for the common case).
+    pub(crate) fn start_or_take(
+        &self,
+        cell: &Arc<ProcessCell>,
+        op: Op,
+        take_ready: bool,
+    ) -> Result<Completion, Tag> {
         let mut inner = lock(&cell.inner);
-        let tag = inner.mailbox.new_tag();
-        match op {
-            Op::Receive { topic } => inner.mailbox.start(tag, PendingOp::Receive(topic)),
-            Op::Event => inner.mailbox.start(tag, PendingOp::Event),
+        let what = match op {
+            Op::Receive { topic } => PendingOp::Receive(topic),
+            Op::Event => PendingOp::Event,
             Op::Sleep(d) => {
+                let tag = inner.mailbox.new_tag();
                 // Registered under the lock before the timer can fire and complete it.
                 let h = self.driver.sleep(cell.clone(), tag, d);
                 inner.mailbox.start(tag, PendingOp::Timer(h));
+                return Err(tag);
             }
             Op::Exec(spawn) => {
+                let tag = inner.mailbox.new_tag();
                 inner.mailbox.start(tag, PendingOp::Exec);
                 drop(inner);
                 let watcher = Watcher::Exec(cell.pid, tag);
                 if let Err(e) = cell.rt.spawn(Some(cell), spawn, Ties::default(), Some(watcher)) {
                     self.complete(cell, tag, Completion::Failed(e));
                 }
+                return Err(tag);
             }
+        };
+        if take_ready && let Some(c) = inner.mailbox.serve_now(&what) {
+            return Ok(c);
         }
-        tag
+        let tag = inner.mailbox.new_tag();
+        inner.mailbox.start(tag, what);
+        Err(tag)
     }
 
     pub(crate) fn link(&self, me: &Arc<ProcessCell>, other: Pid) -> Result<()> {
@@ -249,7 +276,7 @@ impl Shared {
     }
 
     pub(crate) fn unmonitor(&self, me: &Arc<ProcessCell>, target: Pid) {
-        forget(&mut lock(&me.inner).monitoring, target);
+        lock(&me.inner).monitoring.remove_first(|p| *p == target);
         self.drop_monitor(me.pid, target);
     }
 
@@ -257,11 +284,7 @@ impl Shared {
     pub(crate) fn drop_monitor(&self, watcher: Pid, target: Pid) {
         if let Some(cell) = self.table.get(target) {
             let mut t = lock(&cell.inner);
-            if let Some(i) =
-                t.watchers.iter().position(|w| matches!(w, Watcher::Monitor(p) if *p == watcher))
-            {
-                t.watchers.remove(i);
-            }
+            t.watchers.remove_first(|w| matches!(w, Watcher::Monitor(p) if *p == watcher));
         }
     }
 
@@ -361,7 +384,7 @@ impl Shared {
                         reason: None,
                     };
                     cell.with(|i| {
-                        forget(&mut i.monitoring, pid);
+                        i.monitoring.remove_first(|p| *p == pid);
                         ((), !i.exited && i.mailbox.deliver_event(event))
                     });
                 }
@@ -378,20 +401,15 @@ impl Shared {
     }
 }
 
-/// Removes one occurrence of `pid` from `list`.
-fn forget(list: &mut Vec<Pid>, pid: Pid) {
-    if let Some(i) = list.iter().position(|p| *p == pid) {
-        list.swap_remove(i);
-    }
-}
-
 /// Ends `cell` before its next step with `err` (the first kill wins).
 fn kill(cell: &Arc<ProcessCell>, err: Error) {
     cell.with(|i| {
         if i.exited || i.kill.is_some() {
             return ((), false);
         }
-        i.kill = Some(err);
+        i.kill = Some(Box::new(err));
+        // Under the lock: a step that sees the flag finds the error there.
+        cell.killed.store(true, Ordering::Release);
         i.mailbox.waiting = None;
         ((), true)
     });
@@ -471,16 +489,15 @@ impl Runtime {
     /// # Errors
     /// `ALREADY_EXISTS` if a host of that name runs.
     pub fn add_host(&self, config: HostConfig) -> Result<Arc<Host>> {
-        let id = HostId::intern(&config.name);
         let mut hosts = self.shared.hosts.write().unwrap_or_else(|e| e.into_inner());
-        if hosts.contains_key(&id) {
+        if hosts.contains_key(&config.name) {
             return Err(Error::new(
                 ErrorKind::AlreadyExists,
                 format!("host `{}` already exists", config.name),
             ));
         }
         let host = Host::start(config);
-        hosts.insert(id, host.clone());
+        hosts.insert(host.name().to_owned(), host.clone());
         Ok(host)
     }
 
@@ -613,15 +630,15 @@ impl Runtime {
         Some(ProcessInfo {
             pid,
             host: cell.host.name().to_owned(),
-            entry: i.entry.clone(),
-            links: i.links.clone(),
+            entry: i.entry.as_deref().cloned(),
+            links: i.links.iter().copied().collect(),
             monitored_by: i
                 .watchers
                 .iter()
                 .filter_map(|w| if let Watcher::Monitor(p) = w { Some(*p) } else { None })
                 .collect(),
-            monitoring: i.monitoring.clone(),
-            names: i.names.clone(),
+            monitoring: i.monitoring.iter().copied().collect(),
+            names: i.names.iter().cloned().collect(),
             queued_messages: i.mailbox.queued(),
             outstanding: i.mailbox.outstanding(),
             trap_links: i.trap_links,
@@ -640,7 +657,7 @@ impl Runtime {
             let event =
                 Event { kind: EventKind::Outdated, from: cell.pid, result: None, reason: None };
             let told = cell.with(|i| {
-                if i.exited || !i.upgradable || i.entry.as_ref() != Some(id) {
+                if i.exited || !i.upgradable || i.entry.as_deref() != Some(id) {
                     return (false, false);
                 }
                 (true, i.mailbox.deliver_event(event))
@@ -667,8 +684,8 @@ impl Runtime {
             let ops = {
                 let mut i = lock(&cell.inner);
                 i.exited = true;
-                i.links.clear();
-                i.watchers.clear();
+                i.links.take();
+                i.watchers.take();
                 i.mailbox.close()
             };
             ops.into_iter().for_each(undo);

@@ -147,18 +147,11 @@ impl Future for OpFuture {
     fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Completion> {
         let this = self.get_mut();
         if let Some(op) = this.op.take() {
-            // Served at once without an operation when something is already waiting.
-            let ready = match &op {
-                Op::Receive { topic } => {
-                    this.cx.try_receive(topic.as_deref()).map(Completion::Message)
-                }
-                Op::Event => this.cx.try_event().map(Completion::Event),
-                _ => None,
-            };
-            if let Some(c) = ready {
-                return Poll::Ready(c);
+            // Served at once, without an operation, when a message is already waiting.
+            match this.cx.start_or_take(op) {
+                Ok(c) => return Poll::Ready(c),
+                Err(tag) => this.tag = Some(tag),
             }
-            this.tag = Some(this.cx.start(op));
         }
         let Some(tag) = this.tag else { return Poll::Pending };
         match this.cx.take_completion(tag) {

@@ -34,15 +34,11 @@ pub(crate) fn run(cell: &Arc<ProcessCell>) -> After {
     }
     let mut cx = cx_of(cell);
     for _ in 0..STEP_BUDGET {
-        {
-            let mut inner = lock(&cell.inner);
-            if let Some(err) = inner.kill.take() {
-                drop(inner);
-                exit(cell, Err(err));
-                return After::Done;
-            }
-            inner.mailbox.notified = false;
-            inner.mailbox.waiting = None;
+        if cell.killed.load(Ordering::Acquire) {
+            let err = lock(&cell.inner).kill.take();
+            let err = err.map_or_else(|| Error::new(ErrorKind::Canceled, "killed"), |e| *e);
+            exit(cell, Err(err));
+            return After::Done;
         }
         // SAFETY: `start` above gave this worker the RUNNING bit; it is released only by the
         // `idle`, `requeue` or `complete` transitions below, after the last use of the body.
@@ -72,6 +68,8 @@ pub(crate) fn run(cell: &Arc<ProcessCell>) -> After {
             Ok(Step::Wait(mode)) => {
                 let mut inner = lock(&cell.inner);
                 if inner.kill.is_some() || inner.mailbox.ready(mode) {
+                    // Step again at once; a waker call seen here is consumed by that step.
+                    inner.mailbox.notified = false;
                     continue;
                 }
                 inner.mailbox.waiting = Some(mode);
@@ -106,7 +104,7 @@ fn upgrade(cell: &Arc<ProcessCell>, entry: Option<EntryId>, args: Vec<Value>) ->
     let pid = cell.pid;
     let id = match entry {
         Some(id) => id,
-        None => lock(&cell.inner).entry.clone().ok_or_else(|| {
+        None => lock(&cell.inner).entry.as_deref().cloned().ok_or_else(|| {
             Error::invalid(format!("upgrade of {pid}: it was not started from an entry to reload"))
         })?,
     };
@@ -125,7 +123,7 @@ fn upgrade(cell: &Arc<ProcessCell>, entry: Option<EntryId>, args: Vec<Value>) ->
     }
     let ops = {
         let mut inner = lock(&cell.inner);
-        inner.entry = Some(id);
+        inner.entry = Some(Box::new(id));
         inner.mailbox.reset_ops()
     };
     ops.into_iter().for_each(undo);
@@ -143,10 +141,10 @@ fn exit(cell: &Arc<ProcessCell>, result: Result<Value, Error>) {
         inner.exited = true;
         inner.kill = None;
         (
-            std::mem::take(&mut inner.links),
-            std::mem::take(&mut inner.watchers),
-            std::mem::take(&mut inner.names),
-            std::mem::take(&mut inner.monitoring),
+            inner.links.take(),
+            inner.watchers.take(),
+            inner.names.take(),
+            inner.monitoring.take(),
             inner.mailbox.close(),
         )
     };
