@@ -59,6 +59,7 @@ pub(crate) struct Inner {
 }
 
 /// A list that costs one pointer while empty, as most relation lists of most processes are.
+#[expect(clippy::box_collection, reason = "one pointer instead of three while empty")]
 pub(crate) struct List<T>(Option<Box<Vec<T>>>);
 
 impl<T> Default for List<T> {

@@ -112,7 +112,11 @@ impl Shared {
         if self.stopped.load(Ordering::Acquire) {
             return Err(Error::new(ErrorKind::Unavailable, "the runtime is shutting down"));
         }
-        let host = self.host(&spawn.host)?;
+        // Most spawns go to the parent's own host: no map lookup for those.
+        let host = match parent {
+            Some(p) if p.host.name() == spawn.host => p.host.clone(),
+            _ => self.host(&spawn.host)?,
+        };
         if let Some(max) = host.config.max_processes
             && host.live.load(Ordering::Relaxed) >= max
         {
@@ -155,16 +159,26 @@ impl Shared {
 
     pub(crate) fn send(&self, from: Pid, dest: &Dest, topic: &str, payload: Value) -> Result<()> {
         check_topic(topic)?;
-        let Some(cell) = self.resolve(dest)? else { return Ok(()) };
-        let limit = cell.host.config.mailbox_limit;
+        let pid = match dest {
+            Dest::Pid(pid) => *pid,
+            Dest::Name(name) => self
+                .names
+                .lookup(name)
+                .ok_or_else(|| Error::not_found(format!("no process is registered as `{name}`")))?,
+        };
         let msg = Message { from, topic: topic.to_owned(), payload };
-        let mut inner = lock(&cell.inner);
-        if inner.exited {
-            return Ok(());
-        }
-        let wake = inner.mailbox.deliver(msg, limit).map_err(|e| e.context(cell.pid))?;
-        drop(inner);
-        if wake {
+        // Delivered under the table shard's lock: a reference is taken only to queue a receiver
+        // that must wake.
+        let delivered = self.table.with(pid, |cell| {
+            let mut inner = lock(&cell.inner);
+            if inner.exited {
+                return Ok(None);
+            }
+            let limit = cell.host.config.mailbox_limit;
+            let wake = inner.mailbox.deliver(msg, limit).map_err(|e| e.context(pid))?;
+            Ok(wake.then(|| cell.clone()))
+        });
+        if let Some(cell) = delivered.transpose()?.flatten() {
             cell.wake();
         }
         Ok(())

@@ -51,6 +51,13 @@ impl Table {
         lock(self.shard(pid)).get(&pid.serial()).cloned()
     }
 
+    /// Runs `f` on process `pid` under its shard's lock, without taking a reference to it (the
+    /// message path: most deliveries need no reference of their own). `f` must not touch the
+    /// table. Lock order: a shard, then a process — never the other way.
+    pub(crate) fn with<R>(&self, pid: Pid, f: impl FnOnce(&Arc<ProcessCell>) -> R) -> Option<R> {
+        lock(self.shard(pid)).get(&pid.serial()).map(f)
+    }
+
     pub(crate) fn remove(&self, pid: Pid) -> Option<Arc<ProcessCell>> {
         lock(self.shard(pid)).remove(&pid.serial())
     }
