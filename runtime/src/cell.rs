@@ -187,14 +187,14 @@ impl std::task::Wake for ProcessCell {
 mod tests {
     use super::*;
 
+    /// Idle memory per process is a goal (≤ 1 KB with the body and the table entry): the record
+    /// itself must stay within one 256-byte allocation, with the reference counts.
     #[test]
-    fn sizes() {
-        eprintln!(
-            "ProcessCell {} Inner {} Mailbox {} State {}",
-            size_of::<ProcessCell>(),
-            size_of::<Inner>(),
-            size_of::<Mailbox>(),
-            size_of::<State>()
+    fn a_process_record_fits_256_bytes() {
+        assert!(
+            size_of::<ProcessCell>() <= 240,
+            "ProcessCell is {} bytes",
+            size_of::<ProcessCell>()
         );
     }
 }

@@ -20,9 +20,10 @@ pub(crate) struct Mailbox {
     /// behind one pointer that is allocated on first use.
     rare: Option<Box<Rare>>,
     /// Messages waiting in `inbox` and `topics`, for the host's mailbox limit.
-    queued: usize,
+    queued: u32,
     pending: Vec<Pending>,
-    done: VecDeque<(Tag, Completion)>,
+    /// Completions not yet taken, oldest first (rarely more than one or two).
+    done: Vec<(Tag, Completion)>,
     next_tag: u64,
     /// `Some` while the process is parked in `Step::Wait`; whoever satisfies it takes it and
     /// queues the process.
@@ -85,11 +86,11 @@ impl Mailbox {
         });
         if let Some(i) = waiting {
             let tag = self.pending.remove(i).tag;
-            self.done.push_back((tag, Completion::Message(msg)));
+            self.done.push((tag, Completion::Message(msg)));
             return Ok(self.wake_check());
         }
         if let Some(limit) = limit
-            && self.queued >= limit
+            && self.queued as usize >= limit
         {
             return Err(Error::new(
                 ErrorKind::RateLimited,
@@ -109,7 +110,7 @@ impl Mailbox {
     pub(crate) fn deliver_event(&mut self, event: Event) -> bool {
         if let Some(i) = self.pending.iter().position(|p| matches!(p.what, PendingOp::Event)) {
             let tag = self.pending.remove(i).tag;
-            self.done.push_back((tag, Completion::Event(event)));
+            self.done.push((tag, Completion::Event(event)));
             self.wake_check()
         } else {
             self.rare().events.push_back(event);
@@ -147,7 +148,7 @@ impl Mailbox {
     /// Records a started operation; a receive that can be served at once completes now.
     pub(crate) fn start(&mut self, tag: Tag, what: PendingOp) {
         match self.serve_now(&what) {
-            Some(c) => self.done.push_back((tag, c)),
+            Some(c) => self.done.push((tag, c)),
             None => {
                 // Most processes wait on one thing at a time: no room for four on first use.
                 if self.pending.capacity() == 0 {
@@ -163,7 +164,7 @@ impl Mailbox {
     pub(crate) fn complete(&mut self, tag: Tag, completion: Completion) -> bool {
         let Some(i) = self.pending.iter().position(|p| p.tag == tag) else { return false };
         self.pending.remove(i);
-        self.done.push_back((tag, completion));
+        self.done.push((tag, completion));
         self.wake_check()
     }
 
@@ -187,16 +188,16 @@ impl Mailbox {
     }
 
     pub(crate) fn next_completion(&mut self) -> Option<(Tag, Completion)> {
-        self.done.pop_front()
+        (!self.done.is_empty()).then(|| self.done.remove(0))
     }
 
     pub(crate) fn take_completion(&mut self, tag: Tag) -> Option<Completion> {
         let i = self.done.iter().position(|(t, _)| *t == tag)?;
-        self.done.remove(i).map(|(_, c)| c)
+        Some(self.done.remove(i).1)
     }
 
     pub(crate) fn queued(&self) -> usize {
-        self.queued
+        self.queued as usize
     }
 
     pub(crate) fn outstanding(&self) -> usize {
@@ -232,7 +233,7 @@ impl Mailbox {
     /// For an upgrade: every operation of the old code ends; received but untaken messages and
     /// events return to their queues in order. Returns what must be undone outside the lock.
     pub(crate) fn reset_ops(&mut self) -> Vec<PendingOp> {
-        while let Some((_, c)) = self.done.pop_back() {
+        while let Some((_, c)) = self.done.pop() {
             self.put_back(c);
         }
         self.notified = false;
@@ -243,7 +244,7 @@ impl Mailbox {
     pub(crate) fn close(&mut self) -> Vec<PendingOp> {
         self.inbox = VecDeque::new();
         self.rare = None;
-        self.done = VecDeque::new();
+        self.done = Vec::new();
         self.queued = 0;
         std::mem::take(&mut self.pending).into_iter().map(|p| p.what).collect()
     }
@@ -276,7 +277,7 @@ impl Mailbox {
             if matches!(&self.pending[j].what, PendingOp::Receive(Some(t)) if t == topic) {
                 let tag = self.pending.remove(j).tag;
                 let err = Error::new(ErrorKind::Canceled, format!("topic `{topic}` closed"));
-                self.done.push_back((tag, Completion::Failed(err)));
+                self.done.push((tag, Completion::Failed(err)));
             } else {
                 j += 1;
             }

@@ -1,8 +1,9 @@
 //! The worker loop.
 //!
 //! A worker takes tasks from its `next` slot, then its local FIFO queue; every
-//! `INJECTOR_INTERVAL` tasks it looks at the injector first, so wake-ups from outside are not
-//! starved by a busy local queue. With no local work it takes a batch from the injector, then
+//! `INJECTOR_INTERVAL` tasks, and after every task that yielded (a spent time slice), it looks
+//! at the injector first, so wake-ups from outside (timers, other hosts) are not starved by a
+//! busy local queue. With no local work it takes a batch from the injector, then
 //! steals a batch from another worker, then parks (see `idle.rs`).
 //!
 //! The `next` slot holds the last task woken by this worker (a message's receiver, a spawned
@@ -79,6 +80,7 @@ pub(super) fn run(sched: Arc<Scheduler>, index: usize, queue: Worker<Task>) {
     sched.idle.register(index, &parker);
     let mut tick: u32 = 0;
     let mut streak: u32 = 0;
+    let mut yielded = false;
 
     while !sched.is_shutdown() {
         tick = tick.wrapping_add(1);
@@ -93,7 +95,8 @@ pub(super) fn run(sched: Arc<Scheduler>, index: usize, queue: Worker<Task>) {
             streak = 0;
         }
         let task = task.or_else(|| {
-            if tick.is_multiple_of(INJECTOR_INTERVAL) {
+            // After a yield a whole time slice has passed: wake-ups from outside go first.
+            if tick.is_multiple_of(INJECTOR_INTERVAL) || std::mem::take(&mut yielded) {
                 steal_injector(&sched, &local.queue).or_else(|| local.queue.pop())
             } else {
                 local.queue.pop()
@@ -101,12 +104,12 @@ pub(super) fn run(sched: Arc<Scheduler>, index: usize, queue: Worker<Task>) {
         });
         let task = task.or_else(|| find_work(&sched, index, &local.queue));
         match task {
-            Some(task) => run_task(&sched, task),
+            Some(task) => yielded = run_task(&sched, task),
             None => {
                 sched.idle.announce(index);
                 if let Some(task) = find_work(&sched, index, &local.queue) {
                     sched.idle.withdraw(index);
-                    run_task(&sched, task);
+                    yielded = run_task(&sched, task);
                     continue;
                 }
                 if sched.is_shutdown() {
@@ -145,17 +148,22 @@ fn find_work(sched: &Scheduler, index: usize, queue: &Worker<Task>) -> Option<Ta
     None
 }
 
-fn run_task(sched: &Scheduler, task: Task) {
+/// Runs one task; returns whether it went back to the queue (yielded or out of budget).
+fn run_task(sched: &Scheduler, task: Task) -> bool {
     match task {
         Task::Process(cell) => {
-            if step::run(&cell) == step::After::Requeue {
+            let again = step::run(&cell) == step::After::Requeue;
+            if again {
                 sched.push(Task::Process(cell), Push::Yield);
             }
+            again
         }
         Task::Strand(strand) => {
-            if strand.run() {
+            let again = strand.run();
+            if again {
                 sched.push(Task::Strand(strand), Push::Yield);
             }
+            again
         }
     }
 }
