@@ -22,7 +22,7 @@ use crate::runtime::Shared;
 use crate::scheduler::Strand;
 use crate::scheduler::Task;
 use crate::scheduler::state::{State, Wake};
-use crate::sync::{Mutex, lock};
+use crate::sync::{SpinLock, lock};
 use crate::value::Value;
 
 pub(crate) struct ProcessCell {
@@ -31,7 +31,7 @@ pub(crate) struct ProcessCell {
     pub(crate) rt: Arc<Shared>,
     pub(crate) host: Arc<Host>,
     pub(crate) strand: Option<Arc<Strand>>,
-    pub(crate) inner: Mutex<Inner>,
+    pub(crate) inner: SpinLock<Inner>,
     /// Mirrors `inner.kill.is_some()` so that a step can check it without the lock.
     pub(crate) killed: AtomicBool,
     body: UnsafeCell<Option<Box<dyn Process>>>,
@@ -128,7 +128,7 @@ impl ProcessCell {
             rt,
             host,
             strand,
-            inner: Mutex::new(inner),
+            inner: SpinLock::new(inner),
             killed: AtomicBool::new(false),
             body: UnsafeCell::new(Some(body)),
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::cell::ProcessCell;
 use crate::pid::Pid;
-use crate::sync::{Mutex, lock};
+use crate::sync::{SpinLock, lock};
 
 const SHARDS: usize = 64;
 
@@ -31,15 +31,15 @@ impl Hasher for SerialHasher {
 type Shard = HashMap<u64, Arc<ProcessCell>, BuildHasherDefault<SerialHasher>>;
 
 pub(crate) struct Table {
-    shards: Vec<Mutex<Shard>>,
+    shards: Vec<SpinLock<Shard>>,
 }
 
 impl Table {
     pub(crate) fn new() -> Table {
-        Table { shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect() }
+        Table { shards: (0..SHARDS).map(|_| SpinLock::new(Shard::default())).collect() }
     }
 
-    fn shard(&self, pid: Pid) -> &Mutex<Shard> {
+    fn shard(&self, pid: Pid) -> &SpinLock<Shard> {
         &self.shards[(pid.serial() as usize) % SHARDS]
     }
 
