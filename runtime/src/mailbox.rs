@@ -146,16 +146,34 @@ impl Mailbox {
     }
 
     /// Records a started operation; a receive that can be served at once completes now.
-    pub(crate) fn start(&mut self, tag: Tag, what: PendingOp) {
+    /// Returns whether the process must be woken (a completion while it is armed, see `arm`).
+    pub(crate) fn start(&mut self, tag: Tag, what: PendingOp) -> bool {
         match self.serve_now(&what) {
-            Some(c) => self.done.push((tag, c)),
+            Some(c) => {
+                self.done.push((tag, c));
+                self.wake_check()
+            }
             None => {
                 // Most processes wait on one thing at a time: no room for four on first use.
                 if self.pending.capacity() == 0 {
                     self.pending.reserve_exact(1);
                 }
                 self.pending.push(Pending { tag, what });
+                self.arm();
+                false
             }
+        }
+    }
+
+    /// Arms a wait-any ahead of time: the operation just started is outstanding and nothing is
+    /// ready, so if the step ends with `Wait(Any)` the worker may park the process without
+    /// taking the lock again. From here on, whatever makes the process ready goes through
+    /// `wake_check`, finds `waiting` set and wakes it — while it still runs, that sets the state
+    /// word's NOTIFIED bit, which the worker's `idle` transition sees (`step::run`).
+    fn arm(&mut self) {
+        if self.done.is_empty() && !self.notified && self.waiting != Some(WaitFor::All) {
+            self.waiting = Some(WaitFor::Any);
+            crate::step::armed();
         }
     }
 

@@ -17,9 +17,12 @@ use crate::registry::EntryId;
 use crate::value::Value;
 
 /// A resumable state machine stepped by the scheduler.
+///
+/// The context is lent by shared reference: every operation takes `&self`, and a process that
+/// needs the context later (a Rust future) keeps a clone of it.
 pub trait Process: Send + 'static {
     /// Runs until the process must wait; completions of earlier operations are in `cx`.
-    fn step(&mut self, cx: &mut Cx) -> Step;
+    fn step(&mut self, cx: &Cx) -> Step;
 }
 
 /// Why a step ended.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::backend::{Backend, Instance, Placement, Prototypes};
 use crate::cell::{Inner, ProcessCell, Watcher};
-use crate::context::{Cx, Dest};
+use crate::context::Dest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::host::{Host, HostConfig};
 use crate::mailbox::PendingOp;
@@ -212,32 +212,47 @@ impl Shared {
         take_ready: bool,
     ) -> Result<Completion, Tag> {
         let mut inner = lock(&cell.inner);
-        let what = match op {
-            Op::Receive { topic } => PendingOp::Receive(topic),
-            Op::Event => PendingOp::Event,
+        let (tag, wake) = match op {
+            Op::Receive { topic } => {
+                let what = PendingOp::Receive(topic);
+                if take_ready && let Some(c) = inner.mailbox.serve_now(&what) {
+                    return Ok(c);
+                }
+                let tag = inner.mailbox.new_tag();
+                (tag, inner.mailbox.start(tag, what))
+            }
+            Op::Event => {
+                let what = PendingOp::Event;
+                if take_ready && let Some(c) = inner.mailbox.serve_now(&what) {
+                    return Ok(c);
+                }
+                let tag = inner.mailbox.new_tag();
+                (tag, inner.mailbox.start(tag, what))
+            }
             Op::Sleep(d) => {
                 let tag = inner.mailbox.new_tag();
                 // Registered under the lock before the timer can fire and complete it.
                 let h = self.driver.sleep(cell.clone(), tag, d);
-                inner.mailbox.start(tag, PendingOp::Timer(h));
-                return Err(tag);
+                (tag, inner.mailbox.start(tag, PendingOp::Timer(h)))
             }
             Op::Exec(spawn) => {
                 let tag = inner.mailbox.new_tag();
-                inner.mailbox.start(tag, PendingOp::Exec);
+                let wake = inner.mailbox.start(tag, PendingOp::Exec);
                 drop(inner);
                 let watcher = Watcher::Exec(cell.pid, tag);
                 if let Err(e) = cell.rt.spawn(Some(cell), spawn, Ties::default(), Some(watcher)) {
                     self.complete(cell, tag, Completion::Failed(e));
                 }
+                if wake {
+                    cell.wake();
+                }
                 return Err(tag);
             }
         };
-        if take_ready && let Some(c) = inner.mailbox.serve_now(&what) {
-            return Ok(c);
+        drop(inner);
+        if wake {
+            cell.wake();
         }
-        let tag = inner.mailbox.new_tag();
-        inner.mailbox.start(tag, what);
         Err(tag)
     }
 
@@ -778,9 +793,4 @@ impl ExitWatch {
 
 fn shut_down() -> Error {
     Error::new(ErrorKind::Unavailable, "the runtime shut down before the process ended")
-}
-
-/// Builds a process context for `cell` (for the step loop).
-pub(crate) fn cx_of(cell: &Arc<ProcessCell>) -> Cx {
-    Cx { cell: cell.clone() }
 }

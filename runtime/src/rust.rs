@@ -100,7 +100,7 @@ impl fmt::Debug for AsyncProcess {
 }
 
 impl Process for AsyncProcess {
-    fn step(&mut self, cx: &mut Cx) -> Step {
+    fn step(&mut self, cx: &Cx) -> Step {
         if let Body::Start(_) = self.body {
             let Body::Start(start) = std::mem::replace(&mut self.body, Body::Finished) else {
                 unreachable!("checked above")
@@ -129,19 +129,19 @@ impl Process for AsyncProcess {
 
 /// A started operation of a Rust process; resolves to its [`Completion`].
 #[must_use = "an operation starts when first polled"]
-pub struct OpFuture {
-    cx: Cx,
+pub struct OpFuture<'a> {
+    cx: &'a Cx,
     op: Option<Op>,
     tag: Option<Tag>,
 }
 
-impl fmt::Debug for OpFuture {
+impl fmt::Debug for OpFuture<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OpFuture").field("op", &self.op).field("tag", &self.tag).finish()
     }
 }
 
-impl Future for OpFuture {
+impl Future for OpFuture<'_> {
     type Output = Completion;
 
     fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Completion> {
@@ -164,7 +164,7 @@ impl Future for OpFuture {
     }
 }
 
-impl Drop for OpFuture {
+impl Drop for OpFuture<'_> {
     fn drop(&mut self) {
         if let Some(tag) = self.tag.take() {
             self.cx.drop_op(tag);
@@ -178,8 +178,8 @@ fn mismatch(c: &Completion) -> Error {
 
 impl Cx {
     /// Starts `op` when first polled and resolves to its completion.
-    pub fn op(&self, op: Op) -> OpFuture {
-        OpFuture { cx: self.clone(), op: Some(op), tag: None }
+    pub fn op(&self, op: Op) -> OpFuture<'_> {
+        OpFuture { cx: self, op: Some(op), tag: None }
     }
 
     /// The next inbox message (topics nobody listens to).

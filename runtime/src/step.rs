@@ -4,20 +4,33 @@
 //! receive that found a queued message), up to `STEP_BUDGET` steps; then it goes behind the
 //! others. A panic in a step ends that process with an `INTERNAL` error and nothing else.
 
+use std::cell::Cell;
+use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::cell::ProcessCell;
+use crate::context::Cx;
 use crate::error::{Error, ErrorKind, Result};
-use crate::process::Step;
+use crate::process::{Step, WaitFor};
 use crate::registry::EntryId;
-use crate::runtime::{cx_of, undo};
+use crate::runtime::undo;
 use crate::scheduler::state::Idle;
 use crate::sync::lock;
 use crate::value::Value;
 
 const STEP_BUDGET: u32 = 64;
+
+thread_local! {
+    /// Set when the running step armed a wait-any (`Mailbox::arm`).
+    static ARMED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Notes that the step running on this thread armed a wait-any.
+pub(crate) fn armed() {
+    ARMED.with(|a| a.set(true));
+}
 
 /// What the worker does with the process after [`run`].
 #[derive(Debug, PartialEq, Eq)]
@@ -32,7 +45,12 @@ pub(crate) fn run(cell: &Arc<ProcessCell>) -> After {
     if !cell.state.start() {
         return After::Done;
     }
-    let mut cx = cx_of(cell);
+    // The context lent to the steps aliases the caller's reference instead of taking one of its
+    // own (two atomic read-modify-writes per run saved).
+    // SAFETY: `cell` outlives this frame; the alias is never dropped (`ManuallyDrop`) and is
+    // only lent by shared reference, so nothing can move it out: clones of it take their own
+    // reference, and the count stays right.
+    let cx = ManuallyDrop::new(Cx { cell: unsafe { Arc::from_raw(Arc::as_ptr(cell)) } });
     for _ in 0..STEP_BUDGET {
         if cell.killed.load(Ordering::Acquire) {
             let err = lock(&cell.inner).kill.take();
@@ -47,7 +65,8 @@ pub(crate) fn run(cell: &Arc<ProcessCell>) -> After {
             exit(cell, Err(Error::new(ErrorKind::Internal, "process has no code")));
             return After::Done;
         };
-        let step = catch_unwind(AssertUnwindSafe(|| process.step(&mut cx)));
+        ARMED.with(|a| a.set(false));
+        let step = catch_unwind(AssertUnwindSafe(|| process.step(&cx)));
         match step {
             Err(panic) => {
                 let msg = panic_message(&*panic);
@@ -65,11 +84,21 @@ pub(crate) fn run(cell: &Arc<ProcessCell>) -> After {
                 cell.state.requeue();
                 return After::Requeue;
             }
+            Ok(Step::Wait(WaitFor::Any)) if ARMED.with(Cell::get) => {
+                // Armed during the step: anything that became ready since woke the process
+                // through the state word (NOTIFIED), so `idle` alone decides.
+                return match cell.state.idle() {
+                    Idle::Parked => After::Done,
+                    Idle::Reschedule => After::Requeue,
+                };
+            }
             Ok(Step::Wait(mode)) => {
                 let mut inner = lock(&cell.inner);
                 if inner.kill.is_some() || inner.mailbox.ready(mode) {
-                    // Step again at once; a waker call seen here is consumed by that step.
+                    // Step again at once; a waker call seen here is consumed by that step, and
+                    // an armed wait is moot.
                     inner.mailbox.notified = false;
+                    inner.mailbox.waiting = None;
                     continue;
                 }
                 inner.mailbox.waiting = Some(mode);

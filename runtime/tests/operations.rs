@@ -19,7 +19,7 @@ struct Waiter {
 }
 
 impl Process for Waiter {
-    fn step(&mut self, cx: &mut Cx) -> Step {
+    fn step(&mut self, cx: &Cx) -> Step {
         self.steps += 1;
         if self.steps == 1 {
             for t in ["a", "b", "c"] {

@@ -29,7 +29,7 @@ struct Member {
 }
 
 impl Process for Member {
-    fn step(&mut self, cx: &mut Cx) -> Step {
+    fn step(&mut self, cx: &Cx) -> Step {
         let g = &self.guard;
         if g.busy.swap(true, Ordering::SeqCst) {
             g.overlaps.fetch_add(1, Ordering::SeqCst);

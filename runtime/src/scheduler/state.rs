@@ -281,6 +281,43 @@ mod loom_models {
         });
     }
 
+    /// The armed fast path (`Mailbox::arm`, `step::run`): the step registers its operation and
+    /// arms the wait under the lock, then the worker parks it with the state word alone.
+    #[test]
+    fn loom_armed_wait_never_loses_a_completion() {
+        loom::model(|| {
+            let m = Arc::new(Model {
+                state: State::new_scheduled(),
+                inner: Mutex::new((false, 0)),
+                queued: Counter::new(0),
+                runs: Counter::new(0),
+                running: Counter::new(0),
+            });
+            assert!(m.state.start());
+            // The step: one critical section registers and arms (nothing is ready yet).
+            {
+                let mut g = lock(&m.inner);
+                if g.1 == 0 {
+                    g.0 = true;
+                }
+            }
+            let waker = {
+                let m = m.clone();
+                thread::spawn(move || m.complete_op())
+            };
+            // The worker parks it without the lock.
+            if m.state.idle() == Idle::Reschedule {
+                m.queued.fetch_add(1, Ordering::SeqCst);
+            }
+            waker.join().unwrap();
+            // A completion is never left behind a parked, unqueued process.
+            let g = lock(&m.inner);
+            let queued = m.queued.load(Ordering::SeqCst);
+            assert!(g.1 == 0 || queued == 1, "completion {} with the process parked", g.1);
+            assert!(queued <= 1, "queued twice");
+        });
+    }
+
     #[test]
     fn loom_two_wakers_queue_once() {
         loom::model(|| {
