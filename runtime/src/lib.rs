@@ -53,6 +53,7 @@ mod step;
 mod sync;
 mod table;
 mod time;
+mod topic;
 mod value;
 
 pub use backend::{Backend, Instance, Placement, Prototype};
@@ -65,4 +66,5 @@ pub use process::{
 };
 pub use registry::{Entry, EntryId};
 pub use runtime::{ExitWatch, ProcessInfo, Runtime, RuntimeBuilder};
+pub use topic::Topic;
 pub use value::Value;

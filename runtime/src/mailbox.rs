@@ -80,7 +80,7 @@ impl Mailbox {
     pub(crate) fn deliver(&mut self, msg: Message, limit: Option<usize>) -> Result<bool> {
         let listened = self.is_listened(&msg.topic);
         let waiting = self.pending.iter().position(|p| match &p.what {
-            PendingOp::Receive(Some(t)) => listened && *t == msg.topic,
+            PendingOp::Receive(Some(t)) => listened && t.as_str() == msg.topic.as_str(),
             PendingOp::Receive(None) => !listened,
             _ => false,
         });

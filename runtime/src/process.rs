@@ -14,6 +14,7 @@ use crate::Cx;
 use crate::error::Error;
 use crate::pid::Pid;
 use crate::registry::EntryId;
+use crate::topic::Topic;
 use crate::value::Value;
 
 /// A resumable state machine stepped by the scheduler.
@@ -108,7 +109,7 @@ pub struct Message {
     /// The sender (the process itself for messages sent from outside the runtime's processes).
     pub from: Pid,
     /// A non-empty topic that does not start with `@`.
-    pub topic: String,
+    pub topic: Topic,
     /// The payload, owned by the receiver.
     pub payload: Value,
 }

@@ -22,6 +22,7 @@ use crate::scheduler::Strand;
 use crate::sync::lock;
 use crate::table::Table;
 use crate::time::Driver;
+use crate::topic::Topic;
 use crate::value::Value;
 
 /// What every process and every handle of one runtime shares.
@@ -166,7 +167,7 @@ impl Shared {
                 .lookup(name)
                 .ok_or_else(|| Error::not_found(format!("no process is registered as `{name}`")))?,
         };
-        let msg = Message { from, topic: topic.to_owned(), payload };
+        let msg = Message { from, topic: Topic::new(topic), payload };
         // Delivered under the table shard's lock: a reference is taken only to queue a receiver
         // that must wake.
         let delivered = self.table.with(pid, |cell| {
