@@ -9,14 +9,16 @@
 //! The `next` slot holds the last task woken by this worker (a message's receiver, a spawned
 //! child): it runs right after the current task, on the same core, while the message is still in
 //! cache and without waking another worker. A task displaced from the slot goes to the local
-//! queue, where idle workers can steal it. At most `MAX_NEXT_STREAK` tasks in a row come from
-//! the slot, so two processes messaging each other cannot starve the local queue. A task that
+//! queue, where idle workers can steal it. Two processes messaging each other keep the worker
+//! only while nobody else waits in its local queue, or for `STREAK_BUDGET` (a time slice) when
+//! somebody does: then the slot task goes behind them. A task that
 //! yields goes behind the others in the local queue, never into the slot.
 
 use std::cell::Cell;
 use std::iter;
 use std::ptr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Steal, Worker};
 
@@ -25,7 +27,12 @@ use crate::step;
 use crate::sync::Parker;
 
 const INJECTOR_INTERVAL: u32 = 61;
+/// Slot tasks in a row that always run before the streak is looked at.
 const MAX_NEXT_STREAK: u32 = 3;
+/// How long a streak of slot tasks may keep others in the local queue waiting.
+const STREAK_BUDGET: Duration = Duration::from_micros(250);
+/// How often (in slot tasks) a long streak reads the clock.
+const STREAK_CLOCK_EVERY: u32 = 16;
 
 struct Local {
     sched: *const Scheduler,
@@ -80,6 +87,7 @@ pub(super) fn run(sched: Arc<Scheduler>, index: usize, queue: Worker<Task>) {
     sched.idle.register(index, &parker);
     let mut tick: u32 = 0;
     let mut streak: u32 = 0;
+    let mut streak_since: Option<Instant> = None;
     let mut yielded = false;
 
     while !sched.is_shutdown() {
@@ -87,12 +95,14 @@ pub(super) fn run(sched: Arc<Scheduler>, index: usize, queue: Worker<Task>) {
         let mut task = local.next.take();
         if task.is_some() {
             streak += 1;
-            if streak > MAX_NEXT_STREAK {
+            if streak > MAX_NEXT_STREAK && streak_spent(&mut streak_since, streak, &local.queue) {
                 local.queue.push(task.take().expect("checked"));
                 streak = 0;
+                streak_since = None;
             }
         } else {
             streak = 0;
+            streak_since = None;
         }
         let task = task.or_else(|| {
             // After a yield a whole time slice has passed: wake-ups from outside go first.
@@ -146,6 +156,16 @@ fn find_work(sched: &Scheduler, index: usize, queue: &Worker<Task>) -> Option<Ta
         }
     }
     None
+}
+
+/// Whether a streak of `streak` slot tasks has had its share: only when others wait in the local
+/// queue, and then after `STREAK_BUDGET` (the clock is read every `STREAK_CLOCK_EVERY` tasks).
+fn streak_spent(since: &mut Option<Instant>, streak: u32, queue: &Worker<Task>) -> bool {
+    if queue.is_empty() || !(streak - MAX_NEXT_STREAK - 1).is_multiple_of(STREAK_CLOCK_EVERY) {
+        return false;
+    }
+    let now = Instant::now();
+    now.duration_since(*since.get_or_insert(now)) >= STREAK_BUDGET
 }
 
 /// Runs one task; returns whether it went back to the queue (yielded or out of budget).
