@@ -255,6 +255,12 @@ impl Cx {
         lock(&self.cell.inner).mailbox.outstanding()
     }
 
+    /// The pid of the live process whose serial number is `serial` (see [`Pid::serial`]); for
+    /// interfaces that carry pids as plain integers.
+    pub fn pid_from_serial(&self, serial: u64) -> Option<Pid> {
+        self.cell.rt.table.pid_of(serial)
+    }
+
     /// Whether `pid` is alive.
     pub fn is_alive(&self, pid: Pid) -> bool {
         self.cell.rt.table.get(pid).is_some()

@@ -58,6 +58,11 @@ impl Table {
         lock(self.shard(pid)).get(&pid.serial()).map(f)
     }
 
+    /// The pid of the live process with serial `serial`.
+    pub(crate) fn pid_of(&self, serial: u64) -> Option<Pid> {
+        lock(&self.shards[(serial as usize) % SHARDS]).get(&serial).map(|c| c.pid)
+    }
+
     pub(crate) fn remove(&self, pid: Pid) -> Option<Arc<ProcessCell>> {
         lock(self.shard(pid)).remove(&pid.serial())
     }

@@ -222,3 +222,15 @@ fn host_process_limit() {
     rt.spawn(proc(|_| async { Ok(Value::Nil) })).expect("room again");
     rt.terminate(b).unwrap();
 }
+
+#[test]
+fn pids_from_serials() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        let me = cx.pid();
+        assert_eq!(cx.pid_from_serial(me.serial()), Some(me));
+        assert_eq!(cx.pid_from_serial(u64::MAX), None);
+        Ok(Value::Nil)
+    });
+    assert_eq!(out, Ok(Value::Nil));
+}
