@@ -63,6 +63,13 @@ impl Tag {
     pub fn get(self) -> u64 {
         self.0
     }
+
+    /// The tag whose number is `n` (as returned by [`Tag::get`]), for backends that hand tags
+    /// to guest code as plain integers. A number that names no operation of the process is
+    /// harmless: dropping or taking it finds nothing.
+    pub fn from_raw(n: u64) -> Tag {
+        Tag(n)
+    }
 }
 
 impl fmt::Debug for Tag {
