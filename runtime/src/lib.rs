@@ -43,6 +43,7 @@ mod context;
 mod error;
 mod host;
 mod mailbox;
+mod msgpack;
 mod pid;
 mod process;
 pub mod registry;
