@@ -1,0 +1,302 @@
+//! `RT`: the primitive runtime functions the Lua prelude builds the process API on.
+//!
+//! They act on the process being stepped, whose context the step puts into the Lua state's app
+//! data (`Stepping`) for the length of the step. Failures come back Lua-style as
+//! `nil, kind, message`; the prelude turns them into error objects.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mlua::{Lua, MultiValue, Table, Value as LuaValue, Variadic};
+use spindle_runtime::{Cx, Dest, EntryId, Error, ErrorKind, Op, Spawn, Tag, Ties, Value};
+
+use crate::convert::to_value;
+
+/// The process being stepped in this Lua state.
+pub(crate) struct Stepping {
+    pub(crate) cx: Cx,
+}
+
+/// Set by the instruction-count hook when it preempts; read (and cleared) by the prelude.
+pub(crate) type Preempted = Arc<AtomicBool>;
+
+type Ret = mlua::Result<MultiValue>;
+
+fn cx(lua: &Lua) -> mlua::Result<Cx> {
+    lua.app_data_ref::<Stepping>()
+        .map(|s| s.cx.clone())
+        .ok_or_else(|| mlua::Error::runtime("process API used outside of a process step"))
+}
+
+fn ok(lua: &Lua, v: impl mlua::IntoLua) -> Ret {
+    Ok(MultiValue::from_vec(vec![v.into_lua(lua)?]))
+}
+
+fn err(lua: &Lua, e: &Error) -> Ret {
+    Ok(MultiValue::from_vec(vec![
+        LuaValue::Nil,
+        e.kind().name().into_lua(lua)?,
+        e.message().into_lua(lua)?,
+    ]))
+}
+
+use mlua::IntoLua;
+
+fn result<T: IntoLua>(lua: &Lua, r: Result<T, Error>) -> Ret {
+    match r {
+        Ok(v) => ok(lua, v),
+        Err(e) => err(lua, &e),
+    }
+}
+
+fn dest(v: &LuaValue) -> Result<Dest, Error> {
+    match v {
+        LuaValue::String(s) => Ok(Dest::from(s.to_str().map(|s| s.to_owned()).unwrap_or_default())),
+        _ => Err(Error::new(ErrorKind::Invalid, "destination must be a pid or a registered name")),
+    }
+}
+
+fn pid_arg(cx: &Cx, v: &LuaValue) -> Result<spindle_runtime::Pid, Error> {
+    match dest(v)? {
+        Dest::Pid(p) => Ok(p),
+        Dest::Name(n) => cx
+            .lookup(&n)
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no process is registered as `{n}`"))),
+    }
+}
+
+fn entry_id(v: &LuaValue) -> Result<EntryId, Error> {
+    match v {
+        LuaValue::String(s) => s.to_str().map_err(|_| Error::new(ErrorKind::Invalid, "entry id is not text"))?.parse(),
+        _ => Err(Error::new(ErrorKind::Invalid, "entry id must be a string `namespace:name`")),
+    }
+}
+
+fn host_name(v: &LuaValue) -> Result<String, Error> {
+    match v {
+        LuaValue::String(s) => Ok(s.to_str().map(|s| s.to_owned()).unwrap_or_default()),
+        _ => Err(Error::new(ErrorKind::Invalid, "host must be a string")),
+    }
+}
+
+fn args_of(vals: &[LuaValue]) -> Result<Vec<Value>, Error> {
+    vals.iter().map(to_value).collect()
+}
+
+fn spawn_of(args: &[LuaValue]) -> Result<Spawn, Error> {
+    let id = entry_id(args.first().unwrap_or(&LuaValue::Nil))?;
+    let host = host_name(args.get(1).unwrap_or(&LuaValue::Nil))?;
+    let rest = if args.len() > 2 { &args[2..] } else { &[] };
+    Ok(Spawn::entry(id, host).args(args_of(rest)?))
+}
+
+fn tag(n: i64) -> Tag {
+    Tag::from_raw(n as u64)
+}
+
+/// Builds the `RT` table.
+pub(crate) fn build(lua: &Lua, preempted: Preempted) -> mlua::Result<Table> {
+    let rt = lua.create_table()?;
+    rt.set("pid", lua.create_function(|lua, ()| Ok(cx(lua)?.pid().to_string()))?)?;
+    rt.set(
+        "send",
+        lua.create_function(|lua, (d, topic, payload): (LuaValue, LuaValue, LuaValue)| {
+            let cx = cx(lua)?;
+            let r = (|| {
+                let d = dest(&d)?;
+                let topic = match &topic {
+                    LuaValue::String(s) => s.to_str().map(|s| s.to_owned()).map_err(|_| {
+                        Error::new(ErrorKind::Invalid, "topic must be text")
+                    })?,
+                    _ => return Err(Error::new(ErrorKind::Invalid, "topic must be a string")),
+                };
+                cx.send(d, &topic, to_value(&payload)?).map(|()| true)
+            })();
+            result(lua, r)
+        })?,
+    )?;
+    rt.set(
+        "spawn",
+        lua.create_function(|lua, (mode, args): (i64, Variadic<LuaValue>)| {
+            let cx = cx(lua)?;
+            let ties = Ties { monitor: mode & 1 != 0, link: mode & 2 != 0 };
+            let r = spawn_of(&args).and_then(|s| cx.spawn(s, ties)).map(|p| p.to_string());
+            result(lua, r)
+        })?,
+    )?;
+    rt.set(
+        "start_exec",
+        lua.create_function(|lua, args: Variadic<LuaValue>| {
+            let cx = cx(lua)?;
+            let r = spawn_of(&args).map(|s| cx.start(Op::Exec(s)).get() as i64);
+            result(lua, r)
+        })?,
+    )?;
+    rt.set(
+        "start_receive",
+        lua.create_function(|lua, topic: Option<String>| {
+            Ok(cx(lua)?.start(Op::Receive { topic }).get() as i64)
+        })?,
+    )?;
+    rt.set(
+        "start_event",
+        lua.create_function(|lua, ()| Ok(cx(lua)?.start(Op::Event).get() as i64))?,
+    )?;
+    rt.set(
+        "start_sleep",
+        lua.create_function(|lua, ns: i64| {
+            let d = Duration::from_nanos(ns.max(0) as u64);
+            Ok(cx(lua)?.start(Op::Sleep(d)).get() as i64)
+        })?,
+    )?;
+    rt.set(
+        "drop",
+        lua.create_function(|lua, t: i64| {
+            cx(lua)?.drop_op(tag(t));
+            Ok(())
+        })?,
+    )?;
+    rt.set(
+        "listen",
+        lua.create_function(|lua, topic: String| {
+            let r = cx(lua)?.listen(&topic).map(|()| true);
+            result(lua, r)
+        })?,
+    )?;
+    rt.set(
+        "unlisten",
+        lua.create_function(|lua, topic: String| {
+            let r = cx(lua)?.unlisten(&topic).map(|()| true);
+            result(lua, r)
+        })?,
+    )?;
+    rt.set(
+        "monitor",
+        lua.create_function(|lua, p: LuaValue| {
+            let cx = cx(lua)?;
+            let r = pid_arg(&cx, &p).map(|p| {
+                cx.monitor(p);
+                true
+            });
+            result(lua, r)
+        })?,
+    )?;
+    rt.set(
+        "unmonitor",
+        lua.create_function(|lua, p: LuaValue| {
+            let cx = cx(lua)?;
+            let r = pid_arg(&cx, &p).map(|p| {
+                cx.unmonitor(p);
+                true
+            });
+            result(lua, r)
+        })?,
+    )?;
+    rt.set(
+        "link",
+        lua.create_function(|lua, p: LuaValue| {
+            let cx = cx(lua)?;
+            let r = pid_arg(&cx, &p).and_then(|p| cx.link(p)).map(|()| true);
+            result(lua, r)
+        })?,
+    )?;
+    rt.set(
+        "unlink",
+        lua.create_function(|lua, p: LuaValue| {
+            let cx = cx(lua)?;
+            let r = pid_arg(&cx, &p).map(|p| {
+                cx.unlink(p);
+                true
+            });
+            result(lua, r)
+        })?,
+    )?;
+    rt.set(
+        "set_options",
+        lua.create_function(|lua, (trap, up): (Option<bool>, Option<bool>)| {
+            let cx = cx(lua)?;
+            if let Some(t) = trap {
+                cx.set_trap_links(t);
+            }
+            if let Some(u) = up {
+                cx.set_upgradable(u);
+            }
+            Ok(true)
+        })?,
+    )?;
+    rt.set(
+        "get_options",
+        lua.create_function(|lua, ()| {
+            let cx = cx(lua)?;
+            Ok((cx.trap_links(), cx.upgradable()))
+        })?,
+    )?;
+    rt.set(
+        "cancel",
+        lua.create_function(|lua, (d, reason): (LuaValue, LuaValue)| {
+            let cx = cx(lua)?;
+            let r = (|| {
+                let reason = if reason.is_nil() { None } else { Some(to_value(&reason)?) };
+                cx.cancel(dest(&d)?, reason).map(|()| true)
+            })();
+            result(lua, r)
+        })?,
+    )?;
+    rt.set(
+        "terminate",
+        lua.create_function(|lua, d: LuaValue| {
+            let cx = cx(lua)?;
+            let r = dest(&d).and_then(|d| cx.terminate(d)).map(|()| true);
+            result(lua, r)
+        })?,
+    )?;
+    rt.set(
+        "register",
+        lua.create_function(|lua, (name, p): (LuaValue, LuaValue)| {
+            let cx = cx(lua)?;
+            let r = (|| {
+                let name = host_name(&name)
+                    .map_err(|_| Error::new(ErrorKind::Invalid, "name must be a string"))?;
+                let pid = if p.is_nil() { None } else { Some(pid_arg(&cx, &p)?) };
+                cx.register(&name, pid).map(|()| true)
+            })();
+            result(lua, r)
+        })?,
+    )?;
+    rt.set(
+        "lookup",
+        lua.create_function(|lua, name: String| {
+            let cx = cx(lua)?;
+            let r = cx.lookup(&name).map(|p| p.to_string()).ok_or_else(|| {
+                Error::new(ErrorKind::NotFound, format!("no process is registered as `{name}`"))
+            });
+            result(lua, r)
+        })?,
+    )?;
+    rt.set(
+        "unregister",
+        lua.create_function(|lua, name: String| {
+            let r = cx(lua)?.unregister(&name).map(|()| true);
+            result(lua, r)
+        })?,
+    )?;
+    rt.set(
+        "now",
+        lua.create_function(|_, ()| {
+            let ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+            Ok(ns as i64)
+        })?,
+    )?;
+    let p = preempted.clone();
+    rt.set("take_preempted", lua.create_function(move |_, ()| Ok(p.swap(false, Ordering::Relaxed)))?)?;
+    let p = preempted;
+    rt.set(
+        "mark_preempted",
+        lua.create_function(move |_, ()| {
+            p.store(true, Ordering::Relaxed);
+            Ok(())
+        })?,
+    )?;
+    Ok(rt)
+}

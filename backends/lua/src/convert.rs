@@ -1,0 +1,115 @@
+//! Payloads between Lua and the runtime: deep copies, nothing shared.
+//!
+//! Integers stay integers, floats stay floats, strings stay byte-exact (valid UTF-8 becomes a
+//! string, anything else bytes). A table whose keys are exactly 1..n becomes an array, any
+//! other table a map. Functions, userdata, coroutines and cyclic tables are `INVALID`.
+
+use std::ffi::c_void;
+
+use mlua::{Lua, Table, Value as LuaValue};
+use spindle_runtime::{Error, ErrorKind, Value};
+
+/// Deepest nesting accepted, so a hostile payload cannot exhaust the Rust stack.
+const MAX_DEPTH: usize = 128;
+
+fn invalid(what: &str) -> Error {
+    Error::new(ErrorKind::Invalid, format!("cannot send {what} (payloads are plain data)"))
+}
+
+/// Copies a Lua value into a runtime [`Value`].
+///
+/// # Errors
+/// `INVALID` for functions, userdata, coroutines, cycles and nesting deeper than 128.
+pub fn to_value(v: &LuaValue) -> Result<Value, Error> {
+    let mut path = Vec::new();
+    to_value_in(v, &mut path)
+}
+
+fn to_value_in(v: &LuaValue, path: &mut Vec<*const c_void>) -> Result<Value, Error> {
+    Ok(match v {
+        LuaValue::Nil => Value::Nil,
+        LuaValue::Boolean(b) => Value::Bool(*b),
+        LuaValue::Integer(i) => Value::Int(*i),
+        LuaValue::Number(n) => Value::Float(*n),
+        LuaValue::String(s) => Value::from(s.as_bytes().to_vec()),
+        LuaValue::Table(t) => table_to_value(t, path)?,
+        LuaValue::Function(_) => return Err(invalid("a function")),
+        LuaValue::Thread(_) => return Err(invalid("a coroutine")),
+        LuaValue::UserData(_) | LuaValue::LightUserData(_) => return Err(invalid("userdata")),
+        LuaValue::Error(_) => return Err(invalid("an error value")),
+        _ => return Err(invalid("this value")),
+    })
+}
+
+fn table_to_value(t: &Table, path: &mut Vec<*const c_void>) -> Result<Value, Error> {
+    let ptr = t.to_pointer();
+    if path.contains(&ptr) {
+        return Err(invalid("a table that contains itself"));
+    }
+    if path.len() >= MAX_DEPTH {
+        return Err(invalid("a table nested deeper than 128 levels"));
+    }
+    path.push(ptr);
+    let n = t.raw_len();
+    let mut count = 0usize;
+    let mut is_array = true;
+    let mut pairs = Vec::new();
+    for pair in t.pairs::<LuaValue, LuaValue>() {
+        let (k, v) = pair.map_err(|e| Error::new(ErrorKind::Invalid, e.to_string()))?;
+        count += 1;
+        if !matches!(k, LuaValue::Integer(i) if i >= 1 && (i as usize) <= n) {
+            is_array = false;
+        }
+        pairs.push((k, v));
+    }
+    let out = if is_array && count == n {
+        let mut items = vec![Value::Nil; n];
+        for (k, v) in &pairs {
+            if let LuaValue::Integer(i) = k {
+                items[(*i - 1) as usize] = to_value_in(v, path)?;
+            }
+        }
+        Value::Array(items)
+    } else {
+        let mut map = Vec::with_capacity(pairs.len());
+        for (k, v) in &pairs {
+            map.push((to_value_in(k, path)?, to_value_in(v, path)?));
+        }
+        Value::Map(map)
+    };
+    path.pop();
+    Ok(out)
+}
+
+/// Builds the Lua value of a runtime [`Value`] (a fresh copy).
+///
+/// # Errors
+/// A Lua error when memory runs out.
+pub fn to_lua(lua: &Lua, v: &Value) -> mlua::Result<LuaValue> {
+    Ok(match v {
+        Value::Nil => LuaValue::Nil,
+        Value::Bool(b) => LuaValue::Boolean(*b),
+        Value::Int(i) => LuaValue::Integer(*i),
+        Value::Float(f) => LuaValue::Number(*f),
+        Value::Str(s) => LuaValue::String(lua.create_string(s)?),
+        Value::Bytes(b) => LuaValue::String(lua.create_string(b)?),
+        Value::Array(items) => {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, item) in items.iter().enumerate() {
+                t.raw_set(i + 1, to_lua(lua, item)?)?;
+            }
+            LuaValue::Table(t)
+        }
+        Value::Map(pairs) => {
+            let t = lua.create_table_with_capacity(0, pairs.len())?;
+            for (k, v) in pairs {
+                let k = to_lua(lua, k)?;
+                if k.is_nil() {
+                    continue;
+                }
+                t.raw_set(k, to_lua(lua, v)?)?;
+            }
+            LuaValue::Table(t)
+        }
+    })
+}

@@ -1,0 +1,142 @@
+//! Islands: Lua states shared by many processes, each run by one worker at a time.
+//!
+//! In islands mode a host gets a few Lua states per worker; every process is a coroutine with
+//! its own `_ENV` in one of them, and the island is a strand of the scheduler, so its processes
+//! are never stepped at once and the island moves between workers with its ready processes.
+//! In state mode every process gets an island of its own (its own heap, a hard memory limit).
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use mlua::chunk::ChunkMode;
+use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, VmState};
+use spindle_runtime::scheduler::Strand;
+use spindle_runtime::{EntryId, Error, ErrorKind};
+
+use crate::api::{self, Preempted};
+
+const PRELUDE: &str = include_str!("prelude.lua");
+
+/// A Lua state with the prelude loaded.
+pub(crate) struct Island {
+    pub(crate) lua: Lua,
+    pub(crate) strand: Option<Arc<Strand>>,
+    pub(crate) step: Function,
+    pub(crate) new_process: Function,
+    pub(crate) describe_error: Function,
+    chunks: Mutex<HashMap<(EntryId, u64), Function>>,
+}
+
+fn lua_err(e: mlua::Error) -> Error {
+    Error::new(ErrorKind::Internal, format!("starting a Lua state: {e}"))
+}
+
+impl Island {
+    /// A new island; `instructions` is the preemption slice, `memory_limit` the hard limit of
+    /// the whole state (0: none).
+    pub(crate) fn new(
+        strand: Option<Arc<Strand>>,
+        instructions: u32,
+        memory_limit: usize,
+    ) -> Result<Island, Error> {
+        let libs = StdLib::COROUTINE
+            | StdLib::TABLE
+            | StdLib::STRING
+            | StdLib::UTF8
+            | StdLib::MATH
+            | StdLib::OS;
+        let lua = Lua::new_with(libs, LuaOptions::default()).map_err(lua_err)?;
+        let preempted: Preempted = Arc::new(AtomicBool::new(false));
+        let flag = preempted.clone();
+        // Every coroutine created after this inherits the hook: a process in a busy loop is
+        // yielded back to the scheduler after `instructions` VM instructions.
+        lua.set_global_hook(HookTriggers::new().every_nth_instruction(instructions), move |_, _| {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            Ok(VmState::Yield)
+        })
+        .map_err(lua_err)?;
+        let rt = api::build(&lua, preempted).map_err(lua_err)?;
+        let exports: Table = lua
+            .load(PRELUDE)
+            .set_name("=spindle")
+            .set_mode(ChunkMode::Text)
+            .call(rt)
+            .map_err(lua_err)?;
+        if memory_limit > 0 {
+            lua.set_memory_limit(memory_limit).map_err(lua_err)?;
+        }
+        Ok(Island {
+            step: exports.get("step").map_err(lua_err)?,
+            new_process: exports.get("new_process").map_err(lua_err)?,
+            describe_error: exports.get("describe_error").map_err(lua_err)?,
+            lua,
+            strand,
+            chunks: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The chunk of entry `id` at `version`, loaded from `bytecode` once per island.
+    pub(crate) fn chunk(
+        &self,
+        id: &EntryId,
+        version: u64,
+        name: &str,
+        bytecode: &[u8],
+    ) -> Result<Function, Error> {
+        let mut chunks = self.chunks.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = chunks.get(&(id.clone(), version)) {
+            return Ok(f.clone());
+        }
+        // An older version's chunk is no longer needed by new processes.
+        chunks.retain(|(i, _), _| i != id);
+        let f = self
+            .lua
+            .load(bytecode)
+            .set_name(name)
+            .set_mode(ChunkMode::Binary)
+            .into_function()
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("loading {id}: {e}")))?;
+        chunks.insert((id.clone(), version), f.clone());
+        Ok(f)
+    }
+}
+
+/// The islands of one host.
+#[derive(Default)]
+pub(crate) struct Islands {
+    islands: Vec<Arc<Island>>,
+}
+
+impl Islands {
+    /// The least loaded island, creating the host's islands on first use.
+    pub(crate) fn place(
+        &mut self,
+        host: &spindle_runtime::Host,
+        count: usize,
+        instructions: u32,
+        island_memory: usize,
+    ) -> Result<Arc<Island>, Error> {
+        while self.islands.len() < count {
+            self.islands.push(Arc::new(Island::new(
+                Some(host.new_strand()),
+                instructions,
+                island_memory,
+            )?));
+        }
+        let best = self
+            .islands
+            .iter()
+            .min_by_key(|i| i.strand.as_ref().map_or(0, |s| s.members()))
+            .expect("at least one island");
+        Ok(best.clone())
+    }
+
+    /// The island whose strand is `strand`.
+    pub(crate) fn by_strand(&self, strand: &Arc<Strand>) -> Option<Arc<Island>> {
+        self.islands
+            .iter()
+            .find(|i| i.strand.as_ref().is_some_and(|s| Arc::ptr_eq(s, strand)))
+            .cloned()
+    }
+}

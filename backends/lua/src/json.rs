@@ -1,0 +1,1 @@
+//! `require("json")`: encode Lua values as JSON text and decode it back.

@@ -1,0 +1,251 @@
+//! # spindle-lua
+//!
+//! Processes written in Lua 5.4. An entry of kind `process.lua` names a source file that
+//! returns a table of functions; `method` names the one that runs as the process body:
+//!
+//! ```lua
+//! -- handler.lua
+//! local function main(greeting)
+//!     local msg = process.inbox():receive()
+//!     process.send(msg:from(), "reply", greeting .. ", " .. msg:payload():data())
+//!     return "done"
+//! end
+//! return { main = main }
+//! ```
+//!
+//! ```no_run
+//! use spindle_runtime::{Entry, HostConfig, Runtime, Spawn, Value};
+//! use spindle_lua::LuaBackend;
+//!
+//! let rt = Runtime::builder()
+//!     .host(HostConfig::new("app:processes"))
+//!     .backend(LuaBackend::default())
+//!     .build()?;
+//! let mut entry = Entry::new("app:handler".parse()?, "process.lua");
+//! entry.fields = Value::map([
+//!     ("source", Value::from("file://handler.lua")),
+//!     ("method", Value::from("main")),
+//! ]);
+//! rt.put_entry(entry);
+//! let pid = rt.spawn(Spawn::entry("app:handler".parse()?, "app:processes").args(vec!["hello".into()]))?;
+//! # Ok::<(), spindle_runtime::Error>(())
+//! ```
+//!
+//! Isolation: in islands mode (the default) processes are coroutines with their own `_ENV`
+//! inside a few Lua states per host ([`Isolation::Islands`]); in state mode each process has a
+//! Lua state of its own with a hard memory limit ([`Isolation::State`]).
+
+mod api;
+mod convert;
+mod island;
+mod json;
+mod process;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use spindle_runtime::{
+    Backend, Entry, EntryId, Error, ErrorKind, Instance, Placement, Prototype, Result, Value,
+};
+
+pub use convert::{to_lua, to_value};
+
+use island::{Island, Islands};
+use process::{LuaProcess, Start};
+
+/// How processes share Lua states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isolation {
+    /// Processes are coroutines with their own `_ENV` in a few shared Lua states per host.
+    Islands,
+    /// Every process has a Lua state of its own (a separate heap with a hard limit).
+    State,
+}
+
+/// Settings of the Lua backend.
+#[derive(Clone, Debug)]
+pub struct LuaConfig {
+    /// The default isolation mode.
+    pub isolation: Isolation,
+    /// Hosts that use another mode than the default.
+    pub host_isolation: HashMap<String, Isolation>,
+    /// Islands per worker of a host (islands mode).
+    pub islands_per_worker: usize,
+    /// VM instructions a process may run before it is preempted.
+    pub slice_instructions: u32,
+    /// Hard memory limit of a process's Lua state in state mode, in bytes (0: none).
+    pub state_memory_limit: usize,
+    /// Hard memory limit of an island, in bytes (0: none).
+    pub island_memory_limit: usize,
+    /// Modules granted when an entry does not list its `modules`.
+    pub default_modules: Vec<String>,
+}
+
+impl Default for LuaConfig {
+    fn default() -> LuaConfig {
+        LuaConfig {
+            isolation: Isolation::Islands,
+            host_isolation: HashMap::new(),
+            islands_per_worker: 2,
+            slice_instructions: 100_000,
+            state_memory_limit: 16 << 20,
+            island_memory_limit: 0,
+            default_modules: vec!["time".into(), "json".into()],
+        }
+    }
+}
+
+/// The backend for `process.lua` entries.
+#[derive(Clone, Default)]
+pub struct LuaBackend {
+    inner: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    config: LuaConfig,
+    islands: Mutex<HashMap<String, Islands>>,
+}
+
+impl std::fmt::Debug for LuaBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LuaBackend").field("config", &self.inner.config).finish_non_exhaustive()
+    }
+}
+
+impl LuaBackend {
+    /// A backend with `config`.
+    pub fn new(config: LuaConfig) -> LuaBackend {
+        LuaBackend { inner: Arc::new(Shared { config, islands: Mutex::new(HashMap::new()) }) }
+    }
+}
+
+/// A compiled entry.
+struct LuaPrototype {
+    backend: Arc<Shared>,
+    id: EntryId,
+    version: u64,
+    name: String,
+    bytecode: Vec<u8>,
+    method: String,
+    granted: Vec<String>,
+}
+
+fn field_error(entry: &Entry, field: &str, expected: &str) -> Error {
+    Error::new(ErrorKind::Invalid, format!("entry {}: field `{field}`: expected {expected}", entry.id))
+}
+
+/// The path a `file://` reference names, relative to the entry's folder.
+fn source_path(entry: &Entry, field: &str) -> Result<PathBuf> {
+    let v = entry.fields.get(field).ok_or_else(|| field_error(entry, field, "a `file://…` path"))?;
+    let s = v.as_str().ok_or_else(|| field_error(entry, field, "a string `file://…`"))?;
+    let rel = s.strip_prefix("file://").ok_or_else(|| field_error(entry, field, "a `file://…` path"))?;
+    let path = PathBuf::from(rel);
+    Ok(match &entry.base_dir {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path,
+    })
+}
+
+/// Compiles `source` as a function of its environment: `local _ENV = ...` is put before the
+/// first line (on the same line, so line numbers stay right), so every process runs the same
+/// compiled chunk with its own globals.
+pub(crate) fn compile(name: &str, source: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let body = if source.starts_with(b"#") {
+        // A shebang line: keep the line count.
+        let end = source.iter().position(|&b| b == b'\n').unwrap_or(source.len());
+        &source[end..]
+    } else {
+        source
+    };
+    let mut text = b"local _ENV = ...; ".to_vec();
+    text.extend_from_slice(body);
+    let lua = mlua::Lua::new();
+    let f = lua
+        .load(&text[..])
+        .set_name(name)
+        .set_mode(mlua::chunk::ChunkMode::Text)
+        .into_function()
+        .map_err(|e| e.to_string())?;
+    Ok(f.dump(false))
+}
+
+impl Backend for LuaBackend {
+    fn kinds(&self) -> &[&str] {
+        &["process.lua"]
+    }
+
+    fn prepare(&self, entry: &Entry) -> Result<Arc<dyn Prototype>> {
+        let path = source_path(entry, "source")?;
+        let source = std::fs::read(&path).map_err(|e| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("entry {}: field `source`: cannot read {}: {e}", entry.id, path.display()),
+            )
+        })?;
+        let name = format!("@{}", path.display());
+        let bytecode = compile(&name, &source).map_err(|e| {
+            Error::new(ErrorKind::Invalid, format!("entry {}: {}: {e}", entry.id, path.display()))
+        })?;
+        let method = match entry.fields.get("method") {
+            None => "main".to_owned(),
+            Some(v) => {
+                v.as_str().ok_or_else(|| field_error(entry, "method", "a string"))?.to_owned()
+            }
+        };
+        let granted = match entry.fields.get("modules") {
+            None => self.inner.config.default_modules.clone(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|m| m.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| field_error(entry, "modules", "a list of module names"))?,
+            Some(_) => return Err(field_error(entry, "modules", "a list of module names")),
+        };
+        Ok(Arc::new(LuaPrototype {
+            backend: self.inner.clone(),
+            id: entry.id.clone(),
+            version: entry.version,
+            name,
+            bytecode,
+            method,
+            granted,
+        }))
+    }
+}
+
+impl Prototype for LuaPrototype {
+    fn instantiate(&self, args: Vec<Value>, place: &Placement<'_>) -> Result<Instance> {
+        let cfg = &self.backend.config;
+        let host = place.host;
+        let mode = cfg.host_isolation.get(host.name()).copied().unwrap_or(cfg.isolation);
+        let island = match mode {
+            Isolation::State => {
+                Arc::new(Island::new(None, cfg.slice_instructions, cfg.state_memory_limit)?)
+            }
+            Isolation::Islands => {
+                let mut all = self.backend.islands.lock().unwrap_or_else(|e| e.into_inner());
+                let islands = all.entry(host.name().to_owned()).or_default();
+                match place.strand.and_then(|s| islands.by_strand(s)) {
+                    Some(same) => same,
+                    None => islands.place(
+                        host,
+                        host.workers() * cfg.islands_per_worker.max(1),
+                        cfg.slice_instructions,
+                        cfg.island_memory_limit,
+                    )?,
+                }
+            }
+        };
+        let chunk = island.chunk(&self.id, self.version, &self.name, &self.bytecode)?;
+        let start = Start {
+            chunk,
+            method: self.method.clone(),
+            granted: self.granted.clone(),
+            args,
+        };
+        let strand = island.strand.clone();
+        Ok(Instance { process: Box::new(LuaProcess::new(island, self.id.clone(), start)), strand })
+    }
+}

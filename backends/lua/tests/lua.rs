@@ -1,0 +1,52 @@
+//! The Lua test suite: every `tests/lua/*.lua` file is an entry whose `main` asserts what it
+//! tests and returns "ok"; this harness runs each as a process and checks the result.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use spindle_lua::LuaBackend;
+use spindle_runtime::{Entry, EntryId, HostConfig, Runtime, Spawn, Value};
+
+const HOST: &str = "test:main";
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lua")
+}
+
+fn entry(id: &str, file: &str, method: &str) -> Entry {
+    let mut e = Entry::new(id.parse::<EntryId>().unwrap(), "process.lua");
+    e.fields = Value::map([
+        ("source", Value::from(format!("file://{file}"))),
+        ("method", Value::from(method)),
+        ("modules", Value::Array(vec!["time".into(), "json".into()])),
+    ]);
+    e.base_dir = Some(dir());
+    e
+}
+
+fn runtime() -> Runtime {
+    Runtime::builder()
+        .host(HostConfig::new(HOST).workers(2))
+        .backend(LuaBackend::default())
+        .build()
+        .unwrap()
+}
+
+/// Runs `file`'s `main` (every other function of the file is registered as entry
+/// `test:<stem>.<function>`) and expects "ok".
+fn run(file: &str, others: &[&str]) {
+    let rt = runtime();
+    let stem = file.trim_end_matches(".lua");
+    rt.put_entry(entry(&format!("test:{stem}"), file, "main"));
+    for f in others {
+        rt.put_entry(entry(&format!("test:{stem}.{f}"), file, f));
+    }
+    let (_, watch) = rt.spawn_watched(Spawn::entry(format!("test:{stem}").parse().unwrap(), HOST)).unwrap();
+    let r = watch.wait_timeout(Duration::from_secs(30)).expect("the Lua test did not finish");
+    assert_eq!(r, Ok(Value::from("ok")), "{file}");
+}
+
+#[test]
+fn basics() {
+    run("basics.lua", &["echo"]);
+}
