@@ -4,8 +4,8 @@
 //! data (`Stepping`) for the length of the step. Failures come back Lua-style as
 //! `nil, kind, message`; the prelude turns them into error objects.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mlua::{Lua, MultiValue, Table, Value as LuaValue, Variadic};
@@ -60,15 +60,17 @@ fn dest(v: &LuaValue) -> Result<Dest, Error> {
 fn pid_arg(cx: &Cx, v: &LuaValue) -> Result<spindle_runtime::Pid, Error> {
     match dest(v)? {
         Dest::Pid(p) => Ok(p),
-        Dest::Name(n) => cx
-            .lookup(&n)
-            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no process is registered as `{n}`"))),
+        Dest::Name(n) => cx.lookup(&n).ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, format!("no process is registered as `{n}`"))
+        }),
     }
 }
 
 fn entry_id(v: &LuaValue) -> Result<EntryId, Error> {
     match v {
-        LuaValue::String(s) => s.to_str().map_err(|_| Error::new(ErrorKind::Invalid, "entry id is not text"))?.parse(),
+        LuaValue::String(s) => {
+            s.to_str().map_err(|_| Error::new(ErrorKind::Invalid, "entry id is not text"))?.parse()
+        }
         _ => Err(Error::new(ErrorKind::Invalid, "entry id must be a string `namespace:name`")),
     }
 }
@@ -106,9 +108,10 @@ pub(crate) fn build(lua: &Lua, preempted: Preempted) -> mlua::Result<Table> {
             let r = (|| {
                 let d = dest(&d)?;
                 let topic = match &topic {
-                    LuaValue::String(s) => s.to_str().map(|s| s.to_owned()).map_err(|_| {
-                        Error::new(ErrorKind::Invalid, "topic must be text")
-                    })?,
+                    LuaValue::String(s) => s
+                        .to_str()
+                        .map(|s| s.to_owned())
+                        .map_err(|_| Error::new(ErrorKind::Invalid, "topic must be text"))?,
                     _ => return Err(Error::new(ErrorKind::Invalid, "topic must be a string")),
                 };
                 cx.send(d, &topic, to_value(&payload)?).map(|()| true)
@@ -288,8 +291,12 @@ pub(crate) fn build(lua: &Lua, preempted: Preempted) -> mlua::Result<Table> {
             Ok(ns as i64)
         })?,
     )?;
+    rt.set("json", crate::json::module(lua)?)?;
     let p = preempted.clone();
-    rt.set("take_preempted", lua.create_function(move |_, ()| Ok(p.swap(false, Ordering::Relaxed)))?)?;
+    rt.set(
+        "take_preempted",
+        lua.create_function(move |_, ()| Ok(p.swap(false, Ordering::Relaxed)))?,
+    )?;
     let p = preempted;
     rt.set(
         "mark_preempted",

@@ -51,10 +51,13 @@ impl Island {
         let flag = preempted.clone();
         // Every coroutine created after this inherits the hook: a process in a busy loop is
         // yielded back to the scheduler after `instructions` VM instructions.
-        lua.set_global_hook(HookTriggers::new().every_nth_instruction(instructions), move |_, _| {
-            flag.store(true, std::sync::atomic::Ordering::Relaxed);
-            Ok(VmState::Yield)
-        })
+        lua.set_global_hook(
+            HookTriggers::new().every_nth_instruction(instructions),
+            move |_, _| {
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(VmState::Yield)
+            },
+        )
         .map_err(lua_err)?;
         let rt = api::build(&lua, preempted).map_err(lua_err)?;
         let exports: Table = lua

@@ -133,14 +133,19 @@ struct LuaPrototype {
 }
 
 fn field_error(entry: &Entry, field: &str, expected: &str) -> Error {
-    Error::new(ErrorKind::Invalid, format!("entry {}: field `{field}`: expected {expected}", entry.id))
+    Error::new(
+        ErrorKind::Invalid,
+        format!("entry {}: field `{field}`: expected {expected}", entry.id),
+    )
 }
 
 /// The path a `file://` reference names, relative to the entry's folder.
 fn source_path(entry: &Entry, field: &str) -> Result<PathBuf> {
-    let v = entry.fields.get(field).ok_or_else(|| field_error(entry, field, "a `file://…` path"))?;
+    let v =
+        entry.fields.get(field).ok_or_else(|| field_error(entry, field, "a `file://…` path"))?;
     let s = v.as_str().ok_or_else(|| field_error(entry, field, "a string `file://…`"))?;
-    let rel = s.strip_prefix("file://").ok_or_else(|| field_error(entry, field, "a `file://…` path"))?;
+    let rel =
+        s.strip_prefix("file://").ok_or_else(|| field_error(entry, field, "a `file://…` path"))?;
     let path = PathBuf::from(rel);
     Ok(match &entry.base_dir {
         Some(dir) if path.is_relative() => dir.join(path),
@@ -239,12 +244,8 @@ impl Prototype for LuaPrototype {
             }
         };
         let chunk = island.chunk(&self.id, self.version, &self.name, &self.bytecode)?;
-        let start = Start {
-            chunk,
-            method: self.method.clone(),
-            granted: self.granted.clone(),
-            args,
-        };
+        let start =
+            Start { chunk, method: self.method.clone(), granted: self.granted.clone(), args };
         let strand = island.strand.clone();
         Ok(Instance { process: Box::new(LuaProcess::new(island, self.id.clone(), start)), strand })
     }

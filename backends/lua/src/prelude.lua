@@ -633,7 +633,13 @@ local function subset(t, names)
     return out
 end
 
-local json = RT.json
+local json
+if RT.json then
+    json = {
+        encode = function(v) return fail(RT.json.encode(v)) end,
+        decode = function(s) return fail(RT.json.decode(s)) end,
+    }
+end
 
 for _, n in ipairs({ "assert", "error", "ipairs", "next", "pairs", "pcall", "select", "tonumber",
     "tostring", "type", "xpcall", "rawequal", "rawlen", "rawget", "getmetatable", "print" }) do

@@ -34,7 +34,8 @@ impl LuaProcess {
             return Ok(state.clone());
         }
         let lua = &self.island.lua;
-        let start = self.start.take().ok_or_else(|| mlua::Error::runtime("process started twice"))?;
+        let start =
+            self.start.take().ok_or_else(|| mlua::Error::runtime("process started twice"))?;
         let granted = lua.create_table()?;
         for m in &start.granted {
             granted.raw_set(m.as_str(), true)?;
@@ -124,9 +125,10 @@ impl LuaProcess {
                 let ok = matches!(out.next(), Some(LuaValue::Boolean(true)));
                 let v = out.next().unwrap_or(LuaValue::Nil);
                 if ok {
-                    Step::Exit(to_value(&v).map_err(|e| {
-                        e.context(format!("the return value of {}", self.entry))
-                    }))
+                    Step::Exit(
+                        to_value(&v)
+                            .map_err(|e| e.context(format!("the return value of {}", self.entry))),
+                    )
                 } else {
                     Step::Exit(Err(self.describe(v)))
                 }
@@ -161,7 +163,12 @@ fn upgrade_request(id: &LuaValue, args: &LuaValue) -> Result<(Option<EntryId>, V
                 .map_err(|_| Error::new(ErrorKind::Invalid, "entry id is not text"))?
                 .parse()?,
         ),
-        _ => return Err(Error::new(ErrorKind::Invalid, "process.upgrade: entry must be a string or nil")),
+        _ => {
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                "process.upgrade: entry must be a string or nil",
+            ));
+        }
     };
     let mut values = Vec::new();
     if let LuaValue::Table(t) = args {

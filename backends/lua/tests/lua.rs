@@ -41,7 +41,8 @@ fn run(file: &str, others: &[&str]) {
     for f in others {
         rt.put_entry(entry(&format!("test:{stem}.{f}"), file, f));
     }
-    let (_, watch) = rt.spawn_watched(Spawn::entry(format!("test:{stem}").parse().unwrap(), HOST)).unwrap();
+    let (_, watch) =
+        rt.spawn_watched(Spawn::entry(format!("test:{stem}").parse().unwrap(), HOST)).unwrap();
     let r = watch.wait_timeout(Duration::from_secs(30)).expect("the Lua test did not finish");
     assert_eq!(r, Ok(Value::from("ok")), "{file}");
 }
@@ -49,4 +50,27 @@ fn run(file: &str, others: &[&str]) {
 #[test]
 fn basics() {
     run("basics.lua", &["echo"]);
+}
+
+#[test]
+fn channels() {
+    run("channels.lua", &[]);
+}
+
+#[test]
+fn time() {
+    run("time.lua", &[]);
+}
+
+#[test]
+fn multi_wait() {
+    run("multi_wait.lua", &["child"]);
+}
+
+#[test]
+fn process_api() {
+    run(
+        "process_api.lua",
+        &["wait_forever", "fail_soon", "crash", "return_value", "polite", "topics"],
+    );
 }

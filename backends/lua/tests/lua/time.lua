@@ -1,0 +1,46 @@
+-- The time module: sleep, after, timer, ticker, now, durations.
+local time = require("time")
+
+local function main()
+    local t0 = time.now()
+    assert(math.type(t0:unix_nano()) == "integer")
+    time.sleep("20ms")
+    local dt = time.now():sub(t0)
+    assert(dt >= 20 * 1000 * 1000, dt)
+
+    assert(time.duration("1.5s") == 1500000000)
+    assert(time.duration("250ms") == 250000000)
+    assert(time.duration("2m") == 120000000000)
+    assert(time.duration("1m30s") == 90000000000)
+    assert(time.duration(42) == 42)
+    assert(not pcall(time.duration, "soon"))
+    assert(not pcall(time.sleep, "5 parsecs"))
+
+    -- after: a channel that fires once.
+    local a = time.after("10ms")
+    local v, ok = a:receive()
+    assert(ok and v:unix_nano() >= t0:unix_nano())
+
+    -- A stopped timer never fires; a reset one fires after the new duration.
+    local tm = time.timer("10ms")
+    assert(tm:stop() == true)
+    local r = channel.select { tm:channel():case_receive(), time.after("40ms"):case_receive() }
+    assert(r.channel ~= tm:channel(), "a stopped timer fired")
+    tm:reset("5ms")
+    r = channel.select { tm:channel():case_receive(), time.after("2s"):case_receive() }
+    assert(r.channel == tm:channel(), "a reset timer did not fire")
+
+    -- A ticker ticks until stopped.
+    local tk = time.ticker("5ms")
+    for _ = 1, 3 do tk:channel():receive() end
+    tk:stop()
+    r = channel.select { tk:channel():case_receive(), time.after("30ms"):case_receive() }
+    -- At most one tick may have been buffered before stop.
+    if r.channel == tk:channel() then
+        r = channel.select { tk:channel():case_receive(), time.after("30ms"):case_receive() }
+        assert(r.channel ~= tk:channel(), "a stopped ticker kept ticking")
+    end
+    return "ok"
+end
+
+return { main = main }
