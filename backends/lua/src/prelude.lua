@@ -623,6 +623,24 @@ local function readonly(t, name)
     return proxy
 end
 
+-- A class's metatable must not be reachable through its instances (`obj.__index` would hand
+-- out the shared metatable): instances look methods up in a read-only copy instead.
+local function seal(class, name)
+    local methods = {}
+    for k, v in raw_next, class do
+        if type(k) ~= "string" or k:sub(1, 2) ~= "__" then methods[k] = v end
+    end
+    for k in raw_next, methods do class[k] = nil end
+    class.__index = readonly(methods, name)
+end
+seal(Error, "error")
+seal(Channel, "channel")
+seal(Payload, "payload")
+seal(Message, "message")
+seal(Time, "time")
+seal(Timer, "timer")
+seal(Ticker, "ticker")
+
 local modules = {}
 local BASE = {}
 local ENV_MT = { __index = BASE, __metatable = "locked" }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use spindle_lua::LuaBackend;
+use spindle_lua::{LuaBackend, LuaConfig};
 use spindle_runtime::{Entry, EntryId, HostConfig, Runtime, Spawn, Value};
 
 const HOST: &str = "test:main";
@@ -25,17 +25,20 @@ fn entry(id: &str, file: &str, method: &str) -> Entry {
 }
 
 fn runtime() -> Runtime {
-    Runtime::builder()
-        .host(HostConfig::new(HOST).workers(2))
-        .backend(LuaBackend::default())
-        .build()
-        .unwrap()
+    runtime_with(HostConfig::new(HOST).workers(2), LuaConfig::default())
+}
+
+fn runtime_with(host: HostConfig, config: LuaConfig) -> Runtime {
+    Runtime::builder().host(host).backend(LuaBackend::new(config)).build().unwrap()
 }
 
 /// Runs `file`'s `main` (every other function of the file is registered as entry
 /// `test:<stem>.<function>`) and expects "ok".
 fn run(file: &str, others: &[&str]) {
-    let rt = runtime();
+    run_on(&runtime(), file, others);
+}
+
+fn run_on(rt: &Runtime, file: &str, others: &[&str]) {
     let stem = file.trim_end_matches(".lua");
     rt.put_entry(entry(&format!("test:{stem}"), file, "main"));
     for f in others {
@@ -73,4 +76,12 @@ fn process_api() {
         "process_api.lua",
         &["wait_forever", "fail_soon", "crash", "return_value", "polite", "topics"],
     );
+}
+
+/// Attacker and victim in one Lua state: one worker, one island.
+#[test]
+fn isolation() {
+    let config = LuaConfig { islands_per_worker: 1, ..LuaConfig::default() };
+    let rt = runtime_with(HostConfig::new(HOST).workers(1), config);
+    run_on(&rt, "isolation.lua", &["attempts", "victim"]);
 }
