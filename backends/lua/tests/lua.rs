@@ -85,3 +85,20 @@ fn isolation() {
     let rt = runtime_with(HostConfig::new(HOST).workers(1), config);
     run_on(&rt, "isolation.lua", &["attempts", "victim"]);
 }
+
+#[test]
+fn preemption() {
+    // One worker: without preemption the spinners would starve the ping-pong.
+    let rt = runtime_with(HostConfig::new(HOST).workers(1), LuaConfig::default());
+    run_on(&rt, "preemption.lua", &["spin", "spin_nested", "echo"]);
+}
+
+#[test]
+fn payloads() {
+    run("payloads.lua", &["mirror"]);
+}
+
+#[test]
+fn upgrade() {
+    run("upgrade.lua", &["v1", "v2", "broken"]);
+}

@@ -3,14 +3,16 @@
 //! A backend whose processes share something single-threaded (a Lua island: one Lua state)
 //! puts them in one strand. A member's wake-up queues the member on the strand's own ready queue
 //! and queues the strand on the scheduler. The worker that takes the strand steps its ready
-//! members one after another (up to `STRAND_BUDGET`), then lets go: back into a run queue if
-//! members are still ready, else idle. The strand has its own state word, so it is queued at
+//! members one after another (up to `STRAND_BUDGET`, or until one spends a whole time slice,
+//! or until the strand ran for `STRAND_SLICE`), then lets go: back into a run queue if members
+//! are still ready, else idle. The strand has its own state word, so it is queued at
 //! most once and run by at most one worker: that is what keeps its members serial.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use super::state::{Idle, State, Wake};
 use super::{Scheduler, Task};
@@ -18,8 +20,10 @@ use crate::cell::ProcessCell;
 use crate::step;
 use crate::sync::{Mutex, lock};
 
-/// How many member steps a worker runs before it lets a strand go.
+/// How many member steps a worker runs at most before it lets a strand go.
 const STRAND_BUDGET: usize = 64;
+/// How long a worker runs a strand's members at most before it lets the strand go.
+const STRAND_SLICE: Duration = Duration::from_micros(500);
 
 /// A serial group of processes on one host (see the module docs).
 pub struct Strand {
@@ -70,10 +74,17 @@ impl Strand {
         if !self.state.start() {
             return false;
         }
+        let start = Instant::now();
         for _ in 0..STRAND_BUDGET {
             let Some(cell) = lock(&self.ready).pop_front() else { break };
-            if step::run(&cell) == step::After::Requeue {
+            let spent = step::run(&cell) == step::After::Requeue;
+            if spent {
                 lock(&self.ready).push_back(cell);
+            }
+            // A member that spent its time slice, or a strand that ran for one, lets the
+            // worker go: the strand's members are one unit to the scheduler, and share a slice.
+            if spent || start.elapsed() >= STRAND_SLICE {
+                break;
             }
         }
         if lock(&self.ready).is_empty() {

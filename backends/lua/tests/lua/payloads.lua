@@ -1,0 +1,67 @@
+-- Payloads are deep copies: integers stay integers, floats floats, strings byte-exact;
+-- functions, coroutines and cycles are INVALID.
+
+local function mirror()
+    local m = process.inbox():receive()
+    local data = m:payload():data()
+    process.send(m:from(), "back", data)
+    -- Change my copy: the sender's original must not change.
+    if type(data) == "table" then data.changed = true end
+    return true
+end
+
+local function roundtrip(v)
+    local p = assert(process.spawn("test:payloads.mirror", "test:main"))
+    assert(process.send(p, "v", v))
+    return process.inbox():receive():payload():data()
+end
+
+local function main()
+    local bytes = "\0\1\2\255\254 binary \xff"
+    local original = {
+        int = 9007199254740993, -- beyond float precision: stays exact only as an integer
+        neg = math.mininteger,
+        float = 1.0,
+        tiny = 5e-324,
+        s = "héllo",
+        bytes = bytes,
+        list = { 1, 2, { 3, { 4 } } },
+        t = true, f = false,
+        nested = { a = { b = { c = "deep" } } },
+    }
+    local back = roundtrip(original)
+    assert(math.type(back.int) == "integer" and back.int == 9007199254740993)
+    assert(back.neg == math.mininteger)
+    assert(math.type(back.float) == "float" and back.float == 1.0)
+    assert(back.tiny == 5e-324)
+    assert(back.s == "héllo" and back.bytes == bytes and #back.bytes == #bytes)
+    assert(back.list[3][2][1] == 4 and #back.list == 3)
+    assert(back.t == true and back.f == false)
+    assert(back.nested.a.b.c == "deep")
+    assert(back ~= original and original.changed == nil, "a copy, not the same table")
+    assert(roundtrip(42) == 42 and math.type(roundtrip(42)) == "integer")
+    assert(math.type(roundtrip(42.0)) == "float")
+
+    local cyclic = {}
+    cyclic.self = cyclic
+    local me = process.pid()
+    for name, bad in pairs({ fn = print, co = coroutine.create(print), cycle = cyclic,
+        nested_fn = { { f = function() end } } }) do
+        local ok, err = process.send(me, "bad", bad)
+        assert(not ok and err:kind() == errors.INVALID, name)
+    end
+    -- A table reachable twice (not a cycle) is fine: it is copied twice.
+    local shared = { 1 }
+    local two = roundtrip({ a = shared, b = shared })
+    assert(two.a[1] == 1 and two.b[1] == 1 and two.a ~= two.b)
+
+    local json = require("json")
+    local text = assert(json.encode({ list = { 1, 2.5, "x" }, flag = true }))
+    local v = assert(json.decode(text))
+    assert(v.list[1] == 1 and math.type(v.list[1]) == "integer" and v.list[2] == 2.5 and v.flag)
+    local _, jerr = json.decode("{nope")
+    assert(jerr:kind() == errors.INVALID)
+    return "ok"
+end
+
+return { main = main, mirror = mirror }

@@ -1,0 +1,49 @@
+-- A process in an endless loop neither starves the others on its worker nor escapes
+-- terminate: the instruction-count hook yields it back to the scheduler.
+
+local function spin()
+    local n = 0
+    while true do n = n + 1 end
+end
+
+-- Spins inside a user coroutine and inside pcall: preemption must pass through both.
+local function spin_nested()
+    local co = coroutine.wrap(function()
+        pcall(function()
+            local n = 0
+            while true do n = n + 1 end
+        end)
+    end)
+    co()
+end
+
+local function echo()
+    local inbox = process.inbox()
+    while true do
+        local m = inbox:receive()
+        process.send(m:from(), "pong", m:payload():data())
+    end
+end
+
+local function main()
+    local spinners = {}
+    for i = 1, 2 do
+        spinners[#spinners + 1] = assert(process.spawn_monitored("test:preemption.spin", "test:main"))
+        spinners[#spinners + 1] = assert(process.spawn_monitored("test:preemption.spin_nested", "test:main"))
+    end
+    local e = assert(process.spawn_linked("test:preemption.echo", "test:main"))
+    local inbox = process.inbox()
+    for i = 1, 50 do
+        assert(process.send(e, "ping", i))
+        local m = inbox:receive()
+        assert(m:payload():data() == i)
+    end
+    for _, s in ipairs(spinners) do assert(process.terminate(s)) end
+    for _ = 1, #spinners do
+        local ev = process.events():receive()
+        assert(ev.kind == process.event.EXIT and ev.result.error:kind() == errors.CANCELED)
+    end
+    return "ok"
+end
+
+return { main = main, spin = spin, spin_nested = spin_nested, echo = echo }
