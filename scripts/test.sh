@@ -12,6 +12,9 @@ cargo fmt --all --check
 echo "== clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== native plugin examples (C, Rust, Go; installs Go when missing)"
+bash scripts/build-native-examples.sh
+
 echo "== tests"
 cargo test --workspace --locked
 

@@ -5,7 +5,7 @@
  * Spindle processes. This header is the contract; `spindle-abi` (Rust) mirrors it one to one.
  *
  * THE ENTRY POINT
- *   The library exports one function, `spindle_plugin`, returning a pointer to a static
+ *   The library exports one function, `spindle_plugin_entry`, returning a pointer to a static
  *   `spindle_plugin` table: the ABI version it was built against, the table's size, and the
  *   functions init, step and drop. The host refuses a library without the symbol, or whose
  *   `abi_version` differs from its own, with an error naming the file and both versions.
@@ -66,7 +66,7 @@ extern "C" {
 #endif
 
 #define SPINDLE_ABI_VERSION 1
-#define SPINDLE_PLUGIN_SYMBOL "spindle_plugin"
+#define SPINDLE_PLUGIN_SYMBOL "spindle_plugin_entry"
 
 /* Status codes of host functions and of init. */
 #define SPINDLE_OK 0
@@ -212,7 +212,7 @@ typedef struct spindle_host {
     int32_t (*pid_text)(spindle_cx *cx, uint64_t pid, const uint8_t **text, size_t *len);
 } spindle_host;
 
-/* What spindle_plugin() returns; static lifetime. */
+/* What spindle_plugin_entry() returns; static lifetime. */
 typedef struct spindle_plugin {
     uint32_t abi_version; /* SPINDLE_ABI_VERSION the plugin was built against */
     uint32_t size;        /* sizeof(spindle_plugin) as the plugin knows it */
@@ -226,7 +226,7 @@ typedef struct spindle_plugin {
     void (*drop)(void *state);
 } spindle_plugin;
 
-/* The one exported symbol. */
+/* The one exported symbol: const spindle_plugin *spindle_plugin_entry(void); */
 typedef const spindle_plugin *(*spindle_plugin_fn)(void);
 
 #ifdef __cplusplus

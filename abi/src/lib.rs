@@ -38,10 +38,10 @@
 //! };
 //!
 //! // In a cdylib: #[unsafe(no_mangle)]
-//! pub extern "C" fn spindle_plugin() -> *const SpindlePlugin {
+//! pub extern "C" fn spindle_plugin_entry() -> *const SpindlePlugin {
 //!     &PLUGIN
 //! }
-//! # assert_eq!(unsafe { (*spindle_plugin()).abi_version }, 1);
+//! # assert_eq!(unsafe { (*spindle_plugin_entry()).abi_version }, 1);
 //! ```
 //!
 //! Rust guests normally use the `spindle-guest` crate instead, which turns an `async fn` into
@@ -62,8 +62,8 @@ use core::marker::{PhantomData, PhantomPinned};
 pub const ABI_VERSION: u32 = 1;
 
 /// The name of the one symbol a plugin library exports: `const spindle_plugin
-/// *spindle_plugin(void)`. The name never changes; the version lives in the table it returns.
-pub const PLUGIN_SYMBOL: &str = "spindle_plugin";
+/// *spindle_plugin_entry(void)`. The name never changes; the version lives in the table it returns.
+pub const PLUGIN_SYMBOL: &str = "spindle_plugin_entry";
 
 // Status codes of host functions and of `init`. Negative codes are error kinds; the host keeps
 // a message for the last one (`SpindleHost::last_error`).

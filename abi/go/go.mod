@@ -1,0 +1,3 @@
+module example.invalid/spindle/abi/go
+
+go 1.19

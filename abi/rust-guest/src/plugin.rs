@@ -1,0 +1,230 @@
+//! The plugin's side of the ABI: `init`, `step` and `drop` for an `async fn` body, and the
+//! per-thread state a step leaves for the context's operations.
+//!
+//! A step polls the process's future once, with the host table and context of that step stored
+//! in a thread-local for the [`Cx`] operations to use; nothing crosses steps but the future.
+//! Panics are caught here: at no point may one unwind into the host.
+
+use std::cell::Cell;
+use std::ffi::c_void;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::ptr;
+use std::task::{Context, Poll, Waker};
+
+use spindle_abi::*;
+
+use crate::cx::Cx;
+use crate::error::{Error, ErrorKind, Result};
+use crate::value::Value;
+
+/// The future of a process body.
+pub type BodyFuture = Pin<Box<dyn Future<Output = Result<Value>> + 'static>>;
+
+/// What a pending step asks for besides waiting.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Signal {
+    None,
+    Yield,
+    Upgrade,
+}
+
+/// Combinators that went pending in this step: `select` needs any completion, `join` all.
+pub(crate) const WANTS_ANY: u8 = 1;
+pub(crate) const WANTS_ALL: u8 = 2;
+
+thread_local! {
+    static CURRENT: Cell<(*const SpindleHost, *mut SpindleCx)> =
+        const { Cell::new((ptr::null(), ptr::null_mut())) };
+    static SIGNAL: Cell<Signal> = const { Cell::new(Signal::None) };
+    static WANTS: Cell<u8> = const { Cell::new(0) };
+}
+
+pub(crate) fn signal(s: Signal) {
+    SIGNAL.with(|c| c.set(s));
+}
+
+pub(crate) fn wants(flag: u8) {
+    WANTS.with(|w| w.set(w.get() | flag));
+}
+
+/// Whether a step is running on this thread (host functions may be called).
+pub(crate) fn in_step() -> bool {
+    CURRENT.with(|c| !c.get().1.is_null())
+}
+
+/// Calls `f` with the host table and context of the step running on this thread.
+///
+/// # Panics
+/// When no step runs on this thread: the process context was kept and used outside its
+/// process's step, which the ABI forbids.
+pub(crate) fn with_host<R>(f: impl FnOnce(&SpindleHost, *mut SpindleCx) -> R) -> R {
+    let (host, cx) = CURRENT.with(Cell::get);
+    assert!(!cx.is_null(), "spindle-guest: the process context was used outside its step");
+    // SAFETY: set by `Enter` from the host's arguments for the step running on this thread;
+    // the host table is static.
+    f(unsafe { &*host }, cx)
+}
+
+/// An ABI status as a result, with the host's message for failures.
+pub(crate) fn check(rc: i32) -> Result<()> {
+    if rc == OK || rc == NONE {
+        return Ok(());
+    }
+    let message = with_host(|h, cx| {
+        let (mut p, mut n) = (ptr::null(), 0);
+        // SAFETY: a host function of the running step, with valid out pointers.
+        if unsafe { (h.last_error)(cx, &mut p, &mut n) } == OK && !p.is_null() {
+            // SAFETY: the host lends `n` bytes at `p` until the next failure; copied at once.
+            String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(p, n) }).into_owned()
+        } else {
+            format!("host call failed with code {rc}")
+        }
+    });
+    Err(Error::new(ErrorKind::from_code(rc), message))
+}
+
+/// Makes the host's table and context current on this thread for one init or step call.
+struct Enter {
+    saved: (*const SpindleHost, *mut SpindleCx),
+}
+
+impl Enter {
+    fn new(host: *const SpindleHost, cx: *mut SpindleCx) -> Enter {
+        SIGNAL.with(|s| s.set(Signal::None));
+        WANTS.with(|w| w.set(0));
+        Enter { saved: CURRENT.with(|c| c.replace((host, cx))) }
+    }
+}
+
+impl Drop for Enter {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.saved));
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".to_owned())
+}
+
+fn set_error(e: &Error) {
+    let m = e.message();
+    // SAFETY: a host function of the running step; the message is valid for the call.
+    with_host(|h, cx| unsafe { (h.set_error)(cx, e.kind().code(), m.as_ptr(), m.len()) });
+}
+
+/// The plugin's state: the process body.
+struct Instance {
+    body: BodyFuture,
+}
+
+/// `init` for the body `make`: decodes the arguments, creates the future (which runs nothing
+/// until the first step).
+///
+/// # Safety
+/// The arguments of `spindle_plugin.init` as the host passes them (spindle.h).
+pub unsafe fn init(
+    host: *const SpindleHost,
+    cx: *mut SpindleCx,
+    args: *const u8,
+    args_len: usize,
+    state: *mut *mut c_void,
+    make: fn(Cx, Vec<Value>) -> BodyFuture,
+) -> i32 {
+    let _enter = Enter::new(host, cx);
+    let r = catch_unwind(|| {
+        let bytes = if args_len == 0 || args.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: the host passes `args_len` readable bytes for the call.
+            unsafe { std::slice::from_raw_parts(args, args_len) }
+        };
+        let args = match Value::from_msgpack(bytes) {
+            Ok(Value::Array(a)) => a,
+            Ok(Value::Nil) | Err(_) if bytes.is_empty() => Vec::new(),
+            Ok(other) => {
+                return Err(Error::new(ErrorKind::Invalid, format!("arguments {other:?}")));
+            }
+            Err(e) => return Err(Error::new(ErrorKind::Invalid, format!("arguments: {e}"))),
+        };
+        Ok(Box::into_raw(Box::new(Instance { body: make(Cx::current(), args) })))
+    });
+    let e = match r {
+        Ok(Ok(instance)) => {
+            // SAFETY: the host passes a valid out pointer.
+            unsafe { *state = instance.cast() };
+            return OK;
+        }
+        Ok(Err(e)) => e,
+        Err(panic) => Error::new(
+            ErrorKind::Internal,
+            format!("plugin panicked in init: {}", panic_message(&*panic)),
+        ),
+    };
+    set_error(&e);
+    e.kind().code()
+}
+
+/// `step`: polls the body once.
+///
+/// # Safety
+/// The arguments of `spindle_plugin.step` as the host passes them: `state` from [`init`].
+pub unsafe extern "C" fn step(
+    state: *mut c_void,
+    host: *const SpindleHost,
+    cx: *mut SpindleCx,
+) -> i32 {
+    let _enter = Enter::new(host, cx);
+    // SAFETY: `state` is the `Instance` `init` made, used by one thread at a time.
+    let instance = unsafe { &mut *state.cast::<Instance>() };
+    let polled = catch_unwind(AssertUnwindSafe(|| {
+        let mut task = Context::from_waker(Waker::noop());
+        instance.body.as_mut().poll(&mut task)
+    }));
+    let outcome = match polled {
+        Ok(Poll::Pending) => {
+            return match SIGNAL.with(Cell::get) {
+                Signal::Upgrade => STEP_UPGRADE,
+                Signal::Yield => STEP_YIELD,
+                Signal::None if WANTS.with(Cell::get) == WANTS_ALL => STEP_WAIT_ALL,
+                Signal::None => STEP_WAIT_ANY,
+            };
+        }
+        Ok(Poll::Ready(r)) => r,
+        Err(panic) => Err(Error::new(
+            ErrorKind::Internal,
+            format!("plugin panicked: {}", panic_message(&*panic)),
+        )),
+    };
+    // Reporting must not unwind either (a host call could fail in a way that panics).
+    let reported = catch_unwind(|| match outcome {
+        Ok(v) => {
+            let b = v.to_msgpack();
+            // SAFETY: a host function of the running step; the bytes are valid for the call.
+            let rc = with_host(|h, cx| unsafe { (h.set_result)(cx, b.as_ptr(), b.len()) });
+            check(rc).map_or(STEP_EXIT_ERROR, |()| STEP_EXIT_OK)
+        }
+        Err(e) => {
+            set_error(&e);
+            STEP_EXIT_ERROR
+        }
+    });
+    reported.unwrap_or(STEP_EXIT_ERROR)
+}
+
+/// `drop`: frees the body. No host function may be called from here: operations the body still
+/// holds are not dropped one by one (the host drops them with the process).
+///
+/// # Safety
+/// `state` from [`init`], dropped once.
+pub unsafe extern "C" fn drop(state: *mut c_void) {
+    // SAFETY: `state` is the `Instance` `init` made; the host drops it once.
+    let instance = unsafe { Box::from_raw(state.cast::<Instance>()) };
+    // A destructor that panics must not unwind into the host; what it leaked stays leaked.
+    let _ = catch_unwind(AssertUnwindSafe(move || std::mem::drop(instance)));
+}

@@ -1,0 +1,160 @@
+//! Prototypes (a loaded library) and processes (one plugin instance each).
+
+use std::ffi::c_void;
+use std::fmt;
+use std::sync::Arc;
+
+use spindle_abi::*;
+use spindle_runtime::{
+    Cx, Error, ErrorKind, Instance, Placement, Process, Prototype, Result, Step, Value, WaitFor,
+};
+
+use crate::host::{Call, Ending, HOST, kind_of};
+use crate::library::Library;
+use crate::log::Logger;
+
+/// A loaded plugin library and where its processes log.
+pub(crate) struct Plugin {
+    pub(crate) lib: Arc<Library>,
+    pub(crate) log: Logger,
+}
+
+impl Plugin {
+    fn table(&self) -> &SpindlePlugin {
+        &self.lib.table
+    }
+
+    /// The error the plugin set, or one saying it set none.
+    fn failure(&self, call: &mut Call<'_>, what: &str) -> Error {
+        match std::mem::take(&mut call.ending) {
+            Ending::Error(e) => e,
+            _ => Error::new(
+                ErrorKind::Unknown,
+                format!("plugin {} {what} without set_error", self.lib.path.display()),
+            ),
+        }
+    }
+
+    fn init(&self, call: &mut Call<'_>, args: &[u8]) -> Result<*mut c_void> {
+        let args: &[u8] = if args.is_empty() { &EMPTY_ARGS } else { args };
+        let mut state = std::ptr::null_mut();
+        // SAFETY: `init` comes from a table checked for this ABI version; the arguments are
+        // valid for the call, `call` outlives it, and `state` is a valid out pointer.
+        let rc = unsafe {
+            (self.table().init)(&HOST, call.as_cx(), args.as_ptr(), args.len(), &mut state)
+        };
+        if rc == OK {
+            return Ok(state);
+        }
+        let set = matches!(call.ending, Ending::Error(_));
+        let e = self.failure(call, "init failed");
+        // A plugin that returned an error code without set_error still says which kind.
+        Err(if set || rc >= 0 { e } else { Error::new(kind_of(rc), e.message()) })
+    }
+
+    fn step(&self, call: &mut Call<'_>, state: *mut c_void) -> Step {
+        // SAFETY: `step` comes from a table checked for this ABI version; `state` is what this
+        // instance's `init` returned and is used by one thread at a time; `call` outlives the
+        // call.
+        let rc = unsafe { (self.table().step)(state, &HOST, call.as_cx()) };
+        match rc {
+            STEP_WAIT_ANY => Step::Wait(WaitFor::Any),
+            STEP_WAIT_ALL => Step::Wait(WaitFor::All),
+            STEP_YIELD => Step::Yield,
+            STEP_EXIT_OK => Step::Exit(Ok(match std::mem::take(&mut call.ending) {
+                Ending::Result(v) => v,
+                _ => Value::Nil,
+            })),
+            STEP_EXIT_ERROR => Step::Exit(Err(self.failure(call, "exited with an error"))),
+            STEP_UPGRADE => match std::mem::take(&mut call.ending) {
+                Ending::Upgrade(entry, args) => Step::Upgrade { entry, args },
+                _ => Step::Exit(Err(Error::new(
+                    ErrorKind::Invalid,
+                    format!(
+                        "plugin {} returned SPINDLE_STEP_UPGRADE without calling upgrade",
+                        self.lib.path.display()
+                    ),
+                ))),
+            },
+            other => Step::Exit(Err(Error::new(
+                ErrorKind::Internal,
+                format!(
+                    "plugin {} step returned {other}, which is not a SPINDLE_STEP_* code",
+                    self.lib.path.display()
+                ),
+            ))),
+        }
+    }
+}
+
+/// A prototype: the plugin, shared by its processes.
+pub(crate) struct NativePrototype(pub(crate) Arc<Plugin>);
+
+impl fmt::Debug for NativePrototype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("NativePrototype").field(&self.0.lib).finish()
+    }
+}
+
+impl Prototype for NativePrototype {
+    fn instantiate(&self, args: Vec<Value>, _: &Placement<'_>) -> Result<Instance> {
+        // No arguments (the common case) costs no allocation: `init` gets a static `[]`.
+        let args =
+            if args.is_empty() { Box::default() } else { Value::Array(args).to_msgpack().into() };
+        let process = NativeProcess { plugin: self.0.clone(), phase: Phase::Fresh(args) };
+        Ok(Instance { process: Box::new(process), strand: None })
+    }
+}
+
+/// Where an instance is in its life.
+enum Phase {
+    /// Not initialized yet: the spawn arguments as MessagePack (empty: none).
+    Fresh(Box<[u8]>),
+    /// Initialized: the plugin's state.
+    Running(*mut c_void),
+    /// Ended, or `init` failed: nothing to drop.
+    Done,
+}
+
+/// One plugin instance, driven through the runtime's [`Process`] trait.
+pub(crate) struct NativeProcess {
+    plugin: Arc<Plugin>,
+    phase: Phase,
+}
+
+// SAFETY: the plugin's state is only ever used by one thread at a time (the runtime steps a
+// process on at most one worker at once), and the ABI contract (spindle.h, THREADS) requires a
+// plugin to accept its step on a different thread each time.
+unsafe impl Send for NativeProcess {}
+
+const EMPTY_ARGS: [u8; 1] = [0x90];
+
+impl Process for NativeProcess {
+    fn step(&mut self, cx: &Cx) -> Step {
+        let plugin = &*self.plugin;
+        let mut call = Call::new(cx, &plugin.log);
+        let state = match std::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Fresh(args) => match plugin.init(&mut call, &args) {
+                Ok(state) => state,
+                Err(e) => return Step::Exit(Err(e)),
+            },
+            Phase::Running(state) => state,
+            Phase::Done => {
+                let e = Error::new(ErrorKind::Internal, "native process stepped after it ended");
+                return Step::Exit(Err(e));
+            }
+        };
+        self.phase = Phase::Running(state);
+        plugin.step(&mut call, state)
+    }
+}
+
+impl Drop for NativeProcess {
+    fn drop(&mut self) {
+        if let Phase::Running(state) = std::mem::replace(&mut self.phase, Phase::Done) {
+            // SAFETY: `state` came from this instance's successful `init` and is dropped once;
+            // the library stays loaded while `self.plugin` holds it.
+            unsafe { (self.plugin.table().drop)(state) };
+        }
+    }
+}

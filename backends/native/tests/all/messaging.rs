@@ -1,0 +1,92 @@
+//! Messages both ways between Rust and native processes; values round-trip exactly.
+
+use spindle_runtime::{Spawn, Ties, Value};
+
+use crate::common::*;
+
+fn samples() -> Vec<Value> {
+    vec![
+        Value::Nil,
+        Value::Bool(true),
+        Value::Bool(false),
+        Value::Int(0),
+        Value::Int(-1),
+        Value::Int(127),
+        Value::Int(-33),
+        Value::Int(65_536),
+        Value::Int(i64::MAX),
+        Value::Int(i64::MIN),
+        Value::Float(3.0),
+        Value::Float(-0.5),
+        Value::Float(1e300),
+        Value::Str(String::new()),
+        Value::Str("héllo, wörld ✓".into()),
+        Value::Str("x".repeat(70_000)),
+        Value::Bytes(vec![0, 0xff, 0xfe]),
+        Value::Bytes(b"valid utf-8 bytes stay bytes".to_vec()),
+        Value::Array(vec![]),
+        Value::Array((0..20).map(Value::Int).collect()),
+        Value::Map(vec![]),
+        Value::map([("int", Value::Int(1)), ("float", Value::Float(1.0)), ("str", "1".into())]),
+        Value::Map(vec![
+            (Value::Int(1), "int key".into()),
+            (Value::Float(2.5), Value::Array(vec![Value::Nil, Value::Bytes(vec![1])])),
+            (Value::Bool(true), Value::map([("nested", Value::Array(vec![Value::Map(vec![])]))])),
+        ]),
+    ]
+}
+
+#[test]
+fn values_round_trip_exactly_through_every_plugin() {
+    let rt = runtime();
+    for (lang, entry) in LANGS {
+        let out = exec(&rt, move |cx| async move {
+            let svc = cx.spawn(Spawn::entry(id(entry), HOST), Ties::default())?;
+            for v in samples() {
+                cx.send(svc, "echo", v.clone())?;
+                let m = expect(&cx, "echo").await;
+                assert_eq!(m.from, svc);
+                assert_eq!(m.payload, v, "{lang} changed the value");
+            }
+            cx.send(svc, "stop", Value::Nil)?;
+            Ok(Value::Nil)
+        });
+        assert_eq!(out, Ok(Value::Nil), "{lang}");
+    }
+}
+
+#[test]
+fn a_plugin_result_reaches_its_watcher() {
+    let rt = runtime();
+    for (lang, entry) in LANGS {
+        let (pid, watch) = rt.spawn_watched(Spawn::entry(id(entry), HOST)).unwrap();
+        rt.send(pid, "echo", 1).unwrap();
+        rt.send(pid, "stop", Value::Nil).unwrap();
+        // Two requests handled: the echo and the stop.
+        assert_eq!(watch.wait_timeout(PATIENCE).unwrap(), Ok(Value::Int(2)), "{lang}");
+    }
+}
+
+#[test]
+fn native_processes_spawn_and_exec_other_entries() {
+    let rt = runtime();
+    rt.put_entry(spindle_runtime::rust::rust_entry(id("test:plus1"), |_, args| async move {
+        Ok(Value::Int(args[0].as_int().unwrap() + 1))
+    }));
+    let out = exec(&rt, |cx| async move {
+        let svc = cx.spawn(Spawn::entry(id("native:service.rust"), HOST), Ties::default())?;
+        // exec: the Rust guest waits for a Rust entry's result (41 + 1).
+        cx.send(svc, "exec", "test:plus1")?;
+        assert_eq!(expect(&cx, "exec").await.payload, Value::Int(42));
+        // spawn: the Rust guest starts a C service, linked, and hands over its pid.
+        cx.send(svc, "spawn", "native:service.c")?;
+        let child = expect(&cx, "spawned").await.payload.as_int().unwrap() as u64;
+        let child = cx.pid_from_serial(child).expect("the child is alive");
+        cx.send(child, "echo", "hi")?;
+        assert_eq!(expect(&cx, "echo").await.payload, Value::from("hi"));
+        cx.send(svc, "stop", Value::Nil)?;
+        cx.send(child, "stop", Value::Nil)?;
+        Ok(Value::Nil)
+    });
+    assert_eq!(out, Ok(Value::Nil));
+}

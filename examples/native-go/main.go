@@ -1,0 +1,107 @@
+// A native plugin process in Go: a small service that answers requests, waits on several
+// operations at once (two timers and a receive: wait-any; two timers: wait-all), and can
+// upgrade itself into another entry. Same protocol as examples/native-c and native-rust.
+//
+// Build: bash scripts/build-native-examples.sh go  (→ examples/native-go/libservice_go.so)
+package main
+
+import (
+	"fmt"
+	"time"
+
+	spindle "example.invalid/spindle/abi/go"
+)
+
+func init() { spindle.Register(service) }
+
+func main() {}
+
+func millis(payload any, key string) time.Duration {
+	if m, ok := payload.(spindle.Map); ok {
+		if v, ok := m.Get(key); ok {
+			if n, ok := v.(int64); ok {
+				return time.Duration(n) * time.Millisecond
+			}
+		}
+	}
+	return 0
+}
+
+func service(p *spindle.Process, args []any) (any, error) {
+	var handled int64
+	if len(args) >= 2 {
+		handled, _ = args[0].(int64)
+		to, _ := args[1].(int64)
+		// Started by an upgrade: tell the requester who we are now.
+		reply := spindle.Map{{"handled", handled}, {"pid", int64(p.Pid())}, {"lang", "go"}}
+		if err := p.Send(uint64(to), "upgraded", reply); err != nil {
+			return nil, err
+		}
+	}
+	for {
+		m := p.Receive()
+		handled++
+		var err error
+		switch m.Topic {
+		case "echo":
+			err = p.Send(m.From, "echo", m.Payload)
+		case "race":
+			a, b := p.Timer(millis(m.Payload, "a")), p.Timer(millis(m.Payload, "b"))
+			r := p.ReceiveOp("")
+			ops := []*spindle.Op{a, b, r}
+			won := p.WaitAny(ops...)
+			for i, o := range ops {
+				if i != won {
+					o.Drop()
+				}
+			}
+			var winner any = []any{"timer_a", "timer_b"}[min(won, 1)]
+			if won == 2 {
+				winner = []any{"message", r.Completion.Message.Payload}
+			}
+			err = p.Send(m.From, "race", winner)
+		case "all":
+			t0 := time.Now()
+			p.WaitAll(p.Timer(millis(m.Payload, "a")), p.Timer(millis(m.Payload, "b")))
+			err = p.Send(m.From, "all", time.Since(t0).Milliseconds())
+		case "monitor":
+			target, _ := m.Payload.(int64)
+			if err = p.Monitor(uint64(target)); err != nil {
+				break
+			}
+			if err = p.Send(m.From, "monitoring", nil); err != nil {
+				break
+			}
+			ev := p.NextEvent()
+			how := []any{"ok", ev.Value}
+			if ev.Err != nil {
+				how = []any{"error", ev.Err.(*spindle.Error).Message}
+			}
+			err = p.Send(m.From, "down", []any{int64(ev.From), how})
+		case "link":
+			target, _ := m.Payload.(int64)
+			if err = p.Link(uint64(target)); err == nil {
+				err = p.Send(m.From, "linked", nil)
+			}
+		case "upgrade":
+			entry, _ := m.Payload.(string)
+			return nil, p.Upgrade(entry, []any{handled, int64(m.From)})
+		case "fail":
+			return nil, fmt.Errorf("asked to fail: %v", m.Payload)
+		case "stop":
+			return handled, nil
+		default:
+			p.Log(spindle.LogWarn, "unknown request "+m.Topic)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+func min(a, b int) int {
+	if a < b {
+		return a
+	}
+	return b
+}

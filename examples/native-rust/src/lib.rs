@@ -1,0 +1,95 @@
+//! A native plugin process in Rust: a small service that answers requests, waits on several
+//! operations at once (any and all), and can upgrade itself into another entry.
+//!
+//! Built by `scripts/build-native-examples.sh` into `target/native-examples/`; the protocol is
+//! the same for the C and Go examples (see README.md).
+
+use std::time::{Duration, Instant};
+
+use spindle_guest::{Cx, Either, Error, Pid, Result, Ties, Value, join, select};
+
+fn ms(v: Option<&Value>) -> Duration {
+    Duration::from_millis(v.and_then(Value::as_int).unwrap_or(0).max(0) as u64)
+}
+
+fn pid_of(v: &Value) -> Result<Pid> {
+    v.as_int()
+        .map(|p| Pid(p as u64))
+        .ok_or_else(|| Error::msg(format!("expected a pid, got {v:?}")))
+}
+
+async fn service(cx: Cx, args: Vec<Value>) -> Result<Value> {
+    let mut handled = args.first().and_then(Value::as_int).unwrap_or(0);
+    if let Some(to) = args.get(1) {
+        // Started by an upgrade: tell the requester who we are now.
+        let me = Value::Int(cx.pid().0 as i64);
+        cx.send(
+            pid_of(to)?,
+            "upgraded",
+            Value::map([("handled", handled.into()), ("pid", me), ("lang", "rust".into())]),
+        )?;
+    }
+    loop {
+        let m = cx.recv().await;
+        handled += 1;
+        let from = m.from;
+        match m.topic.as_str() {
+            "echo" => cx.send(from, "echo", m.payload)?,
+            // Two timers and a receive at once; the first to complete wins (wait-any).
+            "race" => {
+                let (a, b) = (ms(m.payload.get("a")), ms(m.payload.get("b")));
+                let timers = select(cx.sleep(a), cx.sleep(b));
+                let winner = match select(timers, cx.recv()).await {
+                    Either::Left(Either::Left(())) => Value::from("timer_a"),
+                    Either::Left(Either::Right(())) => Value::from("timer_b"),
+                    Either::Right(msg) => Value::Array(vec!["message".into(), msg.payload]),
+                };
+                cx.send(from, "race", winner)?;
+            }
+            // Two timers at once, both awaited (wait-all).
+            "all" => {
+                let (a, b) = (ms(m.payload.get("a")), ms(m.payload.get("b")));
+                let t0 = Instant::now();
+                join(cx.sleep(a), cx.sleep(b)).await;
+                cx.send(from, "all", Value::Int(t0.elapsed().as_millis() as i64))?;
+            }
+            "monitor" => {
+                let target = pid_of(&m.payload)?;
+                cx.monitor(target)?;
+                cx.send(from, "monitoring", Value::Nil)?;
+                let ev = cx.event().await;
+                let how = match ev.result {
+                    Some(Ok(v)) => Value::Array(vec!["ok".into(), v]),
+                    Some(Err(e)) => Value::Array(vec!["error".into(), e.message().into()]),
+                    None => Value::Nil,
+                };
+                cx.send(from, "down", Value::Array(vec![Value::Int(ev.from.0 as i64), how]))?;
+            }
+            "link" => {
+                cx.link(pid_of(&m.payload)?)?;
+                cx.send(from, "linked", Value::Nil)?;
+            }
+            "spawn" => {
+                let entry = m.payload.as_str().unwrap_or_default().to_owned();
+                let child = cx.spawn(&entry, vec![], Ties { link: true, monitor: false })?;
+                cx.send(from, "spawned", Value::Int(child.0 as i64))?;
+            }
+            "exec" => {
+                let entry = m.payload.as_str().unwrap_or_default().to_owned();
+                let r = cx.exec(&entry, vec![Value::Int(41)]).await;
+                cx.send(from, "exec", r.unwrap_or_else(|e| e.message().into()))?;
+            }
+            "upgrade" => {
+                let entry = m.payload.as_str().map(str::to_owned);
+                let args = vec![Value::Int(handled), Value::Int(from.0 as i64)];
+                return Err(cx.upgrade(entry.as_deref(), args).await);
+            }
+            "fail" => return Err(Error::msg(format!("asked to fail: {:?}", m.payload))),
+            "panic" => panic!("asked to panic"),
+            "stop" => return Ok(Value::Int(handled)),
+            other => cx.log(spindle_guest::abi::LOG_WARN, &format!("unknown request `{other}`")),
+        }
+    }
+}
+
+spindle_guest::plugin!(service);
