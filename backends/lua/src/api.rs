@@ -16,6 +16,14 @@ use crate::convert::to_value;
 /// The process being stepped in this Lua state.
 pub(crate) struct Stepping {
     pub(crate) cx: Cx,
+    /// The state's memory use when the step began.
+    pub(crate) memory_at_start: usize,
+    /// What the process may still grow by in this step before its budget is spent (bytes).
+    pub(crate) memory_left: usize,
+    /// Memory attributed to the process before this step (bytes), for `collectgarbage("count")`.
+    pub(crate) memory_before: usize,
+    /// The hook already raised the budget error in this step.
+    pub(crate) memory_raised: std::cell::Cell<bool>,
 }
 
 /// Set by the instruction-count hook when it preempts; read (and cleared) by the prelude.
@@ -292,6 +300,14 @@ pub(crate) fn build(lua: &Lua, preempted: Preempted) -> mlua::Result<Table> {
         })?,
     )?;
     rt.set("json", crate::json::module(lua)?)?;
+    rt.set(
+        "memory",
+        lua.create_function(|lua, ()| {
+            let s = lua.app_data_ref::<Stepping>();
+            let now = lua.used_memory();
+            Ok(s.map_or(0, |s| (s.memory_before + now).saturating_sub(s.memory_at_start)))
+        })?,
+    )?;
     let p = preempted.clone();
     rt.set(
         "take_preempted",

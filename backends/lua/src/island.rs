@@ -14,7 +14,10 @@ use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, VmState};
 use spindle_runtime::scheduler::Strand;
 use spindle_runtime::{EntryId, Error, ErrorKind};
 
-use crate::api::{self, Preempted};
+use crate::api::{self, Preempted, Stepping};
+
+/// The message of the error that ends a process past its memory budget.
+pub(crate) const MEMORY_BUDGET: &str = "the process exceeded its memory budget";
 
 const PRELUDE: &str = include_str!("prelude.lua");
 
@@ -53,7 +56,15 @@ impl Island {
         // yielded back to the scheduler after `instructions` VM instructions.
         lua.set_global_hook(
             HookTriggers::new().every_nth_instruction(instructions),
-            move |_, _| {
+            move |lua, _| {
+                // A process past its memory budget gets the error here, inside the step; if it
+                // catches it and goes on, the next hook yields it, and the step's end ends it.
+                if let Some(s) = lua.app_data_ref::<Stepping>()
+                    && lua.used_memory().saturating_sub(s.memory_at_start) > s.memory_left
+                    && !s.memory_raised.replace(true)
+                {
+                    return Err(mlua::Error::MemoryError(MEMORY_BUDGET.to_owned()));
+                }
                 flag.store(true, std::sync::atomic::Ordering::Relaxed);
                 Ok(VmState::Yield)
             },

@@ -76,6 +76,9 @@ pub struct LuaConfig {
     pub slice_instructions: u32,
     /// Hard memory limit of a process's Lua state in state mode, in bytes (0: none).
     pub state_memory_limit: usize,
+    /// Memory budget of a process in islands mode, in bytes (0: none): what its steps may grow
+    /// the island's heap by. Past it the process ends with `RATE_LIMITED`.
+    pub process_memory_budget: usize,
     /// Hard memory limit of an island, in bytes (0: none).
     pub island_memory_limit: usize,
     /// Modules granted when an entry does not list its `modules`.
@@ -90,7 +93,8 @@ impl Default for LuaConfig {
             islands_per_worker: 2,
             slice_instructions: 100_000,
             state_memory_limit: 16 << 20,
-            island_memory_limit: 0,
+            process_memory_budget: 64 << 20,
+            island_memory_limit: 1 << 30,
             default_modules: vec!["time".into(), "json".into()],
         }
     }
@@ -225,6 +229,12 @@ impl Prototype for LuaPrototype {
         let cfg = &self.backend.config;
         let host = place.host;
         let mode = cfg.host_isolation.get(host.name()).copied().unwrap_or(cfg.isolation);
+        let budget = match mode {
+            // Below the hard limit, so that a process that catches the allocation failure and
+            // goes on is still stopped (the hook yields it once it is past the budget).
+            Isolation::State => cfg.state_memory_limit - cfg.state_memory_limit / 8,
+            Isolation::Islands => cfg.process_memory_budget,
+        };
         let island = match mode {
             Isolation::State => {
                 Arc::new(Island::new(None, cfg.slice_instructions, cfg.state_memory_limit)?)
@@ -247,6 +257,9 @@ impl Prototype for LuaPrototype {
         let start =
             Start { chunk, method: self.method.clone(), granted: self.granted.clone(), args };
         let strand = island.strand.clone();
-        Ok(Instance { process: Box::new(LuaProcess::new(island, self.id.clone(), start)), strand })
+        Ok(Instance {
+            process: Box::new(LuaProcess::new(island, self.id.clone(), start, budget)),
+            strand,
+        })
     }
 }

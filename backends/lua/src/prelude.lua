@@ -673,7 +673,8 @@ BASE.rawset = function(t, k, v)
     return raw_rawset(t, k, v)
 end
 BASE.collectgarbage = function(opt, ...)
-    if opt == "count" then return collectgarbage("count") end
+    -- The memory attributed to this process, not the whole shared state's.
+    if opt == "count" then return RT.memory() / 1024 end
     error("collectgarbage: only \"count\" is available to processes", 2)
 end
 BASE.load = function(chunk, chunkname, mode, env)

@@ -22,11 +22,20 @@ pub(crate) struct LuaProcess {
     entry: EntryId,
     state: Option<Table>,
     start: Option<Start>,
+    /// Memory attributed to this process: the growth of its Lua state during its steps.
+    memory: usize,
+    /// The most it may be attributed (bytes; 0: no budget).
+    budget: usize,
 }
 
 impl LuaProcess {
-    pub(crate) fn new(island: Arc<Island>, entry: EntryId, start: Start) -> LuaProcess {
-        LuaProcess { island, entry, state: None, start: Some(start) }
+    pub(crate) fn new(
+        island: Arc<Island>,
+        entry: EntryId,
+        start: Start,
+        budget: usize,
+    ) -> LuaProcess {
+        LuaProcess { island, entry, state: None, start: Some(start), memory: 0, budget }
     }
 
     fn begin(&mut self) -> mlua::Result<Table> {
@@ -129,6 +138,11 @@ impl LuaProcess {
                         to_value(&v)
                             .map_err(|e| e.context(format!("the return value of {}", self.entry))),
                     )
+                } else if is_out_of_memory(&v) {
+                    Step::Exit(Err(Error::new(
+                        ErrorKind::RateLimited,
+                        format!("{}: out of memory", self.entry),
+                    )))
                 } else {
                     Step::Exit(Err(self.describe(v)))
                 }
@@ -152,6 +166,15 @@ impl LuaProcess {
             }
             Err(e) => Error::new(ErrorKind::Unknown, e.to_string()),
         }
+    }
+}
+
+/// Lua's own allocation failure, as a coroutine reports it.
+fn is_out_of_memory(v: &LuaValue) -> bool {
+    match v {
+        LuaValue::Error(e) => matches!(**e, mlua::Error::MemoryError(_)),
+        LuaValue::String(s) => s.as_bytes().starts_with(b"not enough memory"),
+        _ => false,
     }
 }
 
@@ -184,19 +207,45 @@ fn upgrade_request(id: &LuaValue, args: &LuaValue) -> Result<(Option<EntryId>, V
 impl Process for LuaProcess {
     fn step(&mut self, cx: &Cx) -> Step {
         let island = self.island.clone();
-        island.lua.set_app_data(Stepping { cx: cx.clone() });
+        let lua = &island.lua;
+        let at_start = lua.used_memory();
+        let left =
+            if self.budget == 0 { usize::MAX } else { self.budget.saturating_sub(self.memory) };
+        lua.set_app_data(Stepping {
+            cx: cx.clone(),
+            memory_at_start: at_start,
+            memory_left: left,
+            memory_before: self.memory,
+            memory_raised: std::cell::Cell::new(false),
+        });
         let step = self.step_lua(cx);
-        island.lua.remove_app_data::<Stepping>();
+        lua.remove_app_data::<Stepping>();
+        // What the state grew (or shrank) by during the step is this process's doing: an
+        // approximation in islands mode, where a collection may free others' garbage.
+        let now = lua.used_memory();
+        self.memory = (self.memory + now).saturating_sub(at_start);
+        let over = self.budget != 0 && self.memory > self.budget;
         match step {
+            Ok(_) if over => Step::Exit(Err(over_budget(&self.entry, self.budget))),
             Ok(step) => step,
-            Err(e) => Step::Exit(Err(lua_failure(&self.entry, e))),
+            Err(e) => Step::Exit(Err(lua_failure(&self.entry, e, self.budget))),
         }
     }
 }
 
+fn over_budget(entry: &EntryId, budget: usize) -> Error {
+    Error::new(
+        ErrorKind::RateLimited,
+        format!("{entry}: {} ({budget} bytes)", crate::island::MEMORY_BUDGET),
+    )
+}
+
 /// A failure of the Lua machinery itself (not an error the process raised).
-fn lua_failure(entry: &EntryId, e: mlua::Error) -> Error {
+fn lua_failure(entry: &EntryId, e: mlua::Error, budget: usize) -> Error {
     match e {
+        mlua::Error::MemoryError(m) if m == crate::island::MEMORY_BUDGET => {
+            over_budget(entry, budget)
+        }
         mlua::Error::MemoryError(m) => {
             Error::new(ErrorKind::RateLimited, format!("{entry}: out of memory: {m}"))
         }

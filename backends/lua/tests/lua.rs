@@ -102,3 +102,35 @@ fn payloads() {
 fn upgrade() {
     run("upgrade.lua", &["v1", "v2", "broken"]);
 }
+
+#[test]
+fn memory_budget_in_islands() {
+    let config = LuaConfig { process_memory_budget: 8 << 20, ..LuaConfig::default() };
+    let rt = runtime_with(HostConfig::new(HOST).workers(2), config);
+    run_on(&rt, "memory.lua", &["hog", "sly_hog"]);
+}
+
+#[test]
+fn memory_limit_in_state_mode() {
+    let config = LuaConfig {
+        isolation: spindle_lua::Isolation::State,
+        state_memory_limit: 8 << 20,
+        ..LuaConfig::default()
+    };
+    let rt = runtime_with(HostConfig::new(HOST).workers(2), config);
+    run_on(&rt, "memory.lua", &["hog", "sly_hog"]);
+}
+
+/// The whole API works the same with one Lua state per process.
+#[test]
+fn state_mode_runs_the_api() {
+    let config = LuaConfig { isolation: spindle_lua::Isolation::State, ..LuaConfig::default() };
+    let rt = runtime_with(HostConfig::new(HOST).workers(2), config);
+    run_on(
+        &rt,
+        "process_api.lua",
+        &["wait_forever", "fail_soon", "crash", "return_value", "polite", "topics"],
+    );
+    run_on(&rt, "channels.lua", &[]);
+    run_on(&rt, "upgrade.lua", &["v1", "v2", "broken"]);
+}
