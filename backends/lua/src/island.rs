@@ -6,7 +6,7 @@
 //! In state mode every process gets an island of its own (its own heap, a hard memory limit).
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use mlua::chunk::ChunkMode;
@@ -65,7 +65,7 @@ impl Island {
                 {
                     return Err(mlua::Error::MemoryError(MEMORY_BUDGET.to_owned()));
                 }
-                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                flag.store(true, Ordering::Relaxed);
                 Ok(VmState::Yield)
             },
         )
@@ -90,13 +90,15 @@ impl Island {
         })
     }
 
-    /// The chunk of entry `id` at `version`, loaded from `bytecode` once per island.
+    /// The chunk of entry `id` at `version`, loaded from `bytecode` once per island (counted
+    /// in `loads`).
     pub(crate) fn chunk(
         &self,
         id: &EntryId,
         version: u64,
         name: &str,
         bytecode: &[u8],
+        loads: &AtomicUsize,
     ) -> Result<Function, Error> {
         let mut chunks = self.chunks.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(f) = chunks.get(&(id.clone(), version)) {
@@ -112,6 +114,7 @@ impl Island {
             .into_function()
             .map_err(|e| Error::new(ErrorKind::Internal, format!("loading {id}: {e}")))?;
         chunks.insert((id.clone(), version), f.clone());
+        loads.fetch_add(1, Ordering::Relaxed);
         Ok(f)
     }
 }
@@ -126,12 +129,14 @@ impl Islands {
     /// The least loaded island, creating the host's islands on first use.
     pub(crate) fn place(
         &mut self,
+        states: &AtomicUsize,
         host: &spindle_runtime::Host,
         count: usize,
         instructions: u32,
         island_memory: usize,
     ) -> Result<Arc<Island>, Error> {
         while self.islands.len() < count {
+            states.fetch_add(1, Ordering::Relaxed);
             self.islands.push(Arc::new(Island::new(
                 Some(host.new_strand()),
                 instructions,

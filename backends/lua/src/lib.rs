@@ -43,6 +43,7 @@ mod process;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use spindle_runtime::{
@@ -110,6 +111,21 @@ pub struct LuaBackend {
 struct Shared {
     config: LuaConfig,
     islands: Mutex<HashMap<String, Islands>>,
+    compiled: AtomicUsize,
+    loads: AtomicUsize,
+    states: AtomicUsize,
+}
+
+/// What the backend has done so far (see [`LuaBackend::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LuaStats {
+    /// Sources compiled (once per entry version).
+    pub compiled: usize,
+    /// Compiled chunks loaded into a Lua state (once per entry version and state).
+    pub loaded: usize,
+    /// Lua states created (islands, and one per process in state mode).
+    pub states: usize,
 }
 
 impl std::fmt::Debug for LuaBackend {
@@ -121,7 +137,16 @@ impl std::fmt::Debug for LuaBackend {
 impl LuaBackend {
     /// A backend with `config`.
     pub fn new(config: LuaConfig) -> LuaBackend {
-        LuaBackend { inner: Arc::new(Shared { config, islands: Mutex::new(HashMap::new()) }) }
+        LuaBackend { inner: Arc::new(Shared { config, ..Shared::default() }) }
+    }
+
+    /// Counts of compilations, chunk loads and Lua states so far.
+    pub fn stats(&self) -> LuaStats {
+        LuaStats {
+            compiled: self.inner.compiled.load(Ordering::Relaxed),
+            loaded: self.inner.loads.load(Ordering::Relaxed),
+            states: self.inner.states.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -194,6 +219,7 @@ impl Backend for LuaBackend {
             )
         })?;
         let name = format!("@{}", path.display());
+        self.inner.compiled.fetch_add(1, Ordering::Relaxed);
         let bytecode = compile(&name, &source).map_err(|e| {
             Error::new(ErrorKind::Invalid, format!("entry {}: {}: {e}", entry.id, path.display()))
         })?;
@@ -237,6 +263,7 @@ impl Prototype for LuaPrototype {
         };
         let island = match mode {
             Isolation::State => {
+                self.backend.states.fetch_add(1, Ordering::Relaxed);
                 Arc::new(Island::new(None, cfg.slice_instructions, cfg.state_memory_limit)?)
             }
             Isolation::Islands => {
@@ -245,6 +272,7 @@ impl Prototype for LuaPrototype {
                 match place.strand.and_then(|s| islands.by_strand(s)) {
                     Some(same) => same,
                     None => islands.place(
+                        &self.backend.states,
                         host,
                         host.workers() * cfg.islands_per_worker.max(1),
                         cfg.slice_instructions,
@@ -253,7 +281,13 @@ impl Prototype for LuaPrototype {
                 }
             }
         };
-        let chunk = island.chunk(&self.id, self.version, &self.name, &self.bytecode)?;
+        let chunk = island.chunk(
+            &self.id,
+            self.version,
+            &self.name,
+            &self.bytecode,
+            &self.backend.loads,
+        )?;
         let start =
             Start { chunk, method: self.method.clone(), granted: self.granted.clone(), args };
         let strand = island.strand.clone();

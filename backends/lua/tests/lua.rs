@@ -134,3 +134,36 @@ fn state_mode_runs_the_api() {
     run_on(&rt, "channels.lua", &[]);
     run_on(&rt, "upgrade.lua", &["v1", "v2", "broken"]);
 }
+
+/// A source is compiled once per entry version and loaded once per island; spawning never
+/// compiles again.
+#[test]
+fn compiled_once_loaded_once_per_island() {
+    let backend = LuaBackend::default();
+    let rt = Runtime::builder()
+        .host(HostConfig::new(HOST).workers(2))
+        .backend(backend.clone())
+        .build()
+        .unwrap();
+    rt.put_entry(entry("test:payloads.mirror", "payloads.lua", "mirror"));
+    let id: EntryId = "test:payloads.mirror".parse().unwrap();
+    let mut pids = vec![];
+    for _ in 0..200 {
+        pids.push(rt.spawn(Spawn::entry(id.clone(), HOST)).unwrap());
+    }
+    let s = backend.stats();
+    assert_eq!(s.compiled, 1, "{s:?}");
+    assert_eq!(s.states, 4, "two islands per worker: {s:?}");
+    assert!(s.loaded <= 4, "loaded once per island at most: {s:?}");
+    // A new version is compiled once more, and loaded again per island.
+    rt.put_entry(entry("test:payloads.mirror", "payloads.lua", "mirror"));
+    for _ in 0..50 {
+        pids.push(rt.spawn(Spawn::entry(id.clone(), HOST)).unwrap());
+    }
+    let s2 = backend.stats();
+    assert_eq!(s2.compiled, 2, "{s2:?}");
+    assert!(s2.loaded <= s.loaded + 4, "{s2:?}");
+    for p in pids {
+        rt.terminate(p).unwrap();
+    }
+}
