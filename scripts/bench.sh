@@ -19,8 +19,9 @@ if ! git diff --quiet HEAD -- runtime/src runtime/Cargo.toml 2>/dev/null; then
     commit="$commit, with uncommitted changes to the runtime"
 fi
 
-# Build first so that compiling never overlaps a measurement.
+# Build first so that compiling never overlaps a measurement (the native rows' plugins too).
 cargo build --release -q -p spindle-bench
+bash scripts/build-native-examples.sh c rust
 
 # The machine's load when the measurements start (other work on it skews every figure).
 load="$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -2,15 +2,17 @@
 
 usage: bench_table.py RESULTS_FILE MACHINE_LINE [COMMIT]
 
-Each line is `RESULT <system> <bench> <value> <unit> <method...>` with system `rust` or
-`erlang`. Lines whose unit is `-` describe a version and go above the table. The ratio is
-oriented so that above 1 always means Spindle (Rust) did better: rust/erlang for rates,
-erlang/rust for times and memory.
+Each line is `RESULT <system> <bench> <value> <unit> <method...>` with system `rust`,
+`native-rust`, `native-c` (Spindle's Rust processes and native plugin processes) or `erlang`.
+Lines whose unit is `-` describe a version and go above the table. Each Spindle column gets a
+ratio against Erlang, oriented so that above 1 always means Spindle did better: spindle/erlang
+for rates, erlang/spindle for times and memory. Columns of systems with no rows are left out.
 """
 
 import sys
 
-SYSTEMS = ("rust", "erlang")
+SYSTEMS = ("rust", "native-rust", "native-c", "erlang")
+SPINDLE = (("rust", "Rust"), ("native-rust", "native Rust"), ("native-c", "native C"))
 HIGHER_IS_BETTER = {"per_s", "msgs_per_s"}
 
 
@@ -51,16 +53,18 @@ def main():
         if system in info:
             print(f"{label}: {info[system]}")
     print()
-    print("| bench | unit | Rust | Erlang/OTP | ratio |")
-    print("| --- | --- | ---: | ---: | ---: |")
+    shown = [(k, label) for k, label in SPINDLE if any(k in row for row in rows.values())]
+    head = ["bench", "unit"] + [label for _, label in shown] + ["Erlang/OTP"]
+    head += [f"{label} ratio" if len(shown) > 1 else "ratio" for _, label in shown]
+    print("| " + " | ".join(head) + " |")
+    print("| --- | --- |" + " ---: |" * (len(head) - 2))
     for bench, row in rows.items():
-        rust, erlang = row.get("rust"), row.get("erlang")
-        print(
-            f"| {bench} | {row['unit']} | {rust or '—'} | {erlang or '—'} "
-            f"| {ratio(row['unit'], rust, erlang)} |"
-        )
+        erlang = row.get("erlang")
+        cells = [bench, row["unit"]] + [row.get(k) or "—" for k, _ in shown] + [erlang or "—"]
+        cells += [ratio(row["unit"], row.get(k), erlang) for k, _ in shown]
+        print("| " + " | ".join(cells) + " |")
     print()
-    print("ratio > 1: Spindle is better (rates: Rust/Erlang; times and memory: Erlang/Rust).")
+    print("ratio > 1: Spindle is better (rates: Spindle/Erlang; times and memory: Erlang/Spindle).")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@
 mod fairness;
 mod harness;
 mod idle_memory;
+mod native;
 mod ping_pong;
 mod ring;
 mod spawn_exit;
@@ -32,18 +33,20 @@ type Workload = fn(&Bench) -> spindle_runtime::Result<()>;
 /// workloads freed stays with the allocator and would absorb the growth it measures.
 const WORKLOADS: &[(&str, Workload)] = &[
     ("idle_memory", idle_memory::run),
+    ("native_idle_memory", native::idle_memory),
     ("spawn_exit", spawn_exit::run),
     ("ring", ring::run),
     ("ping_pong", ping_pong::run),
     ("timers", timers::run),
     ("fairness", fairness::run),
+    ("native", native::run),
 ];
 
 const USAGE: &str = "\
 usage: spindle-bench [--only NAME[,NAME...]] [--quick]
 
   --only NAMES  run only these workloads: spawn_exit, ring, ping_pong, idle_memory, timers,
-                fairness
+                fairness, native_idle_memory, native (spawn_exit and ring of native plugins)
   --quick       every size 10x smaller (a smoke run; figures are not comparable)
 ";
 
@@ -97,6 +100,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Ok(spec) = std::env::var(native::IDLE_CHILD) {
+        return match native::idle_child(&bench, &spec) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("spindle-bench: native idle memory: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     report(
         "spindle_version",
         env!("CARGO_PKG_VERSION"),

@@ -13,7 +13,7 @@
 #include "spindle.h"
 #include "spindle_msgpack.h"
 
-enum phase { IDLE, RACE, ALL };
+enum phase { IDLE, RACE, ALL, DONE, RING };
 
 typedef struct service {
     enum phase phase;
@@ -24,6 +24,7 @@ typedef struct service {
     struct timespec t0;
     int64_t handled;
     uint64_t announce_to; /* after an upgrade: who to tell, at the first step */
+    uint64_t parent, next; /* the benchmark roles: "done" and "ring" */
 } service;
 
 #define S(lit) (const uint8_t *)(lit), sizeof(lit) - 1
@@ -58,14 +59,19 @@ static int32_t init(const spindle_host *h, spindle_cx *cx, const uint8_t *args, 
         h->set_error(cx, SPINDLE_E_UNAVAILABLE, S("out of memory"));
         return SPINDLE_E_UNAVAILABLE;
     }
-    /* Arguments after an upgrade: [handled, requester]. */
+    /* Arguments after an upgrade: [handled, requester]; of the benchmark harness's roles
+     * (bench/src/native.rs): ["done" or "ring", parent]. */
     spindle_mp_reader_init(&r, args, len);
     if (spindle_mp_next(&r, &t) == 0 && t.type == SPINDLE_MP_ARRAY && t.n >= 2) {
         spindle_mp_token a, b;
-        if (spindle_mp_next(&r, &a) == 0 && spindle_mp_next(&r, &b) == 0 &&
-            a.type == SPINDLE_MP_INT && b.type == SPINDLE_MP_INT) {
-            s->handled = a.i;
-            s->announce_to = (uint64_t)b.i;
+        if (spindle_mp_next(&r, &a) == 0 && spindle_mp_next(&r, &b) == 0 && b.type == SPINDLE_MP_INT) {
+            if (a.type == SPINDLE_MP_INT) {
+                s->handled = a.i;
+                s->announce_to = (uint64_t)b.i;
+            } else if (a.type == SPINDLE_MP_STR) {
+                s->phase = a.len == 4 && memcmp(a.bytes, "done", 4) == 0 ? DONE : RING;
+                s->parent = (uint64_t)b.i;
+            }
         }
     }
     *state = s;
@@ -144,10 +150,41 @@ static int handle(service *s, const spindle_host *h, spindle_cx *cx, const spind
     return 0;
 }
 
+/* The ring role: learn the successor, report ready, pass the token on with one hop less. */
+static int32_t ring(service *s, const spindle_host *h, spindle_cx *cx) {
+    spindle_completion c;
+    for (;;) {
+        spindle_mp_reader r;
+        spindle_mp_token t;
+        uint8_t out[9];
+        spindle_mp_buf b = {out, 0, sizeof out, 0}; /* an integer takes at most 9 bytes */
+        c.size = sizeof c;
+        if (!s->recv) h->receive(cx, NULL, 0, &s->recv);
+        if (h->take_completion(cx, s->recv, &c) != SPINDLE_OK) return SPINDLE_STEP_WAIT_ANY;
+        s->recv = 0;
+        spindle_mp_reader_init(&r, c.value, c.value_len);
+        if (spindle_mp_next(&r, &t) || t.type != SPINDLE_MP_INT) return fail(h, cx, "ring: not an integer");
+        if (!s->next) {
+            s->next = (uint64_t)t.i;
+            h->send(cx, s->parent, S("ready"), NULL, 0);
+        } else if (t.i == 0) {
+            h->send(cx, s->parent, S("ring_done"), NULL, 0);
+        } else {
+            spindle_mp_int(&b, t.i - 1);
+            h->send(cx, s->next, S("token"), b.data, b.len);
+        }
+    }
+}
+
 static int32_t step(void *state, const spindle_host *h, spindle_cx *cx) {
     service *s = state;
     spindle_completion c;
     spindle_mp_buf b;
+    if (s->phase == DONE) {
+        h->send(cx, s->parent, S("done"), NULL, 0);
+        return SPINDLE_STEP_EXIT_OK;
+    }
+    if (s->phase == RING) return ring(s, h, cx);
     if (s->announce_to) {
         spindle_mp_buf_init(&b);
         spindle_mp_map(&b, 3);
@@ -228,6 +265,9 @@ static int32_t step(void *state, const spindle_host *h, spindle_cx *cx) {
             memset(s->tags, 0, sizeof s->tags);
             s->phase = IDLE;
             break;
+        case DONE:
+        case RING:
+            return fail(h, cx, "unreachable phase");
         }
     }
 }

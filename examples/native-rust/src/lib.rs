@@ -18,7 +18,31 @@ fn pid_of(v: &Value) -> Result<Pid> {
         .ok_or_else(|| Error::msg(format!("expected a pid, got {v:?}")))
 }
 
+/// The benchmark harness's roles (`bench/src/native.rs`), chosen by the first argument.
+async fn bench_role(cx: Cx, role: &str, parent: Pid) -> Result<Value> {
+    match role {
+        // spawn_exit: tell the parent and end.
+        "done" => cx.send(parent, "done", Value::Nil)?,
+        // ring: learn the successor, report ready, then pass the token on with one hop less.
+        _ => {
+            let next = pid_of(&cx.recv().await.payload)?;
+            cx.send(parent, "ready", Value::Nil)?;
+            loop {
+                match cx.recv().await.payload.as_int() {
+                    Some(0) => cx.send(parent, "ring_done", Value::Nil)?,
+                    Some(left) => cx.send(next, "token", left - 1)?,
+                    None => return Err(Error::msg("ring node got a non-integer token")),
+                }
+            }
+        }
+    }
+    Ok(Value::Nil)
+}
+
 async fn service(cx: Cx, args: Vec<Value>) -> Result<Value> {
+    if let [Value::Str(role), parent] = args.as_slice() {
+        return bench_role(cx, role, pid_of(parent)?).await;
+    }
     let mut handled = args.first().and_then(Value::as_int).unwrap_or(0);
     if let Some(to) = args.get(1) {
         // Started by an upgrade: tell the requester who we are now.
