@@ -167,3 +167,82 @@ fn compiled_once_loaded_once_per_island() {
         rt.terminate(p).unwrap();
     }
 }
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("spindle-lua-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn entry_in(dir: &Path, id: &str, file: &str) -> Entry {
+    let mut e = entry(id, file, "main");
+    e.base_dir = Some(dir.to_path_buf());
+    e
+}
+
+/// A reloaded entry reaches upgradable processes as OUTDATED; `process.upgrade(nil, …)` then
+/// continues with the new code, keeping the pid and what the old code passed on.
+#[test]
+fn outdated_and_upgrade_to_the_reloaded_entry() {
+    let dir = temp_dir("reload");
+    let v1 = r#"
+        return { main = function(count)
+            process.set_options({ upgradable = true })
+            process.registry.register("reloadable")
+            local ev = process.events():receive()
+            assert(ev.kind == process.event.OUTDATED, ev.kind)
+            process.upgrade(nil, count + 1, process.pid())
+        end }
+    "#;
+    let v2 = r#"
+        return { main = function(count, old_pid)
+            assert(process.pid() == old_pid)
+            return "v2 with " .. count
+        end }
+    "#;
+    std::fs::write(dir.join("svc.lua"), v1).unwrap();
+    let rt = runtime();
+    rt.put_entry(entry_in(&dir, "test:svc", "svc.lua"));
+    let id: EntryId = "test:svc".parse().unwrap();
+    let (_, watch) =
+        rt.spawn_watched(Spawn::entry(id.clone(), HOST).args(vec![Value::Int(41)])).unwrap();
+    let t0 = std::time::Instant::now();
+    while rt.lookup("reloadable").is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::fs::write(dir.join("svc.lua"), v2).unwrap();
+    rt.put_entry(entry_in(&dir, "test:svc", "svc.lua"));
+    assert_eq!(rt.notify_outdated(&id), 1);
+    let r = watch.wait_timeout(Duration::from_secs(30)).expect("finished");
+    assert_eq!(r, Ok(Value::from("v2 with 42")));
+}
+
+/// Bad sources fail at spawn with an error that names the file and the problem.
+#[test]
+fn bad_sources_fail_clearly() {
+    let dir = temp_dir("bad");
+    std::fs::write(dir.join("syntax.lua"), "return { main = function() end\n").unwrap();
+    std::fs::write(dir.join("notable.lua"), "return 42\n").unwrap();
+    std::fs::write(dir.join("nomethod.lua"), "return { other = function() end }\n").unwrap();
+    let rt = runtime();
+    rt.put_entry(entry_in(&dir, "test:syntax", "syntax.lua"));
+    let err = rt.spawn(Spawn::entry("test:syntax".parse().unwrap(), HOST)).unwrap_err();
+    assert_eq!(err.kind(), spindle_runtime::ErrorKind::Invalid);
+    assert!(err.message().contains("syntax.lua") && err.message().contains("test:syntax"), "{err}");
+    rt.put_entry(entry_in(&dir, "test:missing", "does-not-exist.lua"));
+    let err = rt.spawn(Spawn::entry("test:missing".parse().unwrap(), HOST)).unwrap_err();
+    assert_eq!(err.kind(), spindle_runtime::ErrorKind::NotFound);
+    assert!(err.message().contains("does-not-exist.lua"), "{err}");
+    for (id, file, kind, words) in [
+        ("test:notable", "notable.lua", spindle_runtime::ErrorKind::Invalid, "table of functions"),
+        ("test:nomethod", "nomethod.lua", spindle_runtime::ErrorKind::NotFound, "method 'main'"),
+    ] {
+        rt.put_entry(entry_in(&dir, id, file));
+        let r = rt.exec(Spawn::entry(id.parse().unwrap(), HOST));
+        let err = r.unwrap_err();
+        assert_eq!(err.kind(), kind, "{err}");
+        assert!(err.message().contains(words), "{err}");
+    }
+}
