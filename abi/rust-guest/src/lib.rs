@@ -13,7 +13,7 @@
 //! use std::time::Duration;
 //! use spindle_guest::{Cx, Either, Result, Value, select};
 //!
-//! async fn main(cx: Cx, _args: Vec<Value>) -> Result<Value> {
+//! async fn service(cx: Cx, _args: Vec<Value>) -> Result<Value> {
 //!     // The first request, or nil after one second.
 //!     match select(cx.recv(), cx.sleep(Duration::from_secs(1))).await {
 //!         Either::Left(msg) => {
@@ -24,7 +24,7 @@
 //!     }
 //! }
 //!
-//! spindle_guest::plugin!(main);
+//! spindle_guest::plugin!(service);
 //! ```
 //!
 //! A panic in the process is caught at the boundary: that process ends with an `INTERNAL`
