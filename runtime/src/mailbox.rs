@@ -218,6 +218,10 @@ impl Mailbox {
         self.queued as usize
     }
 
+    pub(crate) fn completed(&self) -> usize {
+        self.done.len()
+    }
+
     pub(crate) fn outstanding(&self) -> usize {
         self.pending.len()
     }

@@ -671,6 +671,8 @@ impl Runtime {
             names: i.names.iter().cloned().collect(),
             queued_messages: i.mailbox.queued(),
             outstanding: i.mailbox.outstanding(),
+            completed: i.mailbox.completed(),
+            waiting: i.mailbox.waiting.is_some(),
             trap_links: i.trap_links,
         })
     }
@@ -763,6 +765,10 @@ pub struct ProcessInfo {
     pub queued_messages: usize,
     /// Its outstanding operations.
     pub outstanding: usize,
+    /// Completed operations whose completion it has not taken yet.
+    pub completed: usize,
+    /// Whether it is parked in a wait (or has armed one).
+    pub waiting: bool,
     /// Whether it traps links.
     pub trap_links: bool,
 }

@@ -76,7 +76,9 @@ local function me()
     return P, P.running
 end
 
--- A runtime operation: `handler(completion)` runs when it completes.
+-- A runtime operation: `handler(completion)` runs when it completes. Handlers run between
+-- coroutine runs, never while a preempted coroutine is in the middle of an operation (see
+-- `step`), so the prelude's own bookkeeping is never seen half done.
 local function await_tag(tag, handler)
     CUR.tags[tag] = handler
 end
@@ -543,7 +545,10 @@ local coroutine_ = {
 
 -- The process scheduler -------------------------------------------------------------------------
 
-local function handle(P, comps)
+local function handle(P)
+    local comps = P.comps
+    if #comps == 0 then return end
+    P.comps = {}
     for i = 1, #comps do
         local c = comps[i]
         local h = P.tags[c[1]]
@@ -555,15 +560,21 @@ local function handle(P, comps)
 end
 
 -- Runs the process's ready coroutines until all wait; returns what the step ends with.
+-- Order: a coroutine that was preempted finishes what it was doing first; then the handlers of
+-- completed operations run (they wake coroutines); then the ready coroutines, in order.
 local function step(P, comps)
     CUR = P
-    if comps then handle(P, comps) end
+    if comps then
+        local q = P.comps
+        for i = 1, #comps do q[#q + 1] = comps[i] end
+    end
     local ready = P.ready
     while true do
         local entry
         if P.preempted then
             entry = pack(P.preempted); P.preempted = nil
         else
+            handle(P)
             entry = table.remove(ready, 1)
         end
         if not entry then break end
@@ -739,7 +750,7 @@ end
 -- A new process: its state table, with the main coroutine ready to start.
 local function new_process(chunk, method, granted, args)
     local env = new_env()
-    local P = { ready = {}, tags = {}, chans = {}, live = 1, env = env, granted = granted }
+    local P = { ready = {}, tags = {}, comps = {}, chans = {}, live = 1, env = env, granted = granted }
     P.main = co_create(run_main)
     P.ready[1] = pack(P.main, chunk, env, method, unpack(args, 1, args.n))
     return P

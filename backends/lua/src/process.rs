@@ -221,9 +221,11 @@ impl Process for LuaProcess {
         let step = self.step_lua(cx);
         lua.remove_app_data::<Stepping>();
         // What the state grew (or shrank) by during the step is this process's doing: an
-        // approximation in islands mode, where a collection may free others' garbage.
+        // approximation in islands mode, where a collection in one process's step frees the
+        // garbage of others. No process can hold more than the whole state, which keeps the
+        // error of that approximation bounded by what is really live.
         let now = lua.used_memory();
-        self.memory = (self.memory + now).saturating_sub(at_start);
+        self.memory = (self.memory + now).saturating_sub(at_start).min(now);
         let over = self.budget != 0 && self.memory > self.budget;
         match step {
             Ok(_) if over => Step::Exit(Err(over_budget(&self.entry, self.budget))),

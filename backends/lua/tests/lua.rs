@@ -246,3 +246,14 @@ fn bad_sources_fail_clearly() {
         assert!(err.message().contains(words), "{err}");
     }
 }
+
+/// Preemption can stop a process anywhere, also in the middle of the prelude's own channel
+/// and operation bookkeeping: with a tiny slice, thousands of round trips lose nothing.
+#[test]
+fn preemption_anywhere_loses_no_message() {
+    for isolation in [spindle_lua::Isolation::Islands, spindle_lua::Isolation::State] {
+        let config = LuaConfig { slice_instructions: 1000, isolation, ..LuaConfig::default() };
+        let rt = runtime_with(HostConfig::new(HOST).workers(2), config);
+        run_on(&rt, "ping_pong.lua", &["pong"]);
+    }
+}
