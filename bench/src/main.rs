@@ -12,6 +12,7 @@
 mod fairness;
 mod harness;
 mod idle_memory;
+mod lua;
 mod native;
 mod ping_pong;
 mod ring;
@@ -34,19 +35,22 @@ type Workload = fn(&Bench) -> spindle_runtime::Result<()>;
 const WORKLOADS: &[(&str, Workload)] = &[
     ("idle_memory", idle_memory::run),
     ("native_idle_memory", native::idle_memory),
+    ("lua_idle_memory", lua::idle_memory),
     ("spawn_exit", spawn_exit::run),
     ("ring", ring::run),
     ("ping_pong", ping_pong::run),
     ("timers", timers::run),
     ("fairness", fairness::run),
     ("native", native::run),
+    ("lua", lua::run),
 ];
 
 const USAGE: &str = "\
 usage: spindle-bench [--only NAME[,NAME...]] [--quick]
 
   --only NAMES  run only these workloads: spawn_exit, ring, ping_pong, idle_memory, timers,
-                fairness, native_idle_memory, native (spawn_exit and ring of native plugins)
+                fairness, native_idle_memory, native (spawn_exit and ring of native plugins),
+                lua_idle_memory, lua (spawn_exit, ring, ping_pong, fairness of Lua processes)
   --quick       every size 10x smaller (a smoke run; figures are not comparable)
 ";
 
@@ -100,6 +104,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Ok(n) = std::env::var(lua::IDLE_CHILD) {
+        return match lua::idle_child(&n) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("spindle-bench: Lua idle memory: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Ok(spec) = std::env::var(native::IDLE_CHILD) {
         return match native::idle_child(&bench, &spec) {
             Ok(()) => ExitCode::SUCCESS,
