@@ -3,7 +3,7 @@
 usage: bench_table.py RESULTS_FILE MACHINE_LINE [COMMIT]
 
 Each line is `RESULT <system> <bench> <value> <unit> <method...>` with system `rust`,
-`native-rust`, `native-c` (Spindle's Rust processes and native plugin processes) or `erlang`.
+`native-rust`, `native-c`, `lua` (Spindle's Rust, native plugin and Lua processes) or `erlang`.
 Lines whose unit is `-` describe a version and go above the table. Each Spindle column gets a
 ratio against Erlang, oriented so that above 1 always means Spindle did better: spindle/erlang
 for rates, erlang/spindle for times and memory. Columns of systems with no rows are left out.
@@ -11,8 +11,8 @@ for rates, erlang/spindle for times and memory. Columns of systems with no rows 
 
 import sys
 
-SYSTEMS = ("rust", "native-rust", "native-c", "erlang")
-SPINDLE = (("rust", "Rust"), ("native-rust", "native Rust"), ("native-c", "native C"))
+SYSTEMS = ("rust", "native-rust", "native-c", "lua", "erlang")
+SPINDLE = (("rust", "Rust"), ("native-rust", "native Rust"), ("native-c", "native C"), ("lua", "Lua"))
 HIGHER_IS_BETTER = {"per_s", "msgs_per_s"}
 
 
