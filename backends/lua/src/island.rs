@@ -54,22 +54,24 @@ impl Island {
         let flag = preempted.clone();
         // Every coroutine created after this inherits the hook: a process in a busy loop is
         // yielded back to the scheduler after `instructions` VM instructions.
-        lua.set_global_hook(
-            HookTriggers::new().every_nth_instruction(instructions),
-            move |lua, _| {
-                // A process past its memory budget gets the error here, inside the step; if it
-                // catches it and goes on, the next hook yields it, and the step's end ends it.
-                if let Some(s) = lua.app_data_ref::<Stepping>()
-                    && lua.used_memory().saturating_sub(s.memory_at_start) > s.memory_left
-                    && !s.memory_raised.replace(true)
-                {
-                    return Err(mlua::Error::MemoryError(MEMORY_BUDGET.to_owned()));
-                }
-                flag.store(true, Ordering::Relaxed);
-                Ok(VmState::Yield)
-            },
-        )
-        .map_err(lua_err)?;
+        if instructions > 0 {
+            lua.set_global_hook(
+                HookTriggers::new().every_nth_instruction(instructions),
+                move |lua, _| {
+                    // A process past its memory budget gets the error here, inside the step; if it
+                    // catches it and goes on, the next hook yields it, and the step's end ends it.
+                    if let Some(s) = lua.app_data_ref::<Stepping>()
+                        && lua.used_memory().saturating_sub(s.memory_at_start) > s.memory_left
+                        && !s.memory_raised.replace(true)
+                    {
+                        return Err(mlua::Error::MemoryError(MEMORY_BUDGET.to_owned()));
+                    }
+                    flag.store(true, Ordering::Relaxed);
+                    Ok(VmState::Yield)
+                },
+            )
+            .map_err(lua_err)?;
+        }
         let rt = api::build(&lua, preempted).map_err(lua_err)?;
         let exports: Table = lua
             .load(PRELUDE)

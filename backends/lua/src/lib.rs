@@ -73,7 +73,9 @@ pub struct LuaConfig {
     pub host_isolation: HashMap<String, Isolation>,
     /// Islands per worker of a host (islands mode).
     pub islands_per_worker: usize,
-    /// VM instructions a process may run before it is preempted.
+    /// VM instructions a process may run before it is preempted (0: never preempted, for
+    /// hosts that trust their code; the count hook costs about a tenth of the interpreter's
+    /// speed, and without it memory budgets are checked only between steps).
     pub slice_instructions: u32,
     /// Hard memory limit of a process's Lua state in state mode, in bytes (0: none).
     pub state_memory_limit: usize,

@@ -60,11 +60,13 @@ impl LuaProcess {
         Ok(state)
     }
 
-    fn completions(&self, cx: &Cx) -> mlua::Result<Table> {
+    fn completions(&self, cx: &Cx) -> mlua::Result<Option<Table>> {
         let lua = &self.island.lua;
+        let Some(first) = cx.next_completion() else { return Ok(None) };
         let list = lua.create_table()?;
+        let mut pending = Some(first);
         let mut n = 0;
-        while let Some((tag, c)) = cx.next_completion() {
+        while let Some((tag, c)) = pending.take().or_else(|| cx.next_completion()) {
             let t = lua.create_table()?;
             t.raw_set(1, tag.get() as i64)?;
             match c {
@@ -115,7 +117,7 @@ impl LuaProcess {
             n += 1;
             list.raw_set(n, t)?;
         }
-        Ok(list)
+        Ok(Some(list))
     }
 
     fn step_lua(&mut self, cx: &Cx) -> mlua::Result<Step> {
