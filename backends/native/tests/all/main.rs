@@ -6,6 +6,7 @@
 
 mod common;
 mod load_errors;
+mod lua;
 mod messaging;
 mod panics;
 mod supervision;
