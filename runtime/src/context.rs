@@ -6,9 +6,10 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::cell::ProcessCell;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::pid::Pid;
 use crate::process::{Completion, Event, Message, Op, Spawn, Tag, Ties};
 use crate::registry::EntryId;
@@ -222,6 +223,27 @@ impl Cx {
         self.cell.rt.start_or_take(&self.cell, op, true)
     }
 
+    /// Starts an operation that something outside the runtime carries out (a thread reading
+    /// the terminal, a callback of a foreign library): the returned [`Completer`] completes it
+    /// with [`Completion::Exit`], from any thread. A completer dropped without completing
+    /// completes the operation with `CANCELED`.
+    pub fn start_external(&self) -> (Tag, Completer) {
+        let cell = &self.cell;
+        let mut inner = lock(&cell.inner);
+        let tag = inner.mailbox.new_tag();
+        let wake = inner.mailbox.start(tag, crate::mailbox::PendingOp::External);
+        drop(inner);
+        if wake {
+            cell.wake();
+        }
+        (tag, Completer { cell: Some(cell.clone()), tag })
+    }
+
+    /// The time since the runtime started, on the runtime's [`Clock`](crate::Clock).
+    pub fn now(&self) -> Duration {
+        self.cell.rt.driver.now()
+    }
+
     /// Takes the oldest waiting message of `topic` (the inbox for `None`) without blocking.
     pub fn try_receive(&self, topic: Option<&str>) -> Option<Message> {
         lock(&self.cell.inner).mailbox.try_receive(topic)
@@ -270,5 +292,42 @@ impl Cx {
 impl From<&Cx> for Dest {
     fn from(cx: &Cx) -> Dest {
         Dest::Pid(cx.pid())
+    }
+}
+
+/// Completes one external operation (see [`Cx::start_external`]). `Send`: hand it to the
+/// thread that does the work.
+pub struct Completer {
+    cell: Option<Arc<ProcessCell>>,
+    tag: Tag,
+}
+
+impl Completer {
+    /// Completes the operation with `result`. Nothing happens if the process has ended or has
+    /// dropped the operation.
+    pub fn complete(mut self, result: Result<Value>) {
+        if let Some(cell) = self.cell.take() {
+            cell.rt.complete(&cell, self.tag, Completion::Exit(result));
+        }
+    }
+
+    /// The operation's tag.
+    pub fn tag(&self) -> Tag {
+        self.tag
+    }
+}
+
+impl Drop for Completer {
+    fn drop(&mut self) {
+        if let Some(cell) = self.cell.take() {
+            let err = Error::new(ErrorKind::Canceled, "the operation was abandoned");
+            cell.rt.complete(&cell, self.tag, Completion::Exit(Err(err)));
+        }
+    }
+}
+
+impl fmt::Debug for Completer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Completer").field("tag", &self.tag).finish_non_exhaustive()
     }
 }

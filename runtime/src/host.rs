@@ -18,6 +18,12 @@ pub struct HostConfig {
     pub max_processes: Option<usize>,
     /// At most this many messages waiting in one mailbox (`None`: unbounded).
     pub mailbox_limit: Option<usize>,
+    /// The modules its processes may use (`None`: whatever their backend grants by default).
+    /// A module outside this list is denied with `PERMISSION_DENIED`.
+    pub modules: Option<Vec<String>>,
+    /// `Some(argv)` makes this a terminal host: its process may use the terminal (stdin,
+    /// stdout, stderr) and sees `argv`; other hosts deny terminal access.
+    pub terminal: Option<Vec<String>>,
 }
 
 impl HostConfig {
@@ -28,6 +34,8 @@ impl HostConfig {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_processes: None,
             mailbox_limit: None,
+            modules: None,
+            terminal: None,
         }
     }
 
@@ -50,6 +58,25 @@ impl HostConfig {
     pub fn mailbox_limit(mut self, n: usize) -> HostConfig {
         self.mailbox_limit = Some(n);
         self
+    }
+
+    /// Grants only `modules` to the host's processes.
+    #[must_use]
+    pub fn modules<S: Into<String>>(mut self, modules: impl IntoIterator<Item = S>) -> HostConfig {
+        self.modules = Some(modules.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Makes this a terminal host whose process sees `argv`.
+    #[must_use]
+    pub fn terminal(mut self, argv: Vec<String>) -> HostConfig {
+        self.terminal = Some(argv);
+        self
+    }
+
+    /// Whether the host grants module `name` (subject to what the process's entry asks for).
+    pub fn grants(&self, name: &str) -> bool {
+        self.modules.as_ref().is_none_or(|m| m.iter().any(|x| x == name))
     }
 }
 

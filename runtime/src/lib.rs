@@ -58,7 +58,7 @@ mod topic;
 mod value;
 
 pub use backend::{Backend, Instance, Placement, Prototype};
-pub use context::{Cx, Dest};
+pub use context::{Completer, Cx, Dest};
 pub use error::{Error, ErrorKind, Result};
 pub use host::{Host, HostConfig};
 pub use pid::{HostId, Pid};
@@ -67,5 +67,6 @@ pub use process::{
 };
 pub use registry::{Entry, EntryId};
 pub use runtime::{ExitWatch, ProcessInfo, Runtime, RuntimeBuilder};
+pub use time::{Clock, ManualClock};
 pub use topic::Topic;
 pub use value::Value;

@@ -8,10 +8,9 @@
 
 use std::collections::VecDeque;
 
-use tokio::task::AbortHandle;
-
 use crate::error::{Error, ErrorKind, Result};
 use crate::process::{Completion, Event, Message, Tag, WaitFor};
+use crate::time::TimerHandle;
 
 #[derive(Default)]
 pub(crate) struct Mailbox {
@@ -47,8 +46,10 @@ struct Pending {
 pub(crate) enum PendingOp {
     Receive(Option<String>),
     Event,
-    Timer(AbortHandle),
+    Timer(TimerHandle),
     Exec,
+    /// Completed by a [`Completer`](crate::Completer) from outside the runtime.
+    External,
 }
 
 impl Mailbox {

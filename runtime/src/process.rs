@@ -104,7 +104,8 @@ pub enum Completion {
     Event(Event),
     /// A sleep ran out.
     Timer,
-    /// An exec'd process ended with this result.
+    /// An exec'd process ended, or an external operation (see
+    /// [`Cx::start_external`](crate::Cx::start_external)) finished, with this result.
     Exit(Result<Value, Error>),
     /// The operation could not be carried out.
     Failed(Error),

@@ -21,7 +21,7 @@ use crate::rust::RustBackend;
 use crate::scheduler::Strand;
 use crate::sync::lock;
 use crate::table::Table;
-use crate::time::Driver;
+use crate::time::{Clock, Driver};
 use crate::topic::Topic;
 use crate::value::Value;
 
@@ -52,7 +52,7 @@ pub(crate) fn check_topic(topic: &str) -> Result<()> {
 /// Undoes what an abandoned operation holds outside the process lock.
 pub(crate) fn undo(op: PendingOp) {
     if let PendingOp::Timer(h) = op {
-        h.abort();
+        h.cancel();
     }
 }
 
@@ -234,6 +234,15 @@ impl Shared {
                 let tag = inner.mailbox.new_tag();
                 // Registered under the lock before the timer can fire and complete it.
                 let h = self.driver.sleep(cell.clone(), tag, d);
+                if h.is_due() {
+                    let wake = inner.mailbox.start(tag, PendingOp::Timer(h));
+                    drop(inner);
+                    self.complete(cell, tag, Completion::Timer);
+                    if wake {
+                        cell.wake();
+                    }
+                    return Err(tag);
+                }
                 (tag, inner.mailbox.start(tag, PendingOp::Timer(h)))
             }
             Op::Exec(spawn) => {
@@ -457,6 +466,7 @@ pub struct Runtime {
 pub struct RuntimeBuilder {
     hosts: Vec<HostConfig>,
     backends: Vec<Arc<dyn Backend>>,
+    clock: Clock,
 }
 
 impl fmt::Debug for RuntimeBuilder {
@@ -480,6 +490,14 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Runs the runtime on `clock` (default: the real clock). With a [`ManualClock`](crate::ManualClock)
+    /// timers fire only when the clock is advanced.
+    #[must_use]
+    pub fn clock(mut self, clock: impl Into<Clock>) -> RuntimeBuilder {
+        self.clock = clock.into();
+        self
+    }
+
     /// Starts the runtime: its I/O driver and every host's workers.
     ///
     /// # Errors
@@ -492,7 +510,7 @@ impl RuntimeBuilder {
             entries: Entries::default(),
             backends: RwLock::new(HashMap::new()),
             prototypes: Prototypes::default(),
-            driver: Driver::start()?,
+            driver: Driver::start(self.clock)?,
             outside: Pid::fresh(HostId::intern("runtime")),
             stopped: AtomicBool::new(false),
         });
@@ -675,6 +693,11 @@ impl Runtime {
             waiting: i.mailbox.waiting.is_some(),
             trap_links: i.trap_links,
         })
+    }
+
+    /// The time since the runtime started, on its clock.
+    pub fn now(&self) -> Duration {
+        self.shared.driver.now()
     }
 
     /// Live processes on every host.

@@ -229,6 +229,21 @@ impl Cx {
         }
     }
 
+    /// Starts an external operation (see [`Cx::start_external`]), hands its completer to
+    /// `start` (which passes it to whatever does the work) and waits for the result.
+    ///
+    /// # Errors
+    /// The error the operation completed with; `CANCELED` if the completer was dropped.
+    pub async fn external(&self, start: impl FnOnce(crate::Completer)) -> Result<Value> {
+        let (tag, completer) = self.start_external();
+        start(completer);
+        match (OpFuture { cx: self, op: None, tag: Some(tag) }).await {
+            Completion::Exit(r) => r,
+            Completion::Failed(e) => Err(e),
+            other => Err(mismatch(&other)),
+        }
+    }
+
     /// Gives the worker to the other ready processes, then continues.
     pub fn yield_now(&self) -> YieldNow {
         YieldNow { yielded: false }

@@ -220,3 +220,90 @@ fn foreign_futures_wake_the_process() {
     waker.wake();
     assert_eq!(watch.wait_timeout(PATIENCE).unwrap(), Ok(Value::from("woken")));
 }
+
+#[test]
+fn external_operations_complete_from_other_threads() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        let ok = cx
+            .external(|c| {
+                std::thread::spawn(move || {
+                    std::thread::sleep(ms(5));
+                    c.complete(Ok(Value::from("line")));
+                });
+            })
+            .await;
+        let failed = cx
+            .external(|c| c.complete(Err(spindle_runtime::Error::new(ErrorKind::Invalid, "no"))))
+            .await;
+        let abandoned = cx.external(drop).await;
+        Ok(Value::Array(vec![
+            ok?,
+            failed.unwrap_err().kind().name().into(),
+            abandoned.unwrap_err().kind().name().into(),
+        ]))
+    });
+    assert_eq!(out, Ok(Value::Array(vec!["line".into(), "INVALID".into(), "CANCELED".into()])));
+}
+
+/// On a manual clock timers fire exactly when the clock passes their deadline, in order.
+#[test]
+fn manual_clock_fires_timers_only_when_advanced() {
+    use spindle_runtime::{HostConfig, ManualClock, Runtime};
+    let clock = ManualClock::new();
+    let rt = Runtime::builder()
+        .host(HostConfig::new(HOST).workers(2))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<i64>();
+    for d in [3000u64, 1000, 2000] {
+        let tx = tx.clone();
+        spawn(&rt, move |cx| async move {
+            cx.sleep(ms(d)).await;
+            tx.send(d as i64).unwrap();
+            Ok(Value::Nil)
+        });
+    }
+    // A zero sleep does not wait for the clock.
+    let zero = exec(&rt, |cx| async move {
+        cx.sleep(ms(0)).await;
+        Ok(Value::from(cx.now().as_millis() as i64))
+    });
+    assert_eq!(zero, Ok(Value::Int(0)));
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while clock.pending_timers() < 3 {
+        assert!(std::time::Instant::now() < deadline, "timers were not started");
+        std::thread::yield_now();
+    }
+    assert_eq!(clock.next_deadline(), Some(ms(1000)));
+    clock.advance(ms(999));
+    assert_eq!(clock.pending_timers(), 3);
+    assert!(rx.try_recv().is_err());
+    clock.advance(ms(1));
+    assert_eq!(rx.recv_timeout(PATIENCE), Ok(1000));
+    clock.advance(ms(5000));
+    assert_eq!(rx.recv_timeout(PATIENCE), Ok(2000));
+    assert_eq!(rx.recv_timeout(PATIENCE), Ok(3000));
+    assert_eq!(rt.now(), ms(6000));
+    assert_eq!(clock.pending_timers(), 0);
+}
+
+/// A timer dropped before it fires is gone from the manual clock.
+#[test]
+fn dropped_timers_leave_the_manual_clock() {
+    use spindle_runtime::{HostConfig, ManualClock, Runtime};
+    let clock = ManualClock::new();
+    let rt = Runtime::builder()
+        .host(HostConfig::new(HOST).workers(1))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let out = exec(&rt, |cx| async move {
+        let tag = cx.start(Op::Sleep(ms(500)));
+        cx.drop_op(tag);
+        Ok(Value::Nil)
+    });
+    assert_eq!(out, Ok(Value::Nil));
+    assert_eq!(clock.pending_timers(), 0);
+}
