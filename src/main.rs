@@ -1,4 +1,6 @@
-//! The `spindle` command.
+//! The `spindle` command: run an app folder, run one process on the terminal, check an app.
+
+mod cli;
 
 use std::process::ExitCode;
 
@@ -7,31 +9,6 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const HELP: &str = "\
-spindle — run isolated lightweight processes
-
-USAGE:
-    spindle --version     print the version
-    spindle --help        print this help
-
-The runtime is a library today (crate `spindle-runtime`); see examples/embed for a Rust program
-that embeds it. App folders and their commands arrive with the app loader.
-";
-
 fn main() -> ExitCode {
-    let arg = std::env::args().nth(1);
-    match arg.as_deref() {
-        None | Some("-h" | "--help" | "help") => {
-            print!("{HELP}");
-            ExitCode::SUCCESS
-        }
-        Some("-V" | "--version") => {
-            println!("spindle {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
-        Some(other) => {
-            eprintln!("spindle: unknown command `{other}` (see `spindle --help`)");
-            ExitCode::from(2)
-        }
-    }
+    cli::main(std::env::args().skip(1).collect())
 }

@@ -78,14 +78,8 @@ impl Shared {
         }
     }
 
-    /// Builds an instance of entry `id` (its current version) for `host`.
-    pub(crate) fn instantiate(
-        &self,
-        id: &EntryId,
-        args: Vec<Value>,
-        host: &Arc<Host>,
-        strand: Option<&Arc<Strand>>,
-    ) -> Result<Instance> {
+    /// The prototype of entry `id` at its current version, built on first use.
+    pub(crate) fn prototype(&self, id: &EntryId) -> Result<Arc<dyn crate::Prototype>> {
         let entry = self
             .entries
             .get(id)
@@ -99,8 +93,18 @@ impl Shared {
             .ok_or_else(|| {
                 Error::not_found(format!("entry {id}: no backend runs kind `{}`", entry.kind))
             })?;
-        let proto = self.prototypes.get_or_prepare(&entry, &*backend)?;
-        proto.instantiate(args, &Placement { host, strand })
+        self.prototypes.get_or_prepare(&entry, &*backend)
+    }
+
+    /// Builds an instance of entry `id` (its current version) for `host`.
+    pub(crate) fn instantiate(
+        &self,
+        id: &EntryId,
+        args: Vec<Value>,
+        host: &Arc<Host>,
+        strand: Option<&Arc<Strand>>,
+    ) -> Result<Instance> {
+        self.prototype(id)?.instantiate(args, &Placement { host, strand })
     }
 
     pub(crate) fn spawn(
@@ -570,6 +574,16 @@ impl Runtime {
     /// The current version of entry `id`.
     pub fn entry(&self, id: &EntryId) -> Option<Arc<Entry>> {
         self.shared.entries.get(id)
+    }
+
+    /// Builds (or finds cached) the prototype of entry `id`: compiles or loads its code without
+    /// starting anything, so that a bad entry is found before it is spawned.
+    ///
+    /// # Errors
+    /// `NOT_FOUND` for an unknown entry or kind; the backend's error for code that does not
+    /// compile or load.
+    pub fn prepare(&self, id: &EntryId) -> Result<()> {
+        self.shared.prototype(id).map(|_| ())
     }
 
     /// Removes entry `id` from the registry; running processes keep their code.

@@ -1,0 +1,1 @@
+//! Hot reload: a changed source reaches upgradable processes as OUTDATED.
