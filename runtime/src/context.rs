@@ -76,6 +76,12 @@ impl Cx {
         self.cell.host.name()
     }
 
+    /// The settings of the host this process runs on (its module grants, whether it is a
+    /// terminal host).
+    pub fn host_config(&self) -> &crate::HostConfig {
+        self.cell.host.config()
+    }
+
     /// The entry this process runs, if it was started from one.
     pub fn entry(&self) -> Option<EntryId> {
         lock(&self.cell.inner).entry.as_deref().cloned()

@@ -31,7 +31,7 @@ pub(crate) type Preempted = Arc<AtomicBool>;
 
 type Ret = mlua::Result<MultiValue>;
 
-fn cx(lua: &Lua) -> mlua::Result<Cx> {
+pub(crate) fn cx(lua: &Lua) -> mlua::Result<Cx> {
     lua.app_data_ref::<Stepping>()
         .map(|s| s.cx.clone())
         .ok_or_else(|| mlua::Error::runtime("process API used outside of a process step"))
@@ -321,5 +321,6 @@ pub(crate) fn build(lua: &Lua, preempted: Preempted) -> mlua::Result<Table> {
             Ok(())
         })?,
     )?;
+    crate::terminal::register(lua, &rt)?;
     Ok(rt)
 }

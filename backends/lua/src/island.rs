@@ -73,6 +73,9 @@ impl Island {
             .map_err(lua_err)?;
         }
         let rt = api::build(&lua, preempted).map_err(lua_err)?;
+        lua.globals()
+            .set("print", crate::terminal::print(&lua).map_err(lua_err)?)
+            .map_err(lua_err)?;
         let exports: Table = lua
             .load(PRELUDE)
             .set_name("=spindle")

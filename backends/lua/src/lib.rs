@@ -40,6 +40,7 @@ mod convert;
 mod island;
 mod json;
 mod process;
+mod terminal;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -161,6 +162,8 @@ struct LuaPrototype {
     bytecode: Vec<u8>,
     method: String,
     granted: Vec<String>,
+    /// The entry lists its modules (else it got the defaults).
+    explicit_modules: bool,
 }
 
 fn field_error(entry: &Entry, field: &str, expected: &str) -> Error {
@@ -231,6 +234,7 @@ impl Backend for LuaBackend {
                 v.as_str().ok_or_else(|| field_error(entry, "method", "a string"))?.to_owned()
             }
         };
+        let explicit_modules = entry.fields.get("modules").is_some();
         let granted = match entry.fields.get("modules") {
             None => self.inner.config.default_modules.clone(),
             Some(Value::Array(items)) => items
@@ -248,7 +252,28 @@ impl Backend for LuaBackend {
             bytecode,
             method,
             granted,
+            explicit_modules,
         }))
+    }
+}
+
+impl LuaPrototype {
+    /// The modules a process of this entry gets on `host`: what the entry asks for (or the
+    /// defaults), within what the host grants; `io` only on a terminal host, where an entry
+    /// that lists no modules gets it too.
+    fn grants(&self, host: &spindle_runtime::Host) -> Vec<String> {
+        let hc = host.config();
+        let terminal = hc.terminal.is_some();
+        let mut granted: Vec<String> = self
+            .granted
+            .iter()
+            .filter(|m| hc.grants(m) && (terminal || m.as_str() != "io"))
+            .cloned()
+            .collect();
+        if terminal && !self.explicit_modules && !granted.iter().any(|m| m == "io") {
+            granted.push("io".to_owned());
+        }
+        granted
     }
 }
 
@@ -290,8 +315,7 @@ impl Prototype for LuaPrototype {
             &self.bytecode,
             &self.backend.loads,
         )?;
-        let start =
-            Start { chunk, method: self.method.clone(), granted: self.granted.clone(), args };
+        let start = Start { chunk, method: self.method.clone(), granted: self.grants(host), args };
         let strand = island.strand.clone();
         Ok(Instance {
             process: Box::new(LuaProcess::new(island, self.id.clone(), start, budget)),

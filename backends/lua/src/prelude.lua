@@ -715,6 +715,29 @@ do
 end
 
 modules.time = readonly(time, "time")
+
+-- The terminal (granted on terminal hosts only): one line of stdin, writes to stdout/stderr,
+-- the argv of `spindle run -x ID -- ARGS`.
+modules.io = readonly({
+    write = function(...) return fail(RT.io_write(...)) end,
+    ewrite = function(...) return fail(RT.io_ewrite(...)) end,
+    args = function() return fail(RT.io_args()) end,
+    readline = function()
+        local P, co = me()
+        local tag, kind, msg = RT.start_readline()
+        if tag == nil then return nil, new_error(kind, msg) end
+        await_tag(tag, function(c)
+            if c[2] == "exit" and c[3] then
+                wake(P, co, c[4])
+            elseif c[2] == "exit" then
+                wake(P, co, nil, new_error(c[4], c[5]))
+            else
+                wake(P, co, nil, new_error(c[3], c[4]))
+            end
+        end)
+        return park()
+    end,
+}, "io")
 if json then modules.json = readonly(json, "json") end
 
 BASE.require = function(name)
