@@ -1,0 +1,355 @@
+//! The `spindle` command end to end: `run -x` exit codes and stdio, `check`, `run` of the
+//! examples, graceful stop on SIGTERM, and the command line's own errors.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+fn spindle() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_spindle"))
+}
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name)
+}
+
+/// Runs `cmd` with `stdin` fed in, failing the test if it takes longer than a minute.
+fn run(cmd: &mut Command, stdin: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spindle starts");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("spindle did not finish in time");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A temporary app folder, removed when dropped.
+struct TempApp(PathBuf);
+
+impl TempApp {
+    fn new(files: &[(&str, &str)]) -> TempApp {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "spindle-cli-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (name, body) in files {
+            let p = dir.join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, body).unwrap();
+        }
+        TempApp(dir)
+    }
+}
+
+impl Drop for TempApp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const TERMINAL_APP: &str = r#"
+namespace = "t"
+
+[[entries]]
+name = "procs"
+kind = "process.host"
+workers = 1
+
+[[entries]]
+name = "locked"
+kind = "process.host"
+workers = 1
+modules = ["json"]
+
+[[entries]]
+name = "main"
+kind = "process.lua"
+source = "file://main.lua"
+
+[[entries]]
+name = "fail"
+kind = "process.lua"
+source = "file://main.lua"
+method = "fail"
+
+[[entries]]
+name = "probe"
+kind = "process.lua"
+source = "file://main.lua"
+method = "probe"
+modules = ["io", "time", "json"]
+"#;
+
+const TERMINAL_MAIN: &str = r#"
+local function main(...)
+    local io = require("io")
+    local args = { ... }
+    io.write("args:", table.concat(args, ","), ";io.args:", table.concat(io.args(), ","), "\n")
+    local line = io.readline()
+    while line do
+        io.write("echo:", line, "\n")
+        line = io.readline()
+    end
+    io.ewrite("to stderr\n")
+    -- Off the terminal host `io` is denied; a host's module list bounds the rest.
+    io.write("procs:", process.exec("t:probe", "t:procs"), "\n")
+    io.write("locked:", process.exec("t:probe", "t:locked"), "\n")
+    return "ok"
+end
+
+local function probe()
+    local out = {}
+    for _, m in ipairs({ "io", "time", "json" }) do
+        local ok, err = pcall(require, m)
+        out[#out + 1] = m .. "=" .. (ok and "ok" or err:kind())
+    end
+    return table.concat(out, " ")
+end
+
+local function fail(code)
+    require("io").write("about to fail\n")
+    error("failed with " .. tostring(code))
+end
+
+return { main = main, fail = fail, probe = probe }
+"#;
+
+#[test]
+fn run_x_gives_the_process_the_terminal_and_its_args() {
+    let app = TempApp::new(&[("_index.toml", TERMINAL_APP), ("main.lua", TERMINAL_MAIN)]);
+    let out = run(
+        spindle().args(["run", "-x", "t:main"]).arg(&app.0).args(["--", "a b", "c"]),
+        "one\ntwo\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "args:a b,c;io.args:a b,c\necho:one\necho:two\n\
+         procs:io=PERMISSION_DENIED time=ok json=ok\n\
+         locked:io=PERMISSION_DENIED time=PERMISSION_DENIED json=ok\n"
+    );
+    // Nothing but what the process wrote: no logs.
+    assert_eq!(text(&out.stderr), "to stderr\n");
+}
+
+#[test]
+fn run_x_reports_a_failure_on_stderr_with_a_nonzero_exit() {
+    let app = TempApp::new(&[("_index.toml", TERMINAL_APP), ("main.lua", TERMINAL_MAIN)]);
+    let out = run(spindle().args(["run", "-x", "t:fail"]).arg(&app.0).args(["--", "7"]), "");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "about to fail\n");
+    let err = text(&out.stderr);
+    assert!(err.contains("failed with 7"), "{err}");
+    // An unknown entry is an error too.
+    let out = run(spindle().args(["run", "-x", "t:nothing"]).arg(&app.0), "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("t:nothing"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn the_cli_example_is_an_interactive_program() {
+    let out = run(
+        spindle().args(["run", "-x", "cli:main"]).arg(example("cli")).args(["--", "Ada"]),
+        "the cat and the dog\nthe end\n:top\n:quit\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("hello, Ada!"), "{stdout}");
+    assert!(stdout.contains("5 words, 4 distinct so far"), "{stdout}");
+    assert!(stdout.contains("7 words, 5 distinct so far"), "{stdout}");
+    assert!(stdout.contains("1. the (3)\n2. and (1)\n3. cat (1)\n"), "{stdout}");
+    assert!(stdout.ends_with("bye\n"), "{stdout}");
+}
+
+#[test]
+fn check_accepts_the_examples_and_reports_every_problem() {
+    for ex in ["hello", "upgrade", "cli"] {
+        let out = run(spindle().arg("check").arg(example(ex)), "");
+        assert_eq!(out.status.code(), Some(0), "{ex}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).starts_with("ok: "), "{}", text(&out.stdout));
+    }
+    let app = TempApp::new(&[
+        (
+            "_index.toml",
+            "namespace = \"t\"\n[[entries]]\nname = \"x\"\nkind = \"process.lua\"\nsource = \"file://x.lua\"\n[[entries]]\nname = \"s\"\nkind = \"process.service\"\nprocess = \"t:y\"\n",
+        ),
+        ("x.lua", "return {"),
+    ]);
+    let out = run(spindle().arg("check").arg(&app.0), "");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("_index.toml: entry `t:s`: field `process`: no entry `t:y`"), "{err}");
+    // The Lua source is compiled once the entry files are right.
+    std::fs::write(app.0.join("_index.toml"), "namespace = \"t\"\n[[entries]]\nname = \"x\"\nkind = \"process.lua\"\nsource = \"file://x.lua\"\n").unwrap();
+    let out = run(spindle().arg("check").arg(&app.0), "");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("entry `t:x`: field `source`:") && err.contains("x.lua"), "{err}");
+}
+
+/// The README's first command: the hello app runs, shows its workers, the crash and the
+/// restart, and ends by itself with exit 0 once every service has ended.
+#[test]
+fn run_hello_shows_it_working() {
+    let out = run(spindle().arg("run").arg(example("hello")), "");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for line in [
+        "[greeter] ready as {hello:processes|",
+        "[main] worker 1: 10 squared is 100 (hello, worker 1)",
+        "[main] worker 3: 30 squared is 900 (hello, worker 3)",
+        "[worker 2] crashing on purpose",
+        "[main] worker 2 failed (",
+        "[main] worker 2: 7 squared is 49 (hello, worker 2)",
+        "[greeter] stopping after 4 greetings",
+        "[main] done",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+    let logs = text(&out.stderr);
+    assert!(logs.contains("service started") && logs.contains("hello:greeter.service"), "{logs}");
+}
+
+/// `run` stops on SIGTERM: services get CANCEL in reverse dependency order, exit 0.
+#[test]
+fn run_stops_gracefully_on_sigterm() {
+    let app = TempApp::new(&[
+        (
+            "_index.toml",
+            r#"
+namespace = "t"
+[[entries]]
+name = "svc"
+kind = "process.lua"
+source = "file://svc.lua"
+[[entries]]
+name = "a"
+kind = "process.service"
+process = "svc"
+input = ["a"]
+lifecycle = { auto_start = true }
+[[entries]]
+name = "b"
+kind = "process.service"
+process = "svc"
+input = ["b"]
+lifecycle = { auto_start = true, requires = ["a"] }
+"#,
+        ),
+        (
+            "svc.lua",
+            r#"
+return { main = function(name)
+    print(name .. " up")
+    local events = process.events()
+    while true do
+        if events:receive().kind == process.event.CANCEL then
+            print(name .. " cancelled")
+            return name
+        end
+    end
+end }
+"#,
+        ),
+    ]);
+    let mut child = spindle()
+        .arg("run")
+        .arg(&app.0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    // Wait for both services to be up before signalling.
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(seen.contains("a up") && seen.contains("b up")) {
+        assert!(Instant::now() < deadline, "services did not start: {seen}");
+        let mut buf = [0u8; 256];
+        let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
+        seen.push_str(&text(&buf[..n]));
+    }
+    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    seen.push_str(&rest);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let b = seen.find("b cancelled").expect("b was cancelled");
+    let a = seen.find("a cancelled").expect("a was cancelled");
+    assert!(b < a, "b requires a, so b stops first: {seen}");
+}
+
+#[test]
+fn bad_command_lines_exit_2_with_a_hint() {
+    for args in [&["launch"][..], &["run", "--fast"], &["run", "-x"], &["check", "a", "b"]] {
+        let out = run(spindle().args(args), "");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(text(&out.stderr).contains("see `spindle --help`"), "{args:?}");
+    }
+    let out = run(spindle().arg("--help"), "");
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    for word in ["run [DIR]", "run -x ID", "check [DIR]", "--watch", "RUST_LOG", "EXIT CODES"] {
+        assert!(help.contains(word), "help mentions {word}");
+    }
+}
+
+/// A bad app is reported before anything runs, naming file, entry and field.
+#[test]
+fn run_refuses_a_bad_app() {
+    let app = TempApp::new(&[(
+        "_index.yaml",
+        "namespace: t\nentries:\n  - name: h\n    kind: process.host\n    workers: many\n",
+    )]);
+    let out = run(spindle().arg("run").arg(&app.0), "");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("_index.yaml: entry `t:h`: field `workers`: expected an integer"),
+        "{err}"
+    );
+}
+
+/// Native plugins in C, Rust and Go next to a Lua process in one app (the libraries are built
+/// by scripts/build-native-examples.sh, which the test command runs first).
+#[test]
+fn run_plugins_drives_every_native_plugin_from_lua() {
+    let out = run(spindle().arg("run").arg(example("plugins")), "");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for (lang, next) in [("c", "rust"), ("rust", "go"), ("go", "c")] {
+        for line in [
+            format!("[tour] {lang} echoed hello, 2.5, three"),
+            format!("[tour] {lang} race of two timers and a receive: timer_b won"),
+            format!("[tour] {lang} waited for both timers: "),
+            format!(
+                "[tour] {lang} upgraded itself to {next}: same pid true, 4 requests carried over"
+            ),
+        ] {
+            assert!(stdout.contains(&line), "missing {line:?} in:\n{stdout}");
+        }
+    }
+    assert_eq!(stdout.matches("[tour] it stopped after 5 requests").count(), 3, "{stdout}");
+    assert!(stdout.ends_with("[tour] done\n"), "{stdout}");
+}
