@@ -36,6 +36,7 @@ pub struct Options {
 /// A loaded app on a running runtime.
 pub struct App {
     rt: Runtime,
+    lua: LuaBackend,
     config: Mutex<AppConfig>,
     /// Content fingerprints of process entries: their fields and code file.
     prints: Mutex<HashMap<EntryId, u64>>,
@@ -120,7 +121,8 @@ impl App {
                 Level::Debug => tracing::debug!(%pid, "{msg}"),
             }
         }));
-        let rt = builder.backend(LuaBackend::new(lua)).backend(native).build()?;
+        let lua = LuaBackend::new(lua);
+        let rt = builder.backend(lua.clone()).backend(native).build()?;
         let mut prints = HashMap::new();
         for (id, e) in &config.entries {
             if let Some(entry) = runtime_entry(e) {
@@ -130,6 +132,7 @@ impl App {
         }
         Ok(App {
             rt,
+            lua,
             config: Mutex::new(config),
             prints: Mutex::new(prints),
             services: Mutex::new(None),
@@ -140,6 +143,11 @@ impl App {
     /// The runtime.
     pub fn runtime(&self) -> &Runtime {
         &self.rt
+    }
+
+    /// The Lua backend (for its statistics).
+    pub fn lua(&self) -> &LuaBackend {
+        &self.lua
     }
 
     /// The app as last loaded.

@@ -438,3 +438,57 @@ library = "file://libfake.so"
     app.file("bad.lua", LUA).file("_index.toml", "namespace = \"app\"\n[[entries]]\nname = \"good\"\nkind = \"process.lua\"\nsource = \"file://good.lua\"\n");
     assert!(spindle_app::check(app.root()).is_ok());
 }
+
+/// A host's settings reach the runtime: its process limit, its module grants and its Lua
+/// isolation mode.
+#[test]
+fn hosts_get_their_settings() {
+    use spindle_app::{App, Options};
+    use spindle_runtime::{Spawn, Value};
+    let app = TempApp::new("hosts");
+    app.file(
+        "p.lua",
+        r#"return { main = function()
+            local ok = pcall(require, "json")
+            process.inbox():receive()
+            return ok
+        end }"#,
+    )
+    .file(
+        "_index.toml",
+        r#"
+namespace = "h"
+[[entries]]
+name = "p"
+kind = "process.lua"
+source = "file://p.lua"
+[[entries]]
+name = "small"
+kind = "process.host"
+workers = 1
+max_processes = 2
+modules = ["time"]
+isolation = "state"
+"#,
+    );
+    let app = App::new(config::load(app.root()).unwrap(), Options::default()).unwrap();
+    let rt = app.runtime();
+    let host = rt.host("h:small").expect("the host exists");
+    assert_eq!((host.workers(), host.config().max_processes), (1, Some(2)));
+    let states = app.lua().stats().states;
+    let spawn = || rt.spawn_watched(Spawn::entry("h:p".parse().unwrap(), "h:small"));
+    let (a, wa) = spawn().unwrap();
+    let (b, wb) = spawn().unwrap();
+    let third = spawn().map(|_| ()).unwrap_err();
+    assert_eq!(third.kind().name(), "UNAVAILABLE", "{third}");
+    assert!(third.message().contains("is full"), "{third}");
+    // State mode: a Lua state per process.
+    assert_eq!(app.lua().stats().states, states + 2);
+    for pid in [a, b] {
+        rt.send(pid, "go", Value::Nil).unwrap();
+    }
+    // `json` is not among the host's modules.
+    assert_eq!(wa.wait(), Ok(Value::Bool(false)));
+    assert_eq!(wb.wait(), Ok(Value::Bool(false)));
+    app.shutdown();
+}
