@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use mlua::chunk::ChunkMode;
-use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, VmState};
+use mlua::{Function, HookTriggers, Lua, LuaOptions, LuaString, StdLib, Table, VmState};
 use spindle_runtime::scheduler::Strand;
 use spindle_runtime::{EntryId, Error, ErrorKind};
 
-use crate::api::{self, Preempted, Stepping};
+use crate::api::{self, Current, Preempted};
 
 /// The message of the error that ends a process past its memory budget.
 pub(crate) const MEMORY_BUDGET: &str = "the process exceeded its memory budget";
@@ -25,10 +25,28 @@ const PRELUDE: &str = include_str!("prelude.lua");
 pub(crate) struct Island {
     pub(crate) lua: Lua,
     pub(crate) strand: Option<Arc<Strand>>,
+    /// The prelude's `start(chunk, method, granted, ...)`: a new process and its first step.
+    pub(crate) start: Function,
+    /// The prelude's `step(P, tag, ...)`: a step, with the last completion.
     pub(crate) step: Function,
-    pub(crate) new_process: Function,
+    /// The prelude's `deliver(P, tag, ...)`: a completion before the step's last one.
+    pub(crate) deliver: Function,
     pub(crate) describe_error: Function,
-    chunks: Mutex<HashMap<(EntryId, u64), Function>>,
+    /// Set by the hook when it preempts a coroutine; cleared when a step begins.
+    pub(crate) preempted: Preempted,
+    chunks: Mutex<HashMap<EntryId, Loaded>>,
+}
+
+/// An entry's code loaded into an island, with what its processes share read-only.
+#[derive(Clone)]
+pub(crate) struct Loaded {
+    version: u64,
+    /// The compiled chunk (a function of the process's `_ENV`).
+    pub(crate) chunk: Function,
+    /// The name of the method that runs as the process body.
+    pub(crate) method: LuaString,
+    /// The set of modules the entry's processes may `require`.
+    pub(crate) granted: Table,
 }
 
 fn lua_err(e: mlua::Error) -> Error {
@@ -60,10 +78,11 @@ impl Island {
                 move |lua, _| {
                     // A process past its memory budget gets the error here, inside the step; if it
                     // catches it and goes on, the next hook yields it, and the step's end ends it.
-                    if let Some(s) = lua.app_data_ref::<Stepping>()
-                        && lua.used_memory().saturating_sub(s.memory_at_start) > s.memory_left
-                        && !s.memory_raised.replace(true)
-                    {
+                    let over = Current::with(lua, |s| {
+                        lua.used_memory().saturating_sub(s.memory_at_start) > s.memory_left
+                            && !s.memory_raised.replace(true)
+                    });
+                    if over == Some(true) {
                         return Err(mlua::Error::MemoryError(MEMORY_BUDGET.to_owned()));
                     }
                     flag.store(true, Ordering::Relaxed);
@@ -72,7 +91,7 @@ impl Island {
             )
             .map_err(lua_err)?;
         }
-        let rt = api::build(&lua, preempted).map_err(lua_err)?;
+        let rt = api::build(&lua, preempted.clone()).map_err(lua_err)?;
         let exports: Table = lua
             .load(PRELUDE)
             .set_name("=spindle")
@@ -82,43 +101,63 @@ impl Island {
         if memory_limit > 0 {
             lua.set_memory_limit(memory_limit).map_err(lua_err)?;
         }
+        lua.set_app_data(Current::default());
         Ok(Island {
+            start: exports.get("start").map_err(lua_err)?,
             step: exports.get("step").map_err(lua_err)?,
-            new_process: exports.get("new_process").map_err(lua_err)?,
+            deliver: exports.get("deliver").map_err(lua_err)?,
             describe_error: exports.get("describe_error").map_err(lua_err)?,
             lua,
             strand,
+            preempted,
             chunks: Mutex::new(HashMap::new()),
         })
     }
 
-    /// The chunk of entry `id` at `version`, loaded from `bytecode` once per island (counted
+    /// The code of entry `id` at `version`, loaded from `bytecode` once per island (counted
     /// in `loads`).
-    pub(crate) fn chunk(
-        &self,
-        id: &EntryId,
-        version: u64,
-        name: &str,
-        bytecode: &[u8],
-        loads: &AtomicUsize,
-    ) -> Result<Function, Error> {
+    pub(crate) fn load(&self, code: &Code<'_>, loads: &AtomicUsize) -> Result<Loaded, Error> {
         let mut chunks = self.chunks.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(f) = chunks.get(&(id.clone(), version)) {
-            return Ok(f.clone());
+        if let Some(l) = chunks.get(code.id)
+            && l.version == code.version
+        {
+            return Ok(l.clone());
         }
-        // An older version's chunk is no longer needed by new processes.
-        chunks.retain(|(i, _), _| i != id);
-        let f = self
+        let id = code.id;
+        let fail = |e: mlua::Error| Error::new(ErrorKind::Internal, format!("loading {id}: {e}"));
+        let chunk = self
             .lua
-            .load(bytecode)
-            .set_name(name)
+            .load(code.bytecode)
+            .set_name(code.name)
             .set_mode(ChunkMode::Binary)
             .into_function()
-            .map_err(|e| Error::new(ErrorKind::Internal, format!("loading {id}: {e}")))?;
-        chunks.insert((id.clone(), version), f.clone());
+            .map_err(fail)?;
+        let granted = self.lua.create_table().map_err(fail)?;
+        for m in code.granted {
+            granted.raw_set(m.as_str(), true).map_err(fail)?;
+        }
+        let loaded = Loaded {
+            version: code.version,
+            chunk,
+            method: self.lua.create_string(code.method).map_err(fail)?,
+            granted,
+        };
+        // An older version's code is no longer needed by new processes.
+        chunks.insert(id.clone(), loaded.clone());
         loads.fetch_add(1, Ordering::Relaxed);
-        Ok(f)
+        Ok(loaded)
     }
+}
+
+/// What [`Island::load`] loads: an entry's compiled code and settings.
+pub(crate) struct Code<'a> {
+    pub(crate) id: &'a EntryId,
+    pub(crate) version: u64,
+    /// The chunk's name in error messages (`@path`).
+    pub(crate) name: &'a str,
+    pub(crate) bytecode: &'a [u8],
+    pub(crate) method: &'a str,
+    pub(crate) granted: &'a [String],
 }
 
 /// The islands of one host.

@@ -155,7 +155,7 @@ impl LuaBackend {
 /// A compiled entry.
 struct LuaPrototype {
     backend: Arc<Shared>,
-    id: EntryId,
+    id: Arc<EntryId>,
     version: u64,
     name: String,
     bytecode: Vec<u8>,
@@ -242,7 +242,7 @@ impl Backend for LuaBackend {
         };
         Ok(Arc::new(LuaPrototype {
             backend: self.inner.clone(),
-            id: entry.id.clone(),
+            id: Arc::new(entry.id.clone()),
             version: entry.version,
             name,
             bytecode,
@@ -270,7 +270,10 @@ impl Prototype for LuaPrototype {
             }
             Isolation::Islands => {
                 let mut all = self.backend.islands.lock().unwrap_or_else(|e| e.into_inner());
-                let islands = all.entry(host.name().to_owned()).or_default();
+                if !all.contains_key(host.name()) {
+                    all.insert(host.name().to_owned(), Islands::default());
+                }
+                let islands = all.get_mut(host.name()).expect("inserted above");
                 match place.strand.and_then(|s| islands.by_strand(s)) {
                     Some(same) => same,
                     None => islands.place(
@@ -283,15 +286,15 @@ impl Prototype for LuaPrototype {
                 }
             }
         };
-        let chunk = island.chunk(
-            &self.id,
-            self.version,
-            &self.name,
-            &self.bytecode,
-            &self.backend.loads,
-        )?;
-        let start =
-            Start { chunk, method: self.method.clone(), granted: self.granted.clone(), args };
+        let code = island::Code {
+            id: &self.id,
+            version: self.version,
+            name: &self.name,
+            bytecode: &self.bytecode,
+            method: &self.method,
+            granted: &self.granted,
+        };
+        let start = Start { code: island.load(&code, &self.backend.loads)?, args };
         let strand = island.strand.clone();
         Ok(Instance {
             process: Box::new(LuaProcess::new(island, self.id.clone(), start, budget)),
