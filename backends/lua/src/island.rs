@@ -192,6 +192,11 @@ impl Islands {
         Ok(best.clone())
     }
 
+    /// Every island of the host.
+    pub(crate) fn all(&self) -> impl Iterator<Item = Arc<Island>> + '_ {
+        self.islands.iter().cloned()
+    }
+
     /// The island whose strand is `strand`.
     pub(crate) fn by_strand(&self, strand: &Arc<Strand>) -> Option<Arc<Island>> {
         self.islands

@@ -128,6 +128,9 @@ pub struct LuaStats {
     pub loaded: usize,
     /// Lua states created (islands, and one per process in state mode).
     pub states: usize,
+    /// Bytes the islands' Lua heaps hold now, garbage not yet collected included (islands
+    /// mode; the states of state mode are not counted).
+    pub island_heap: usize,
 }
 
 impl std::fmt::Debug for LuaBackend {
@@ -142,12 +145,19 @@ impl LuaBackend {
         LuaBackend { inner: Arc::new(Shared { config, ..Shared::default() }) }
     }
 
-    /// Counts of compilations, chunk loads and Lua states so far.
+    /// Counts of compilations, chunk loads and Lua states so far, and the islands' heap size.
+    /// An island that is running a step is read when the step ends.
     pub fn stats(&self) -> LuaStats {
+        // Not under the lock: a step that spawns takes it while its island is busy.
+        let islands: Vec<Arc<Island>> = {
+            let all = self.inner.islands.lock().unwrap_or_else(|e| e.into_inner());
+            all.values().flat_map(Islands::all).collect()
+        };
         LuaStats {
             compiled: self.inner.compiled.load(Ordering::Relaxed),
             loaded: self.inner.loads.load(Ordering::Relaxed),
             states: self.inner.states.load(Ordering::Relaxed),
+            island_heap: islands.iter().map(|i| i.lua.used_memory()).sum(),
         }
     }
 }

@@ -155,6 +155,8 @@ fn compiled_once_loaded_once_per_island() {
     assert_eq!(s.compiled, 1, "{s:?}");
     assert_eq!(s.states, 4, "two islands per worker: {s:?}");
     assert!(s.loaded <= 4, "loaded once per island at most: {s:?}");
+    // 200 live processes hold at least a coroutine each (about 1 KB) in the islands' heaps.
+    assert!(s.island_heap > 200 * 1024, "{s:?}");
     // A new version is compiled once more, and loaded again per island.
     rt.put_entry(entry("test:payloads.mirror", "payloads.lua", "mirror"));
     for _ in 0..50 {
