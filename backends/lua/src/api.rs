@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mlua::{Lua, MultiValue, Table, Value as LuaValue, Variadic};
+use mlua::{Lua, LuaString, MultiValue, Table, Value as LuaValue, Variadic};
 use spindle_runtime::{
-    Completion, Cx, Dest, EntryId, Error, ErrorKind, Op, Spawn, Tag, Ties, Value,
+    Completion, Cx, Dest, EntryId, Error, ErrorKind, Op, Pid, Spawn, Tag, Ties, Value,
 };
 
 use crate::convert::{to_lua, to_value};
@@ -75,6 +75,22 @@ fn with_cx<R>(lua: &Lua, f: impl FnOnce(&Cx) -> R) -> mlua::Result<R> {
         .ok_or_else(|| mlua::Error::runtime("process API used outside of a process step"))
 }
 
+/// The kind of a completion as the prelude takes it (its `MSG`, `EVENT`, ... constants).
+#[derive(Clone, Copy)]
+enum Kind {
+    Message = 1,
+    Event = 2,
+    Timer = 3,
+    Exit = 4,
+    Failed = 5,
+}
+
+impl From<Kind> for LuaValue {
+    fn from(k: Kind) -> LuaValue {
+        LuaValue::Integer(k as i64)
+    }
+}
+
 /// Appends a completion as the prelude takes it: `tag, kind, ...` (see the prelude's protocol).
 pub(crate) fn push_completion(
     lua: &Lua,
@@ -89,15 +105,15 @@ pub(crate) fn push_completion(
     let s = |v: &str| lua.create_string(v).map(LuaValue::String);
     match c {
         Completion::Message(m) => {
-            out.push_back(s("msg")?);
-            out.push_back(s(&m.from.to_string())?);
+            out.push_back(Kind::Message.into());
+            out.push_back(pid_string(lua, m.from)?);
             out.push_back(s(m.topic.as_str())?);
             out.push_back(to_lua(lua, &m.payload)?);
         }
         Completion::Event(e) => {
-            out.push_back(s("event")?);
+            out.push_back(Kind::Event.into());
             out.push_back(s(e.kind.name())?);
-            out.push_back(s(&e.from.to_string())?);
+            out.push_back(pid_string(lua, e.from)?);
             match &e.result {
                 Some(Ok(v)) => {
                     out.push_back(LuaValue::Boolean(true));
@@ -115,25 +131,55 @@ pub(crate) fn push_completion(
                 out.push_back(to_lua(lua, r)?);
             }
         }
-        Completion::Timer => out.push_back(s("timer")?),
+        Completion::Timer => out.push_back(Kind::Timer.into()),
         Completion::Exit(Ok(v)) => {
-            out.push_back(s("exit")?);
+            out.push_back(Kind::Exit.into());
             out.push_back(LuaValue::Boolean(true));
             out.push_back(to_lua(lua, &v)?);
         }
         Completion::Exit(Err(err)) => {
-            out.push_back(s("exit")?);
+            out.push_back(Kind::Exit.into());
             out.push_back(LuaValue::Boolean(false));
             out.push_back(s(err.kind().name())?);
             out.push_back(s(err.message())?);
         }
         Completion::Failed(err) => {
-            out.push_back(s("failed")?);
+            out.push_back(Kind::Failed.into());
             out.push_back(s(err.kind().name())?);
             out.push_back(s(err.message())?);
         }
     }
     Ok(())
+}
+
+/// How many pids' strings an island keeps at hand (a direct-mapped cache by serial number).
+const PID_STRINGS: usize = 256;
+
+/// The recently used pids' strings of a Lua state: most messages come from a few senders, and
+/// printing a pid and interning the string costs more than the rest of a small message.
+#[derive(Default)]
+pub(crate) struct PidStrings(RefCell<Vec<Option<(Pid, LuaString)>>>);
+
+/// `pid` as the Lua string processes see (`{host|0x…}`).
+pub(crate) fn pid_string(lua: &Lua, pid: Pid) -> mlua::Result<LuaValue> {
+    let slot = (pid.serial() as usize) % PID_STRINGS;
+    if let Some(cache) = lua.app_data_ref::<PidStrings>()
+        && let Ok(cache) = cache.0.try_borrow()
+        && let Some(Some((p, s))) = cache.get(slot)
+        && *p == pid
+    {
+        return Ok(LuaValue::String(s.clone()));
+    }
+    let s = lua.create_string(pid.to_string())?;
+    if let Some(cache) = lua.app_data_ref::<PidStrings>()
+        && let Ok(mut cache) = cache.0.try_borrow_mut()
+    {
+        if cache.is_empty() {
+            cache.resize(PID_STRINGS, None);
+        }
+        cache[slot] = Some((pid, s.clone()));
+    }
+    Ok(LuaValue::String(s))
 }
 
 /// A started receive or event: its tag, or `false` and the completion if it completed at once.
@@ -221,7 +267,7 @@ fn tag(n: i64) -> Tag {
 /// Builds the `RT` table.
 pub(crate) fn build(lua: &Lua, preempted: Preempted) -> mlua::Result<Table> {
     let rt = lua.create_table()?;
-    rt.set("pid", lua.create_function(|lua, ()| Ok(cx(lua)?.pid().to_string()))?)?;
+    rt.set("pid", lua.create_function(|lua, ()| pid_string(lua, with_cx(lua, Cx::pid)?))?)?;
     rt.set(
         "send",
         lua.create_function(|lua, (d, topic, payload): (LuaValue, LuaValue, LuaValue)| {

@@ -14,7 +14,7 @@ use mlua::{Function, HookTriggers, Lua, LuaOptions, LuaString, StdLib, Table, Vm
 use spindle_runtime::scheduler::Strand;
 use spindle_runtime::{EntryId, Error, ErrorKind};
 
-use crate::api::{self, Current, Preempted};
+use crate::api::{self, Current, PidStrings, Preempted};
 
 /// The message of the error that ends a process past its memory budget.
 pub(crate) const MEMORY_BUDGET: &str = "the process exceeded its memory budget";
@@ -102,6 +102,7 @@ impl Island {
             lua.set_memory_limit(memory_limit).map_err(lua_err)?;
         }
         lua.set_app_data(Current::default());
+        lua.set_app_data(PidStrings::default());
         Ok(Island {
             start: exports.get("start").map_err(lua_err)?,
             step: exports.get("step").map_err(lua_err)?,

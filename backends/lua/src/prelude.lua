@@ -8,21 +8,21 @@
 --   * `RT.start_*` start a runtime operation and return its tag. `RT.start_receive` and
 --     `RT.start_event` take what already waits instead: they return `false` and the
 --     completion. A tag's completion comes back in a later `step(P, tag, ...)` or
---     `deliver(P, tag, ...)` and goes to what `P.tags[tag]` holds: a coroutine (woken), a
+--     `deliver(P, tag, ...)` and goes to what `P[-tag]` holds: a coroutine (woken), a
 --     runtime channel (fed), or a function (called with the completion).
---   * A completion is passed as values, never as a table: "msg", from, topic, data /
---     "event", kind, from, ok, value_or_kind, message, reason / "timer" /
---     "exit", ok, value_or_kind, message / "failed", kind, message.
+--   * A completion is passed as values, never as a table, its kind first (`MSG` ... below):
+--     MSG, from, topic, data / EVENT, kind, from, ok, value_or_kind, message, reason /
+--     TIMER / EXIT, ok, value_or_kind, message / FAILED, kind, message.
 --   * A coroutine that must wait yields `PARK` (through any user coroutines it runs in: see
 --     `coroutine.resume` below); whoever completes its wait calls `wake(co, ...)`.
 --   * `start` returns the process's state table and then what `step` returns: "wait",
 --     "yield", "exit", ok, value, or "upgrade", id, args.
 --
 -- A process's state table `P`: `main` (its main coroutine), `env` (its globals), `granted`
--- (modules it may require), `tags` (outstanding operations), `inbox` / `events` / `topics`
--- (runtime channels, made on first use), `preempted` and `later` (a coroutine stopped by the
--- hook and the completions that came meanwhile). Its array part is the ready queue: four
--- slots per entry, a coroutine and the three values it is resumed with.
+-- (modules it may require), `[-tag]` (what waits for operation `tag`), `inbox` / `events` /
+-- `topics` (runtime channels, made on first use), `preempted` and `later` (a coroutine stopped
+-- by the hook and the completions that came meanwhile), `ready` (coroutines still ready when
+-- a step ended, rare). Kept small: an idle process is mostly this table and its coroutine.
 
 local RT = ...
 
@@ -36,11 +36,14 @@ local RT_drop, RT_take_preempted = RT.drop, RT.take_preempted
 local PARK = setmetatable({}, { __name = "spindle.park" })
 local UPGRADE = setmetatable({}, { __name = "spindle.upgrade" })
 
--- The process being stepped, the coroutine of it that runs, and its ready queue's head and
--- tail (indices into `CUR`'s array part; saved in `P.qh`, `P.qt` only when a step ends with
--- coroutines still ready).
+-- Completion kinds (the Rust side's `api::Kind`).
+local MSG, EVENT, EXIT = 1, 2, 4
+
+-- The process being stepped and the coroutine of it that runs. The ready queue of the step:
+-- four slots per entry (a coroutine and the three values it is resumed with) from `QH` to
+-- `QT`; one for the island, since one process is stepped at a time.
 local CUR, RUNNING
-local QH, QT = 1, 1
+local RQ, QH, QT = {}, 1, 1
 
 -- Errors ---------------------------------------------------------------------------------------
 
@@ -90,8 +93,8 @@ end
 
 -- Queues `co` to be resumed with `a, b, c` in this step.
 local function wake(co, a, b, c)
-    local P, t = CUR, QT
-    P[t] = co; P[t + 1] = a; P[t + 2] = b; P[t + 3] = c
+    local q, t = RQ, QT
+    q[t] = co; q[t + 1] = a; q[t + 2] = b; q[t + 3] = c
     QT = t + 4
 end
 
@@ -99,16 +102,12 @@ end
 -- between coroutine runs, never while a preempted coroutine is in the middle of an operation
 -- (see `deliver`), so the prelude's own bookkeeping is never seen half done.
 local function await(tag, handler)
-    local P = CUR
-    local tags = P.tags
-    if not tags then tags = {}; P.tags = tags end
-    tags[tag] = handler
+    CUR[-tag] = handler
 end
 
 local function forget(tag)
     RT_drop(tag)
-    local tags = CUR.tags
-    if tags then tags[tag] = nil end
+    CUR[-tag] = nil
 end
 
 -- Queues ---------------------------------------------------------------------------------------
@@ -137,17 +136,17 @@ function Message:payload() return self end
 function Message:data() return self[3] end
 
 local function to_message(kind, from, topic, data)
-    if kind ~= "msg" then return false end
+    if kind ~= MSG then return false end
     return true, setmetatable({ from, topic, data }, Message)
 end
 
 local function to_payload(kind, _, _, data)
-    if kind ~= "msg" then return false end
+    if kind ~= MSG then return false end
     return true, data
 end
 
 local function to_event(kind, ekind, from, ok, v, msg, reason)
-    if kind ~= "event" then return false end
+    if kind ~= EVENT then return false end
     local e = { kind = ekind, from = from, reason = reason }
     if ok ~= nil then
         if ok then e.result = { value = v } else e.result = { error = new_error(v, msg) } end
@@ -296,7 +295,7 @@ function Channel:receive()
     end
     if not q then q = qnew(); self.recvq = q end
     qpush(q, co)
-    local val, ok = park()
+    local val, ok = co_yield(PARK)
     return val, ok
 end
 
@@ -451,7 +450,7 @@ local process = {
         local tag, kind, msg = RT.start_exec(id, host, ...)
         if tag == nil then return nil, new_error(kind, msg) end
         await(tag, function(k, a, b, c)
-            if k == "exit" then
+            if k == EXIT then
                 if a then wake(co, b) else wake(co, nil, new_error(b, c)) end
             else
                 wake(co, nil, new_error(a, b))
@@ -645,16 +644,28 @@ local coroutine_ = {
 -- The process scheduler -------------------------------------------------------------------------
 
 local function enter(P)
+    -- A step that ended in an error (out of memory in a handler) may have left its ready
+    -- coroutines behind: they are not this process's to run.
+    if QT ~= 1 then
+        for i = 1, QT - 1 do RQ[i] = nil end
+        QH, QT = 1, 1
+    end
+    RUNNING = nil
     CUR = P
-    QH = P.qh or 1
-    QT = P.qt or 1
+    local ready = P.ready
+    if ready then
+        P.ready = nil
+        for i = 1, ready.n do RQ[i] = ready[i] end
+        QT = ready.n + 1
+    end
 end
 
 local function leave(P, ...)
     if QH ~= QT then
-        P.qh, P.qt = QH, QT
-    elseif P.qh then
-        P.qh, P.qt = nil, nil
+        local n = QT - QH
+        P.ready = table.move(RQ, QH, QT - 1, 1, { n = n })
+        for i = QH, QT - 1 do RQ[i] = nil end
+        QH, QT = 1, 1
     end
     CUR = nil
     return ...
@@ -669,10 +680,9 @@ local function deliver_now(P, tag, kind, a, b, c, d, e, f)
         later[#later + 1] = { tag, kind, a, b, c, d, e, f }
         return
     end
-    local tags = P.tags
-    local h = tags and tags[tag]
+    local h = P[-tag]
     if h == nil then return end
-    tags[tag] = nil
+    P[-tag] = nil
     local t = type(h)
     if t == "thread" then
         wake(h)
@@ -724,8 +734,9 @@ local function run(P)
             if P.later then deliver_later(P) end
             local h = QH
             if h == QT then break end
-            co, a, b, c = P[h], P[h + 1], P[h + 2], P[h + 3]
-            P[h], P[h + 1], P[h + 2], P[h + 3] = nil, nil, nil, nil
+            local q = RQ
+            co, a, b, c = q[h], q[h + 1], q[h + 2], q[h + 3]
+            q[h], q[h + 1], q[h + 2], q[h + 3] = nil, nil, nil, nil
             h = h + 4
             if h == QT then QH, QT = 1, 1 else QH = h end
         end
