@@ -10,14 +10,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use mlua::chunk::ChunkMode;
-use mlua::{Function, HookTriggers, Lua, LuaOptions, LuaString, StdLib, Table, VmState};
+use mlua::{Function, Lua, LuaOptions, LuaString, StdLib, Table};
 use spindle_runtime::scheduler::Strand;
 use spindle_runtime::{EntryId, Error, ErrorKind};
 
 use crate::api::{self, Current, PidStrings, Preempted};
-
-/// The message of the error that ends a process past its memory budget.
-pub(crate) const MEMORY_BUDGET: &str = "the process exceeded its memory budget";
+use crate::preempt;
 
 const PRELUDE: &str = include_str!("prelude.lua");
 
@@ -69,29 +67,9 @@ impl Island {
             | StdLib::OS;
         let lua = Lua::new_with(libs, LuaOptions::default()).map_err(lua_err)?;
         let preempted: Preempted = Arc::new(AtomicBool::new(false));
-        let flag = preempted.clone();
-        // Every coroutine created after this inherits the hook: a process in a busy loop is
-        // yielded back to the scheduler after `instructions` VM instructions.
-        if instructions > 0 {
-            lua.set_global_hook(
-                HookTriggers::new().every_nth_instruction(instructions),
-                move |lua, _| {
-                    // A process past its memory budget gets the error here, inside the step; if it
-                    // catches it and goes on, the next hook yields it, and the step's end ends it.
-                    let over = Current::with(lua, |s| {
-                        lua.used_memory().saturating_sub(s.memory_at_start) > s.memory_left
-                            && !s.memory_raised.replace(true)
-                    });
-                    if over == Some(true) {
-                        return Err(mlua::Error::MemoryError(MEMORY_BUDGET.to_owned()));
-                    }
-                    flag.store(true, Ordering::Relaxed);
-                    Ok(VmState::Yield)
-                },
-            )
-            .map_err(lua_err)?;
-        }
         let rt = api::build(&lua, preempted.clone()).map_err(lua_err)?;
+        rt.set("arm", preempt::install(&lua, instructions, preempted.clone()).map_err(lua_err)?)
+            .map_err(lua_err)?;
         let exports: Table = lua
             .load(PRELUDE)
             .set_name("=spindle")

@@ -39,6 +39,7 @@ mod api;
 mod convert;
 mod island;
 mod json;
+mod preempt;
 mod process;
 
 use std::collections::HashMap;

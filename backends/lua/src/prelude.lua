@@ -31,7 +31,7 @@ local co_status, co_running, co_wrap, co_close = coroutine.status, coroutine.run
 local pack, unpack, select, type, error, tostring = table.pack, table.unpack, select, type, error, tostring
 local setmetatable, getmetatable, rawget, rawset, pairs = setmetatable, getmetatable, rawget, rawset, pairs
 local RT_start_receive, RT_start_event, RT_start_sleep = RT.start_receive, RT.start_event, RT.start_sleep
-local RT_drop, RT_take_preempted = RT.drop, RT.take_preempted
+local RT_drop, RT_take_preempted, RT_arm = RT.drop, RT.take_preempted, RT.arm
 
 local PARK = setmetatable({}, { __name = "spindle.park" })
 local UPGRADE = setmetatable({}, { __name = "spindle.upgrade" })
@@ -908,6 +908,7 @@ end
 local function start(chunk, method, granted, ...)
     local env = new_env()
     local main = co_create(run_main)
+    RT_arm(main)
     local P = { main = main, env = env, granted = granted }
     enter(P)
     RUNNING = main

@@ -203,14 +203,14 @@ impl Process for LuaProcess {
 fn over_budget(entry: &EntryId, budget: usize) -> Error {
     Error::new(
         ErrorKind::RateLimited,
-        format!("{entry}: {} ({budget} bytes)", crate::island::MEMORY_BUDGET),
+        format!("{entry}: {} ({budget} bytes)", crate::preempt::MEMORY_BUDGET),
     )
 }
 
 /// A failure of the Lua machinery itself (not an error the process raised).
 fn lua_failure(entry: &EntryId, e: mlua::Error, budget: usize) -> Error {
     match e {
-        mlua::Error::MemoryError(m) if m == crate::island::MEMORY_BUDGET => {
+        mlua::Error::MemoryError(m) if m == crate::preempt::MEMORY_BUDGET => {
             over_budget(entry, budget)
         }
         mlua::Error::MemoryError(m) => {

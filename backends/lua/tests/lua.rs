@@ -90,7 +90,7 @@ fn isolation() {
 fn preemption() {
     // One worker: without preemption the spinners would starve the ping-pong.
     let rt = runtime_with(HostConfig::new(HOST).workers(1), LuaConfig::default());
-    run_on(&rt, "preemption.lua", &["spin", "spin_nested", "echo"]);
+    run_on(&rt, "preemption.lua", &["spin", "spin_nested", "spin_spawned", "echo"]);
 }
 
 #[test]
