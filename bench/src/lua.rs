@@ -21,6 +21,7 @@ fn print(bench: &str, value: &str, unit: &str, method: &str) {
 
 struct LuaBench {
     rt: Runtime,
+    backend: LuaBackend,
 }
 
 fn id(name: &str) -> EntryId {
@@ -29,9 +30,10 @@ fn id(name: &str) -> EntryId {
 
 impl LuaBench {
     fn start() -> Result<LuaBench> {
+        let backend = LuaBackend::default();
         let rt = Runtime::builder()
             .host(HostConfig::new(HOST).workers(WORKERS))
-            .backend(LuaBackend::default())
+            .backend(backend.clone())
             .build()?;
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("lua");
         for f in [
@@ -54,7 +56,7 @@ impl LuaBench {
             e.base_dir = Some(dir.clone());
             rt.put_entry(e);
         }
-        Ok(LuaBench { rt })
+        Ok(LuaBench { rt, backend })
     }
 
     fn run(&self, f: &str, args: Vec<Value>) -> Result<Value> {
@@ -98,12 +100,15 @@ pub fn idle_memory(b: &Bench) -> Result<()> {
         .output()
         .map_err(|e| failure(format!("starting the idle-memory child: {e}")))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let per: f64 = text.trim().parse().map_err(|_| {
+    let bad = || {
         failure(format!(
             "the idle-memory child printed {text:?} (stderr: {})",
             String::from_utf8_lossy(&out.stderr)
         ))
-    })?;
+    };
+    let mut figures = text.split_whitespace().map(|f| f.parse::<f64>().map_err(|_| bad()));
+    let per = figures.next().ok_or_else(bad)??;
+    let heap = figures.next().ok_or_else(bad)??;
     print(
         "idle_memory",
         &format!("{per:.1}"),
@@ -113,6 +118,13 @@ pub fn idle_memory(b: &Bench) -> Result<()> {
              delta / N after {} ms settle, in a fresh process",
             SETTLE.as_millis()
         ),
+    );
+    print(
+        "idle_memory_vm",
+        &format!("{heap:.1}"),
+        "bytes_per_process",
+        "the same N processes: growth of the islands' Lua heaps / N (LuaStats::island_heap, \
+         uncollected garbage included)",
     );
     Ok(())
 }
@@ -124,6 +136,7 @@ pub fn idle_child(n: &str) -> Result<()> {
     // One process first, so that creating the islands and loading the chunk is not counted.
     b.run("run_ping_pong", vec![Value::Int(1)])?;
     let before = rss_bytes()?;
+    let heap_before = b.backend.stats().island_heap;
     let (holder, _watch) =
         b.rt.spawn_watched(Spawn::entry(id("run_idle"), HOST).args(vec![Value::Int(n as i64)]))?;
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -135,8 +148,10 @@ pub fn idle_child(n: &str) -> Result<()> {
     }
     std::thread::sleep(SETTLE);
     let after = rss_bytes()?;
+    let heap = b.backend.stats().island_heap.saturating_sub(heap_before);
     b.rt.terminate(holder)?;
-    println!("{:.1}", after.saturating_sub(before) as f64 / n as f64);
+    let per = |bytes: u64| bytes as f64 / n as f64;
+    println!("{:.1} {:.1}", per(after.saturating_sub(before)), per(heap as u64));
     Ok(())
 }
 

@@ -1,17 +1,21 @@
 //! `RT`: the primitive runtime functions the Lua prelude builds the process API on.
 //!
 //! They act on the process being stepped, whose context the step puts into the Lua state's app
-//! data (`Stepping`) for the length of the step. Failures come back Lua-style as
-//! `nil, kind, message`; the prelude turns them into error objects.
+//! data ([`Current`]) for the length of the step. Failures come back Lua-style as
+//! `nil, kind, message`; the prelude turns them into error objects. Completions go to Lua as
+//! plain values, never as tables (see [`push_completion`] and the prelude's protocol).
 
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mlua::{Lua, MultiValue, Table, Value as LuaValue, Variadic};
-use spindle_runtime::{Cx, Dest, EntryId, Error, ErrorKind, Op, Spawn, Tag, Ties, Value};
+use mlua::{Lua, LuaString, MultiValue, Table, Value as LuaValue, Variadic};
+use spindle_runtime::{
+    Completion, Cx, Dest, EntryId, Error, ErrorKind, Op, Pid, Spawn, Tag, Ties, Value,
+};
 
-use crate::convert::to_value;
+use crate::convert::{to_lua, to_value};
 
 /// The process being stepped in this Lua state.
 pub(crate) struct Stepping {
@@ -23,7 +27,37 @@ pub(crate) struct Stepping {
     /// Memory attributed to the process before this step (bytes), for `collectgarbage("count")`.
     pub(crate) memory_before: usize,
     /// The hook already raised the budget error in this step.
-    pub(crate) memory_raised: std::cell::Cell<bool>,
+    pub(crate) memory_raised: Cell<bool>,
+}
+
+/// The app data slot that holds the process being stepped, if any: put into the Lua state once,
+/// filled for the length of each step (no allocation per step).
+#[derive(Default)]
+pub(crate) struct Current(RefCell<Option<Stepping>>);
+
+impl Current {
+    /// Makes `s` the process being stepped in `lua`.
+    pub(crate) fn enter(lua: &Lua, s: Stepping) {
+        if let Some(cur) = lua.app_data_ref::<Current>() {
+            *cur.0.borrow_mut() = Some(s);
+        } else {
+            lua.set_app_data(Current(RefCell::new(Some(s))));
+        }
+    }
+
+    /// Ends the step: no process is being stepped.
+    pub(crate) fn leave(lua: &Lua) {
+        if let Some(cur) = lua.app_data_ref::<Current>() {
+            cur.0.borrow_mut().take();
+        }
+    }
+
+    /// Runs `f` with the process being stepped, if any.
+    pub(crate) fn with<R>(lua: &Lua, f: impl FnOnce(&Stepping) -> R) -> Option<R> {
+        let cur = lua.app_data_ref::<Current>()?;
+        let s = cur.0.try_borrow().ok()?;
+        s.as_ref().map(f)
+    }
 }
 
 /// Set by the instruction-count hook when it preempts; read (and cleared) by the prelude.
@@ -32,9 +66,132 @@ pub(crate) type Preempted = Arc<AtomicBool>;
 type Ret = mlua::Result<MultiValue>;
 
 pub(crate) fn cx(lua: &Lua) -> mlua::Result<Cx> {
-    lua.app_data_ref::<Stepping>()
-        .map(|s| s.cx.clone())
+    with_cx(lua, Cx::clone)
+}
+
+/// Runs `f` with the context of the process being stepped.
+fn with_cx<R>(lua: &Lua, f: impl FnOnce(&Cx) -> R) -> mlua::Result<R> {
+    Current::with(lua, |s| f(&s.cx))
         .ok_or_else(|| mlua::Error::runtime("process API used outside of a process step"))
+}
+
+/// The kind of a completion as the prelude takes it (its `MSG`, `EVENT`, ... constants).
+#[derive(Clone, Copy)]
+enum Kind {
+    Message = 1,
+    Event = 2,
+    Timer = 3,
+    Exit = 4,
+    Failed = 5,
+}
+
+impl From<Kind> for LuaValue {
+    fn from(k: Kind) -> LuaValue {
+        LuaValue::Integer(k as i64)
+    }
+}
+
+/// Appends a completion as the prelude takes it: `tag, kind, ...` (see the prelude's protocol).
+pub(crate) fn push_completion(
+    lua: &Lua,
+    tag: Option<Tag>,
+    c: Completion,
+    out: &mut MultiValue,
+) -> mlua::Result<()> {
+    out.push_back(match tag {
+        Some(t) => LuaValue::Integer(t.get() as i64),
+        None => LuaValue::Boolean(false),
+    });
+    let s = |v: &str| lua.create_string(v).map(LuaValue::String);
+    match c {
+        Completion::Message(m) => {
+            out.push_back(Kind::Message.into());
+            out.push_back(pid_string(lua, m.from)?);
+            out.push_back(s(m.topic.as_str())?);
+            out.push_back(to_lua(lua, &m.payload)?);
+        }
+        Completion::Event(e) => {
+            out.push_back(Kind::Event.into());
+            out.push_back(s(e.kind.name())?);
+            out.push_back(pid_string(lua, e.from)?);
+            match &e.result {
+                Some(Ok(v)) => {
+                    out.push_back(LuaValue::Boolean(true));
+                    out.push_back(to_lua(lua, v)?);
+                    out.push_back(LuaValue::Nil);
+                }
+                Some(Err(err)) => {
+                    out.push_back(LuaValue::Boolean(false));
+                    out.push_back(s(err.kind().name())?);
+                    out.push_back(s(err.message())?);
+                }
+                None => out.extend([LuaValue::Nil, LuaValue::Nil, LuaValue::Nil]),
+            }
+            if let Some(r) = &e.reason {
+                out.push_back(to_lua(lua, r)?);
+            }
+        }
+        Completion::Timer => out.push_back(Kind::Timer.into()),
+        Completion::Exit(Ok(v)) => {
+            out.push_back(Kind::Exit.into());
+            out.push_back(LuaValue::Boolean(true));
+            out.push_back(to_lua(lua, &v)?);
+        }
+        Completion::Exit(Err(err)) => {
+            out.push_back(Kind::Exit.into());
+            out.push_back(LuaValue::Boolean(false));
+            out.push_back(s(err.kind().name())?);
+            out.push_back(s(err.message())?);
+        }
+        Completion::Failed(err) => {
+            out.push_back(Kind::Failed.into());
+            out.push_back(s(err.kind().name())?);
+            out.push_back(s(err.message())?);
+        }
+    }
+    Ok(())
+}
+
+/// How many pids' strings an island keeps at hand (a direct-mapped cache by serial number).
+const PID_STRINGS: usize = 256;
+
+/// The recently used pids' strings of a Lua state: most messages come from a few senders, and
+/// printing a pid and interning the string costs more than the rest of a small message.
+#[derive(Default)]
+pub(crate) struct PidStrings(RefCell<Vec<Option<(Pid, LuaString)>>>);
+
+/// `pid` as the Lua string processes see (`{host|0x…}`).
+pub(crate) fn pid_string(lua: &Lua, pid: Pid) -> mlua::Result<LuaValue> {
+    let slot = (pid.serial() as usize) % PID_STRINGS;
+    if let Some(cache) = lua.app_data_ref::<PidStrings>()
+        && let Ok(cache) = cache.0.try_borrow()
+        && let Some(Some((p, s))) = cache.get(slot)
+        && *p == pid
+    {
+        return Ok(LuaValue::String(s.clone()));
+    }
+    let s = lua.create_string(pid.to_string())?;
+    if let Some(cache) = lua.app_data_ref::<PidStrings>()
+        && let Ok(mut cache) = cache.0.try_borrow_mut()
+    {
+        if cache.is_empty() {
+            cache.resize(PID_STRINGS, None);
+        }
+        cache[slot] = Some((pid, s.clone()));
+    }
+    Ok(LuaValue::String(s))
+}
+
+/// A started receive or event: its tag, or `false` and the completion if it completed at once.
+fn started(lua: &Lua, r: std::result::Result<Completion, Tag>) -> Ret {
+    match r {
+        Err(tag) => Ok(MultiValue::from_vec(vec![LuaValue::Integer(tag.get() as i64)])),
+        Ok(c) => {
+            let mut out = MultiValue::with_capacity(8);
+            push_completion(lua, None, c, &mut out)?;
+            Ok(out)
+        }
+    }
 }
 
 fn ok(lua: &Lua, v: impl mlua::IntoLua) -> Ret {
@@ -60,7 +217,9 @@ fn result<T: IntoLua>(lua: &Lua, r: Result<T, Error>) -> Ret {
 
 fn dest(v: &LuaValue) -> Result<Dest, Error> {
     match v {
-        LuaValue::String(s) => Ok(Dest::from(s.to_str().map(|s| s.to_owned()).unwrap_or_default())),
+        LuaValue::String(s) => Ok(Dest::from(
+            &*s.to_str().map_err(|_| Error::new(ErrorKind::Invalid, "destination must be text"))?,
+        )),
         _ => Err(Error::new(ErrorKind::Invalid, "destination must be a pid or a registered name")),
     }
 }
@@ -108,22 +267,20 @@ fn tag(n: i64) -> Tag {
 /// Builds the `RT` table.
 pub(crate) fn build(lua: &Lua, preempted: Preempted) -> mlua::Result<Table> {
     let rt = lua.create_table()?;
-    rt.set("pid", lua.create_function(|lua, ()| Ok(cx(lua)?.pid().to_string()))?)?;
+    rt.set("pid", lua.create_function(|lua, ()| pid_string(lua, with_cx(lua, Cx::pid)?))?)?;
     rt.set(
         "send",
         lua.create_function(|lua, (d, topic, payload): (LuaValue, LuaValue, LuaValue)| {
-            let cx = cx(lua)?;
-            let r = (|| {
+            let r = with_cx(lua, |cx| {
                 let d = dest(&d)?;
-                let topic = match &topic {
-                    LuaValue::String(s) => s
-                        .to_str()
-                        .map(|s| s.to_owned())
-                        .map_err(|_| Error::new(ErrorKind::Invalid, "topic must be text"))?,
-                    _ => return Err(Error::new(ErrorKind::Invalid, "topic must be a string")),
+                let LuaValue::String(topic) = &topic else {
+                    return Err(Error::new(ErrorKind::Invalid, "topic must be a string"));
                 };
+                let topic = topic
+                    .to_str()
+                    .map_err(|_| Error::new(ErrorKind::Invalid, "topic must be text"))?;
                 cx.send(d, &topic, to_value(&payload)?).map(|()| true)
-            })();
+            })?;
             result(lua, r)
         })?,
     )?;
@@ -147,12 +304,16 @@ pub(crate) fn build(lua: &Lua, preempted: Preempted) -> mlua::Result<Table> {
     rt.set(
         "start_receive",
         lua.create_function(|lua, topic: Option<String>| {
-            Ok(cx(lua)?.start(Op::Receive { topic }).get() as i64)
+            let r = with_cx(lua, |cx| cx.start_or_take(Op::Receive { topic }))?;
+            started(lua, r)
         })?,
     )?;
     rt.set(
         "start_event",
-        lua.create_function(|lua, ()| Ok(cx(lua)?.start(Op::Event).get() as i64))?,
+        lua.create_function(|lua, ()| {
+            let r = with_cx(lua, |cx| cx.start_or_take(Op::Event))?;
+            started(lua, r)
+        })?,
     )?;
     rt.set(
         "start_sleep",
@@ -303,9 +464,9 @@ pub(crate) fn build(lua: &Lua, preempted: Preempted) -> mlua::Result<Table> {
     rt.set(
         "memory",
         lua.create_function(|lua, ()| {
-            let s = lua.app_data_ref::<Stepping>();
             let now = lua.used_memory();
-            Ok(s.map_or(0, |s| (s.memory_before + now).saturating_sub(s.memory_at_start)))
+            Ok(Current::with(lua, |s| (s.memory_before + now).saturating_sub(s.memory_at_start))
+                .unwrap_or(0))
         })?,
     )?;
     let p = preempted.clone();

@@ -10,14 +10,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use mlua::chunk::ChunkMode;
-use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, VmState};
+use mlua::{Function, Lua, LuaOptions, LuaString, StdLib, Table};
 use spindle_runtime::scheduler::Strand;
 use spindle_runtime::{EntryId, Error, ErrorKind};
 
-use crate::api::{self, Preempted, Stepping};
-
-/// The message of the error that ends a process past its memory budget.
-pub(crate) const MEMORY_BUDGET: &str = "the process exceeded its memory budget";
+use crate::api::{self, Current, PidStrings, Preempted};
+use crate::preempt;
 
 const PRELUDE: &str = include_str!("prelude.lua");
 
@@ -25,10 +23,28 @@ const PRELUDE: &str = include_str!("prelude.lua");
 pub(crate) struct Island {
     pub(crate) lua: Lua,
     pub(crate) strand: Option<Arc<Strand>>,
+    /// The prelude's `start(chunk, method, granted, ...)`: a new process and its first step.
+    pub(crate) start: Function,
+    /// The prelude's `step(P, tag, ...)`: a step, with the last completion.
     pub(crate) step: Function,
-    pub(crate) new_process: Function,
+    /// The prelude's `deliver(P, tag, ...)`: a completion before the step's last one.
+    pub(crate) deliver: Function,
     pub(crate) describe_error: Function,
-    chunks: Mutex<HashMap<(EntryId, u64), Function>>,
+    /// Set by the hook when it preempts a coroutine; cleared when a step begins.
+    pub(crate) preempted: Preempted,
+    chunks: Mutex<HashMap<EntryId, Loaded>>,
+}
+
+/// An entry's code loaded into an island, with what its processes share read-only.
+#[derive(Clone)]
+pub(crate) struct Loaded {
+    version: u64,
+    /// The compiled chunk (a function of the process's `_ENV`).
+    pub(crate) chunk: Function,
+    /// The name of the method that runs as the process body.
+    pub(crate) method: LuaString,
+    /// The set of modules the entry's processes may `require`.
+    pub(crate) granted: Table,
 }
 
 fn lua_err(e: mlua::Error) -> Error {
@@ -51,28 +67,9 @@ impl Island {
             | StdLib::OS;
         let lua = Lua::new_with(libs, LuaOptions::default()).map_err(lua_err)?;
         let preempted: Preempted = Arc::new(AtomicBool::new(false));
-        let flag = preempted.clone();
-        // Every coroutine created after this inherits the hook: a process in a busy loop is
-        // yielded back to the scheduler after `instructions` VM instructions.
-        if instructions > 0 {
-            lua.set_global_hook(
-                HookTriggers::new().every_nth_instruction(instructions),
-                move |lua, _| {
-                    // A process past its memory budget gets the error here, inside the step; if it
-                    // catches it and goes on, the next hook yields it, and the step's end ends it.
-                    if let Some(s) = lua.app_data_ref::<Stepping>()
-                        && lua.used_memory().saturating_sub(s.memory_at_start) > s.memory_left
-                        && !s.memory_raised.replace(true)
-                    {
-                        return Err(mlua::Error::MemoryError(MEMORY_BUDGET.to_owned()));
-                    }
-                    flag.store(true, Ordering::Relaxed);
-                    Ok(VmState::Yield)
-                },
-            )
+        let rt = api::build(&lua, preempted.clone()).map_err(lua_err)?;
+        rt.set("arm", preempt::install(&lua, instructions, preempted.clone()).map_err(lua_err)?)
             .map_err(lua_err)?;
-        }
-        let rt = api::build(&lua, preempted).map_err(lua_err)?;
         lua.globals()
             .set("print", crate::terminal::print(&lua).map_err(lua_err)?)
             .map_err(lua_err)?;
@@ -85,43 +82,64 @@ impl Island {
         if memory_limit > 0 {
             lua.set_memory_limit(memory_limit).map_err(lua_err)?;
         }
+        lua.set_app_data(Current::default());
+        lua.set_app_data(PidStrings::default());
         Ok(Island {
+            start: exports.get("start").map_err(lua_err)?,
             step: exports.get("step").map_err(lua_err)?,
-            new_process: exports.get("new_process").map_err(lua_err)?,
+            deliver: exports.get("deliver").map_err(lua_err)?,
             describe_error: exports.get("describe_error").map_err(lua_err)?,
             lua,
             strand,
+            preempted,
             chunks: Mutex::new(HashMap::new()),
         })
     }
 
-    /// The chunk of entry `id` at `version`, loaded from `bytecode` once per island (counted
+    /// The code of entry `id` at `version`, loaded from `bytecode` once per island (counted
     /// in `loads`).
-    pub(crate) fn chunk(
-        &self,
-        id: &EntryId,
-        version: u64,
-        name: &str,
-        bytecode: &[u8],
-        loads: &AtomicUsize,
-    ) -> Result<Function, Error> {
+    pub(crate) fn load(&self, code: &Code<'_>, loads: &AtomicUsize) -> Result<Loaded, Error> {
         let mut chunks = self.chunks.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(f) = chunks.get(&(id.clone(), version)) {
-            return Ok(f.clone());
+        if let Some(l) = chunks.get(code.id)
+            && l.version == code.version
+        {
+            return Ok(l.clone());
         }
-        // An older version's chunk is no longer needed by new processes.
-        chunks.retain(|(i, _), _| i != id);
-        let f = self
+        let id = code.id;
+        let fail = |e: mlua::Error| Error::new(ErrorKind::Internal, format!("loading {id}: {e}"));
+        let chunk = self
             .lua
-            .load(bytecode)
-            .set_name(name)
+            .load(code.bytecode)
+            .set_name(code.name)
             .set_mode(ChunkMode::Binary)
             .into_function()
-            .map_err(|e| Error::new(ErrorKind::Internal, format!("loading {id}: {e}")))?;
-        chunks.insert((id.clone(), version), f.clone());
+            .map_err(fail)?;
+        let granted = self.lua.create_table().map_err(fail)?;
+        for m in code.granted {
+            granted.raw_set(m.as_str(), true).map_err(fail)?;
+        }
+        let loaded = Loaded {
+            version: code.version,
+            chunk,
+            method: self.lua.create_string(code.method).map_err(fail)?,
+            granted,
+        };
+        // An older version's code is no longer needed by new processes.
+        chunks.insert(id.clone(), loaded.clone());
         loads.fetch_add(1, Ordering::Relaxed);
-        Ok(f)
+        Ok(loaded)
     }
+}
+
+/// What [`Island::load`] loads: an entry's compiled code and settings.
+pub(crate) struct Code<'a> {
+    pub(crate) id: &'a EntryId,
+    pub(crate) version: u64,
+    /// The chunk's name in error messages (`@path`).
+    pub(crate) name: &'a str,
+    pub(crate) bytecode: &'a [u8],
+    pub(crate) method: &'a str,
+    pub(crate) granted: &'a [String],
 }
 
 /// The islands of one host.
@@ -154,6 +172,11 @@ impl Islands {
             .min_by_key(|i| i.strand.as_ref().map_or(0, |s| s.members()))
             .expect("at least one island");
         Ok(best.clone())
+    }
+
+    /// Every island of the host.
+    pub(crate) fn all(&self) -> impl Iterator<Item = Arc<Island>> + '_ {
+        self.islands.iter().cloned()
     }
 
     /// The island whose strand is `strand`.

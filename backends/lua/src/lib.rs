@@ -39,6 +39,7 @@ mod api;
 mod convert;
 mod island;
 mod json;
+mod preempt;
 mod process;
 mod terminal;
 
@@ -129,6 +130,9 @@ pub struct LuaStats {
     pub loaded: usize,
     /// Lua states created (islands, and one per process in state mode).
     pub states: usize,
+    /// Bytes the islands' Lua heaps hold now, garbage not yet collected included (islands
+    /// mode; the states of state mode are not counted).
+    pub island_heap: usize,
 }
 
 impl std::fmt::Debug for LuaBackend {
@@ -143,12 +147,19 @@ impl LuaBackend {
         LuaBackend { inner: Arc::new(Shared { config, ..Shared::default() }) }
     }
 
-    /// Counts of compilations, chunk loads and Lua states so far.
+    /// Counts of compilations, chunk loads and Lua states so far, and the islands' heap size.
+    /// An island that is running a step is read when the step ends.
     pub fn stats(&self) -> LuaStats {
+        // Not under the lock: a step that spawns takes it while its island is busy.
+        let islands: Vec<Arc<Island>> = {
+            let all = self.inner.islands.lock().unwrap_or_else(|e| e.into_inner());
+            all.values().flat_map(Islands::all).collect()
+        };
         LuaStats {
             compiled: self.inner.compiled.load(Ordering::Relaxed),
             loaded: self.inner.loads.load(Ordering::Relaxed),
             states: self.inner.states.load(Ordering::Relaxed),
+            island_heap: islands.iter().map(|i| i.lua.used_memory()).sum(),
         }
     }
 }
@@ -156,7 +167,7 @@ impl LuaBackend {
 /// A compiled entry.
 struct LuaPrototype {
     backend: Arc<Shared>,
-    id: EntryId,
+    id: Arc<EntryId>,
     version: u64,
     name: String,
     bytecode: Vec<u8>,
@@ -246,7 +257,7 @@ impl Backend for LuaBackend {
         };
         Ok(Arc::new(LuaPrototype {
             backend: self.inner.clone(),
-            id: entry.id.clone(),
+            id: Arc::new(entry.id.clone()),
             version: entry.version,
             name,
             bytecode,
@@ -295,7 +306,10 @@ impl Prototype for LuaPrototype {
             }
             Isolation::Islands => {
                 let mut all = self.backend.islands.lock().unwrap_or_else(|e| e.into_inner());
-                let islands = all.entry(host.name().to_owned()).or_default();
+                if !all.contains_key(host.name()) {
+                    all.insert(host.name().to_owned(), Islands::default());
+                }
+                let islands = all.get_mut(host.name()).expect("inserted above");
                 match place.strand.and_then(|s| islands.by_strand(s)) {
                     Some(same) => same,
                     None => islands.place(
@@ -308,14 +322,16 @@ impl Prototype for LuaPrototype {
                 }
             }
         };
-        let chunk = island.chunk(
-            &self.id,
-            self.version,
-            &self.name,
-            &self.bytecode,
-            &self.backend.loads,
-        )?;
-        let start = Start { chunk, method: self.method.clone(), granted: self.grants(host), args };
+        let granted = self.grants(host);
+        let code = island::Code {
+            id: &self.id,
+            version: self.version,
+            name: &self.name,
+            bytecode: &self.bytecode,
+            method: &self.method,
+            granted: &granted,
+        };
+        let start = Start { code: island.load(&code, &self.backend.loads)?, args };
         let strand = island.strand.clone();
         Ok(Instance {
             process: Box::new(LuaProcess::new(island, self.id.clone(), start, budget)),

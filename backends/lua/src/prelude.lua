@@ -2,15 +2,27 @@
 -- `time` module), process-local channels and select, and the scheduler of a process's
 -- coroutines. Loaded once per Lua state ("island"); every table it builds is shared read-only
 -- by the processes of the island, and every function acts on the process being stepped
--- (`CUR`), which the Rust side sets by calling `step`.
+-- (`CUR`), which the Rust side sets by calling `start` or `step`.
 --
 -- Protocol with the Rust side (`RT`, primitive functions over the runtime):
---   * `RT.start_*` start a runtime operation and return its tag; its completion comes back in a
---     later `step(P, completions)` as `{tag, kind, ...}` and runs the handler kept in
---     `P.tags[tag]`.
+--   * `RT.start_*` start a runtime operation and return its tag. `RT.start_receive` and
+--     `RT.start_event` take what already waits instead: they return `false` and the
+--     completion. A tag's completion comes back in a later `step(P, tag, ...)` or
+--     `deliver(P, tag, ...)` and goes to what `P[-tag]` holds: a coroutine (woken), a
+--     runtime channel (fed), or a function (called with the completion).
+--   * A completion is passed as values, never as a table, its kind first (`MSG` ... below):
+--     MSG, from, topic, data / EVENT, kind, from, ok, value_or_kind, message, reason /
+--     TIMER / EXIT, ok, value_or_kind, message / FAILED, kind, message.
 --   * A coroutine that must wait yields `PARK` (through any user coroutines it runs in: see
 --     `coroutine.resume` below); whoever completes its wait calls `wake(co, ...)`.
---   * `step` returns "wait", "yield", "exit", ok, value, or "upgrade", id, args.
+--   * `start` returns the process's state table and then what `step` returns: "wait",
+--     "yield", "exit", ok, value, or "upgrade", id, args.
+--
+-- A process's state table `P`: `main` (its main coroutine), `env` (its globals), `granted`
+-- (modules it may require), `[-tag]` (what waits for operation `tag`), `inbox` / `events` /
+-- `topics` (runtime channels, made on first use), `preempted` and `later` (a coroutine stopped
+-- by the hook and the completions that came meanwhile), `ready` (coroutines still ready when
+-- a step ended, rare). Kept small: an idle process is mostly this table and its coroutine.
 
 local RT = ...
 
@@ -18,11 +30,20 @@ local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, corou
 local co_status, co_running, co_wrap, co_close = coroutine.status, coroutine.running, coroutine.wrap, coroutine.close
 local pack, unpack, select, type, error, tostring = table.pack, table.unpack, select, type, error, tostring
 local setmetatable, getmetatable, rawget, rawset, pairs = setmetatable, getmetatable, rawget, rawset, pairs
+local RT_start_receive, RT_start_event, RT_start_sleep = RT.start_receive, RT.start_event, RT.start_sleep
+local RT_drop, RT_take_preempted, RT_arm = RT.drop, RT.take_preempted, RT.arm
 
 local PARK = setmetatable({}, { __name = "spindle.park" })
 local UPGRADE = setmetatable({}, { __name = "spindle.upgrade" })
 
-local CUR -- the process being stepped
+-- Completion kinds (the Rust side's `api::Kind`).
+local MSG, EVENT, EXIT = 1, 2, 4
+
+-- The process being stepped and the coroutine of it that runs. The ready queue of the step:
+-- four slots per entry (a coroutine and the three values it is resumed with) from `QH` to
+-- `QT`; one for the island, since one process is stepped at a time.
+local CUR, RUNNING
+local RQ, QH, QT = {}, 1, 1
 
 -- Errors ---------------------------------------------------------------------------------------
 
@@ -59,103 +80,198 @@ end
 
 -- Waiting and waking ---------------------------------------------------------------------------
 
+-- The coroutine that would wait: only a process's own coroutines may block.
+local function me()
+    local co = RUNNING
+    if not co then error("blocking call outside a process", 3) end
+    return co
+end
+
 local function park()
-    local P = CUR
-    if not P or not P.running then error("blocking call outside a process", 3) end
     return co_yield(PARK)
 end
 
-local function wake(P, co, ...)
-    local r = P.ready
-    r[#r + 1] = pack(co, ...)
+-- Queues `co` to be resumed with `a, b, c` in this step.
+local function wake(co, a, b, c)
+    local q, t = RQ, QT
+    q[t] = co; q[t + 1] = a; q[t + 2] = b; q[t + 3] = c
+    QT = t + 4
 end
 
-local function me()
-    local P = CUR
-    if not P or not P.running then error("blocking call outside a process", 3) end
-    return P, P.running
+-- Operation `tag` goes to `handler` when it completes (see the protocol above). Handlers run
+-- between coroutine runs, never while a preempted coroutine is in the middle of an operation
+-- (see `deliver`), so the prelude's own bookkeeping is never seen half done.
+local function await(tag, handler)
+    CUR[-tag] = handler
 end
 
--- A runtime operation: `handler(completion)` runs when it completes. Handlers run between
--- coroutine runs, never while a preempted coroutine is in the middle of an operation (see
--- `step`), so the prelude's own bookkeeping is never seen half done.
-local function await_tag(tag, handler)
-    CUR.tags[tag] = handler
+-- Starts an operation that ends with a value or an error (exec, readline) with
+-- `start(...)` (an `RT.start_*`) and waits for it; returns `value, err`.
+local function await_result(start, ...)
+    local co = me()
+    local tag, kind, msg = start(...)
+    if tag == nil then return nil, new_error(kind, msg) end
+    await(tag, function(k, a, b, c)
+        if k == EXIT then
+            if a then wake(co, b) else wake(co, nil, new_error(b, c)) end
+        else
+            wake(co, nil, new_error(a, b))
+        end
+    end)
+    local v, e = park()
+    return v, e
+end
+
+local function forget(tag)
+    RT_drop(tag)
+    CUR[-tag] = nil
+end
+
+-- Queues ---------------------------------------------------------------------------------------
+-- A queue is an array: [1] the head's index, [2] the tail's, items from [3] on.
+
+local function qnew() return { 3, 2 } end
+local function qpush(q, v) local t = q[2] + 1; q[t] = v; q[2] = t end
+local function qlen(q) return q[2] - q[1] + 1 end
+-- Takes the head of a queue that is not empty.
+local function qpop(q)
+    local h = q[1]
+    local v = q[h]
+    q[h] = nil
+    if h == q[2] then q[1] = 3; q[2] = 2 else q[1] = h + 1 end
+    return v
+end
+
+-- Messages and events --------------------------------------------------------------------------
+-- A message is {from, topic, data}. It is its own payload: `msg:payload()` returns the message,
+-- whose `data()` is the payload's data, so receiving makes one table, not two.
+
+local Message = { __name = "spindle.message", __metatable = "locked" }
+function Message:topic() return self[2] end
+function Message:from() return self[1] end
+function Message:payload() return self end
+function Message:data() return self[3] end
+
+local function to_message(kind, from, topic, data)
+    if kind ~= MSG then return false end
+    return true, setmetatable({ from, topic, data }, Message)
+end
+
+local function to_payload(kind, _, _, data)
+    if kind ~= MSG then return false end
+    return true, data
+end
+
+local function to_event(kind, ekind, from, ok, v, msg, reason)
+    if kind ~= EVENT then return false end
+    local e = { kind = ekind, from = from, reason = reason }
+    if ok ~= nil then
+        if ok then e.result = { value = v } else e.result = { error = new_error(v, msg) } end
+    end
+    return true, e
 end
 
 -- Channels -------------------------------------------------------------------------------------
--- A waiter is {co = coroutine, sel = select state or nil, case = index, value = for senders}.
+-- A channel: `size`, and made on first use `buf` (values), `recvq` and `sendq` (waiters),
+-- `closed`. A waiter is a receiving coroutine itself, or {co = coroutine, value = for a sender,
+-- sel = select state, case = index}. A runtime channel (inbox, events, a topic) also has `src`
+-- (turns a completion into `true, value`, or `false` if it is not one), `topic`, and `tag`
+-- while its one operation is outstanding.
 
 local Channel = {}
-Channel.__index = Channel
 Channel.__name = "spindle.channel"
 Channel.__metatable = "locked"
 
-local function qpush(q, v) q.last = q.last + 1; q[q.last] = v end
-local function qpop(q)
-    if q.first > q.last then return nil end
-    local v = q[q.first]; q[q.first] = nil; q.first = q.first + 1
-    return v
+local function new_channel(size)
+    return setmetatable({ size = size }, Channel)
 end
-local function qlen(q) return q.last - q.first + 1 end
-local function newq() return { first = 1, last = 0 } end
 
-local function new_channel(size, source)
-    return setmetatable({ size = size or 0, buf = newq(), recvq = newq(), sendq = newq(),
-        closed = false, source = source }, Channel)
+local function is_channel(ch)
+    return getmetatable(ch) == "locked" and rawget(ch, "size") ~= nil
 end
 
 -- The next waiter that has not fired yet (select waiters fire once).
 local function next_waiter(q)
-    while true do
+    if not q then return nil end
+    while q[1] <= q[2] do
         local w = qpop(q)
-        if not w then return nil end
-        if not w.sel or not w.sel.fired then return w end
+        if type(w) == "thread" then return w end
+        local sel = w.sel
+        if not sel or not sel.fired then return w end
     end
+    return nil
 end
 
-local function fire(P, w, ...)
-    if w.sel then
+local function fire(w, a, b)
+    if type(w) == "thread" then
+        wake(w, a, b)
+    elseif w.sel then
         w.sel.fired = true
-        wake(P, w.co, w.case, ...)
+        wake(w.co, w.case, a, b)
     else
-        wake(P, w.co, ...)
+        wake(w.co, a, b)
     end
 end
 
 -- Puts `v` into the channel (from a runtime source or a sender): to a waiting receiver, or
 -- the buffer. Returns false if it had to be dropped (a full ticker channel).
-local function offer(P, ch, v, may_drop)
+local function offer(ch, v, may_drop)
     local w = next_waiter(ch.recvq)
-    if w then fire(P, w, v, true); return true end
-    if may_drop and qlen(ch.buf) >= math.max(ch.size, 1) then return false end
-    qpush(ch.buf, v)
+    if w then fire(w, v, true); return true end
+    local buf = ch.buf
+    if not buf then buf = qnew(); ch.buf = buf end
+    if may_drop and qlen(buf) >= math.max(ch.size, 1) then return false end
+    qpush(buf, v)
     return true
 end
 
--- Starts the runtime operation behind a source channel if a receiver waits and none runs.
-local function pump(P, ch)
-    local src = ch.source
-    if not src or src.tag or ch.closed or not src.start then return end
-    local tag = src.start()
-    src.tag = tag
-    await_tag(tag, function(c)
-        src.tag = nil
-        local v = src.convert(c)
-        if v ~= nil then offer(P, ch, v) end
-        if qlen(ch.recvq) > 0 then pump(P, ch) end
-    end)
+local function start_source(ch)
+    if ch.src == to_event then return RT_start_event() end
+    return RT_start_receive(ch.topic)
+end
+
+-- While receivers wait on a runtime channel, keeps one operation outstanding for them; what
+-- already waits in the mailbox is handed over at once.
+local function pump(ch)
+    while ch.tag == nil and not ch.closed do
+        local q = ch.recvq
+        if not q or q[1] > q[2] then return end
+        local tag, kind, a, b, c, d, e, f = start_source(ch)
+        if tag then
+            ch.tag = tag
+            await(tag, ch)
+            return
+        end
+        local ok, v = ch.src(kind, a, b, c, d, e, f)
+        if not ok then return end
+        offer(ch, v)
+    end
+end
+
+-- A runtime channel's operation completed.
+local function on_source(ch, kind, a, b, c, d, e, f)
+    ch.tag = nil
+    local ok, v = ch.src(kind, a, b, c, d, e, f)
+    if ok then offer(ch, v) end
+    pump(ch)
 end
 
 function Channel:send(v)
-    if getmetatable(self) ~= "locked" or rawget(self, "buf") == nil then error("not a channel", 2) end
+    if not is_channel(self) then error("not a channel", 2) end
     if self.closed then error("send on closed channel", 2) end
-    if self.source then error("cannot send on a runtime channel", 2) end
-    local P, co = me()
+    if self.src then error("cannot send on a runtime channel", 2) end
+    local co = me()
     local w = next_waiter(self.recvq)
-    if w then fire(P, w, v, true); return true end
-    if qlen(self.buf) < self.size then qpush(self.buf, v); return true end
-    qpush(self.sendq, { co = co, value = v })
+    if w then fire(w, v, true); return true end
+    local size = self.size
+    if size > 0 then
+        local buf = self.buf
+        if not buf then buf = qnew(); self.buf = buf end
+        if qlen(buf) < size then qpush(buf, v); return true end
+    end
+    local q = self.sendq
+    if not q then q = qnew(); self.sendq = q end
+    qpush(q, { co = co, value = v })
     local ok = park()
     if not ok then error("send on closed channel", 2) end
     return true
@@ -163,43 +279,57 @@ end
 
 local function take(ch)
     -- A buffered value first; then a waiting sender (unbuffered hand-over).
-    if qlen(ch.buf) > 0 then
-        local v = qpop(ch.buf)
+    local buf = ch.buf
+    if buf and buf[1] <= buf[2] then
+        local v = qpop(buf)
         local s = next_waiter(ch.sendq)
-        if s then qpush(ch.buf, s.value); fire(CUR, s, true) end
+        if s then qpush(buf, s.value); fire(s, true) end
         return true, v
     end
     local s = next_waiter(ch.sendq)
-    if s then fire(CUR, s, true); return true, s.value end
+    if s then fire(s, true); return true, s.value end
     return false
 end
 
 function Channel:receive()
-    if getmetatable(self) ~= "locked" or rawget(self, "buf") == nil then error("not a channel", 2) end
+    if not is_channel(self) then error("not a channel", 2) end
     local got, v = take(self)
     if got then return v, true end
     if self.closed then return nil, false end
-    local P, co = me()
-    qpush(self.recvq, { co = co })
-    pump(P, self)
-    return park()
+    local co = me()
+    local q = self.recvq
+    if self.src and self.tag == nil and (not q or q[1] > q[2]) then
+        -- Nobody else waits here: what waits in the mailbox is mine at once; else I wait for
+        -- the operation this starts.
+        local tag, kind, a, b, c, d, e, f = start_source(self)
+        if tag then
+            self.tag = tag
+            await(tag, self)
+        else
+            local ok, val = self.src(kind, a, b, c, d, e, f)
+            if ok then return val, true end
+        end
+    end
+    if not q then q = qnew(); self.recvq = q end
+    qpush(q, co)
+    local val, ok = co_yield(PARK)
+    return val, ok
 end
 
 function Channel:close()
+    if not is_channel(self) then error("not a channel", 2) end
     if self.closed then error("close of closed channel", 2) end
     self.closed = true
-    local P = CUR
     while true do
         local w = next_waiter(self.recvq)
         if not w then break end
-        fire(P, w, nil, false)
+        fire(w, nil, false)
     end
     while true do
         local w = next_waiter(self.sendq)
         if not w then break end
-        fire(P, w, false)
+        fire(w, false)
     end
-    if self.source and self.source.stop then self.source.stop() end
 end
 
 function Channel:case_receive() return { op = "recv", ch = self } end
@@ -210,29 +340,43 @@ local function select_(cases)
     -- Ready cases first, in order.
     for _, c in ipairs(cases) do
         local ch = c.ch
+        if not is_channel(ch) then error("channel.select: bad case", 2) end
         if c.op == "recv" then
             local got, v = take(ch)
             if got then return { channel = ch, value = v, ok = true } end
             if ch.closed then return { channel = ch, value = nil, ok = false } end
         elseif c.op == "send" then
             if ch.closed then error("send on closed channel", 2) end
+            if ch.src then error("cannot send on a runtime channel", 2) end
             local w = next_waiter(ch.recvq)
-            if w then fire(CUR, w, c.value, true); return { channel = ch, ok = true } end
-            if qlen(ch.buf) < ch.size then qpush(ch.buf, c.value); return { channel = ch, ok = true } end
+            if w then fire(w, c.value, true); return { channel = ch, ok = true } end
+            local buf = ch.buf
+            if ch.size > 0 and (not buf or qlen(buf) < ch.size) then
+                if not buf then buf = qnew(); ch.buf = buf end
+                qpush(buf, c.value)
+                return { channel = ch, ok = true }
+            end
         else
             error("channel.select: bad case", 2)
         end
     end
     if cases.default then return { default = true } end
-    local P, co = me()
+    local co = me()
     local sel = { fired = false }
     for i, c in ipairs(cases) do
+        local ch = c.ch
         if c.op == "recv" then
-            qpush(c.ch.recvq, { co = co, sel = sel, case = i })
-            pump(P, c.ch)
+            local q = ch.recvq
+            if not q then q = qnew(); ch.recvq = q end
+            qpush(q, { co = co, sel = sel, case = i })
+            if ch.src then pump(ch) end
         else
-            qpush(c.ch.sendq, { co = co, sel = sel, case = i, value = c.value })
+            local q = ch.sendq
+            if not q then q = qnew(); ch.sendq = q end
+            qpush(q, { co = co, sel = sel, case = i, value = c.value })
         end
+        -- A runtime channel may have had something for me at once.
+        if sel.fired then break end
     end
     local i, v, ok = park()
     local c = cases[i]
@@ -248,60 +392,33 @@ local channel = {
         if size ~= nil and (math.type(size) ~= "integer" or size < 0) then
             error("channel.new: size must be a non-negative integer", 2)
         end
-        return new_channel(size)
+        return new_channel(size or 0)
     end,
     select = select_,
 }
 
--- Messages and events --------------------------------------------------------------------------
-
-local Payload = { __name = "spindle.payload", __metatable = "locked" }
-Payload.__index = Payload
-function Payload:data() return self._data end
-
-local Message = { __name = "spindle.message", __metatable = "locked" }
-Message.__index = Message
-function Message:topic() return self._topic end
-function Message:from() return self._from end
-function Message:payload() return setmetatable({ _data = self._data }, Payload) end
-
-local function result_of(c)
-    -- c = {tag, "exit", ok, value_or_kind, message}
-    if c[3] then return { value = c[4] } end
-    return { error = new_error(c[4], c[5]) }
-end
-
--- Completions: {tag, "msg", from, topic, data} / {tag, "event", kind, from, ok, v|kind, msg, reason}
--- / {tag, "timer"} / {tag, "exit", ok, v|kind, msg} / {tag, "failed", kind, msg}
-local function to_message(c)
-    if c[2] ~= "msg" then return nil end
-    return setmetatable({ _from = c[3], _topic = c[4], _data = c[5] }, Message)
-end
-
-local function to_event(c)
-    if c[2] ~= "event" then return nil end
-    local e = { kind = c[3], from = c[4], reason = c[8] }
-    if c[5] ~= nil then
-        if c[5] then e.result = { value = c[6] } else e.result = { error = new_error(c[6], c[7]) } end
-    end
-    return e
-end
-
--- Per-process singletons: the inbox, topic and event channels.
-local function source_channel(P, key, start, convert)
-    local ch = P.chans[key]
-    if not ch then
-        ch = new_channel(0, { start = start, convert = convert })
-        ch.unbounded = true
-        P.chans[key] = ch
-    end
+local function runtime_channel(src, topic)
+    local ch = new_channel(0)
+    ch.src = src
+    ch.topic = topic
     return ch
 end
 
--- Source channels buffer without limit: what the runtime handed over is never dropped.
+-- Runtime channels ------------------------------------------------------------------------------
+-- Per-process singletons: the inbox, topic and event channels. Runtime channels buffer without
+-- limit: what the runtime handed over is never dropped.
 local function inbox()
     local P = CUR
-    return source_channel(P, "@inbox", function() return RT.start_receive(nil) end, to_message)
+    local ch = P.inbox
+    if not ch then ch = runtime_channel(to_message); P.inbox = ch end
+    return ch
+end
+
+local function events()
+    local P = CUR
+    local ch = P.events
+    if not ch then ch = runtime_channel(to_event); P.events = ch end
+    return ch
 end
 
 local function listen(topic)
@@ -309,32 +426,26 @@ local function listen(topic)
     if type(topic) ~= "string" then return nil, new_error("INVALID", "listen: topic must be a string") end
     local ok, err = check(RT.listen(topic))
     if not ok then return nil, err end
-    local ch = new_channel(0, {
-        start = function() return RT.start_receive(topic) end,
-        convert = function(c) if c[2] == "msg" then return c[5] end end,
-    })
-    P.chans["#" .. topic] = ch
+    local ch = runtime_channel(to_payload, topic)
+    local topics = P.topics
+    if not topics then topics = {}; P.topics = topics end
+    topics[topic] = ch
     return ch
 end
 
 local function unlisten(ch)
     local P = CUR
-    for key, c in pairs(P.chans) do
-        if c == ch and key:sub(1, 1) == "#" then
-            P.chans[key] = nil
-            if ch.source.tag then RT.drop(ch.source.tag); P.tags[ch.source.tag] = nil; ch.source.tag = nil end
-            local ok, err = check(RT.unlisten(key:sub(2)))
-            if not ch.closed then ch.source.stop = nil; ch:close() end
-            if not ok then return nil, err end
-            return true
-        end
+    local topics = P.topics
+    local topic = is_channel(ch) and ch.topic
+    if not topic or not topics or topics[topic] ~= ch then
+        return nil, new_error("NOT_FOUND", "unlisten: not a listened channel")
     end
-    return nil, new_error("NOT_FOUND", "unlisten: not a listened channel")
-end
-
-local function events()
-    local P = CUR
-    return source_channel(P, "@events", function() return RT.start_event() end, to_event)
+    topics[topic] = nil
+    if ch.tag then forget(ch.tag); ch.tag = nil end
+    local ok, err = check(RT.unlisten(topic))
+    if not ch.closed then ch:close() end
+    if not ok then return nil, err end
+    return true
 end
 
 -- Process API ----------------------------------------------------------------------------------
@@ -352,17 +463,7 @@ local process = {
     spawn_linked = spawner(2),
     spawn_linked_monitored = spawner(3),
     exec = function(id, host, ...)
-        local P, co = me()
-        local tag, kind, msg = RT.start_exec(id, host, ...)
-        if tag == nil then return nil, new_error(kind, msg) end
-        await_tag(tag, function(c)
-            if c[2] == "exit" then
-                if c[3] then wake(P, co, c[4]) else wake(P, co, nil, new_error(c[4], c[5])) end
-            else
-                wake(P, co, nil, new_error(c[3], c[4]))
-            end
-        end)
-        return park()
+        return await_result(RT.start_exec, id, host, ...)
     end,
     send = function(dest, topic, payload) return fail(RT.send(dest, topic, payload)) end,
     inbox = inbox,
@@ -422,69 +523,66 @@ local function duration(d)
 end
 
 local Time = { __name = "spindle.time", __metatable = "locked" }
-Time.__index = Time
 function Time:unix_nano() return self._ns end
 function Time:sub(t) return self._ns - t._ns end
 local function now() return setmetatable({ _ns = RT.now() }, Time) end
 
 local function sleep(d)
     local ns = duration(d)
-    local P, co = me()
-    await_tag(RT.start_sleep(ns), function() wake(P, co) end)
+    local co = me()
+    await(RT_start_sleep(ns), co)
     park()
 end
 
--- A channel that receives `time.now()` once after `ns`.
-local function after_ns(P, ns)
+-- Arms the timer of channel `ch` (size 1): it receives `time.now()` once after `ns`.
+local function arm_timer(ch, ns)
+    local tag = RT_start_sleep(ns)
+    ch.timer = tag
+    await(tag, function() ch.timer = nil; offer(ch, now()) end)
+end
+
+local function after_ns(ns)
     local ch = new_channel(1)
-    local src = {}
-    src.tag = RT.start_sleep(ns)
-    await_tag(src.tag, function() src.tag = nil; offer(P, ch, now()) end)
-    ch.timer_source = src
+    arm_timer(ch, ns)
     return ch
 end
 
 local Timer = { __name = "spindle.timer", __metatable = "locked" }
-Timer.__index = Timer
 function Timer:channel() return self._ch end
 function Timer:stop()
-    local src = self._ch.timer_source
-    if src.tag then RT.drop(src.tag); CUR.tags[src.tag] = nil; src.tag = nil; return true end
+    local ch = self._ch
+    if ch.timer then forget(ch.timer); ch.timer = nil; return true end
     return false
 end
 function Timer:reset(d)
     local ns = duration(d)
     local active = self:stop()
-    local P, ch, src = CUR, self._ch, self._ch.timer_source
-    src.tag = RT.start_sleep(ns)
-    await_tag(src.tag, function() src.tag = nil; offer(P, ch, now()) end)
+    arm_timer(self._ch, ns)
     return active
 end
 
 local Ticker = { __name = "spindle.ticker", __metatable = "locked" }
-Ticker.__index = Ticker
 function Ticker:channel() return self._ch end
 function Ticker:stop()
     local src = self._src
     src.stopped = true
-    if src.tag then RT.drop(src.tag); CUR.tags[src.tag] = nil; src.tag = nil end
+    if src.tag then forget(src.tag); src.tag = nil end
 end
 
 local time = {
     sleep = sleep,
-    after = function(d) return after_ns(CUR, duration(d)) end,
-    timer = function(d) return setmetatable({ _ch = after_ns(CUR, duration(d)) }, Timer) end,
+    after = function(d) return after_ns(duration(d)) end,
+    timer = function(d) return setmetatable({ _ch = after_ns(duration(d)) }, Timer) end,
     ticker = function(d)
         local ns = duration(d)
         if ns <= 0 then error("ticker: duration must be positive", 2) end
-        local P = CUR
         local ch = new_channel(1)
         local src = {}
         local function arm()
-            src.tag = RT.start_sleep(ns)
-            await_tag(src.tag, function()
+            src.tag = RT_start_sleep(ns)
+            await(src.tag, function()
                 src.tag = nil
-                offer(P, ch, now(), true) -- a slow reader misses ticks, as in Go
+                offer(ch, now(), true) -- a slow reader misses ticks, as in Go
                 if not src.stopped then arm() end
             end)
         end
@@ -504,7 +602,7 @@ local function passthrough(co, ok, ...)
         local first = ...
         if first == PARK or first == UPGRADE then
             return passthrough(co, co_resume(co, co_yield(...)))
-        elseif select("#", ...) == 0 and RT.take_preempted() then
+        elseif select("#", ...) == 0 and RT_take_preempted() then
             -- Preempted inside the user's coroutine: the whole process gives way.
             RT.mark_preempted()
             co_yield()
@@ -535,78 +633,142 @@ local coroutine_ = {
     running = co_running, wrap = wrap, isyieldable = coroutine.isyieldable, close = co_close,
     spawn = function(f, ...)
         if type(f) ~= "function" then error("coroutine.spawn: expected a function", 2) end
-        local P = CUR
-        local co = co_create(f)
-        P.live = P.live + 1
-        wake(P, co, ...)
+        if not CUR then error("coroutine.spawn outside a process", 2) end
+        local co
+        if select("#", ...) <= 3 then
+            co = co_create(f)
+            wake(co, ...)
+        else
+            local args = pack(...)
+            co = co_create(function() return f(unpack(args, 1, args.n)) end)
+            wake(co)
+        end
         return co
     end,
 }
 
 -- The process scheduler -------------------------------------------------------------------------
 
-local function handle(P)
-    local comps = P.comps
-    if #comps == 0 then return end
-    P.comps = {}
-    for i = 1, #comps do
-        local c = comps[i]
-        local h = P.tags[c[1]]
-        if h then
-            P.tags[c[1]] = nil
-            h(c)
-        end
+local function enter(P)
+    -- A step that ended in an error (out of memory in a handler) may have left its ready
+    -- coroutines behind: they are not this process's to run.
+    if QT ~= 1 then
+        for i = 1, QT - 1 do RQ[i] = nil end
+        QH, QT = 1, 1
+    end
+    RUNNING = nil
+    CUR = P
+    local ready = P.ready
+    if ready then
+        P.ready = nil
+        for i = 1, ready.n do RQ[i] = ready[i] end
+        QT = ready.n + 1
     end
 end
 
--- Runs the process's ready coroutines until all wait; returns what the step ends with.
--- Order: a coroutine that was preempted finishes what it was doing first; then the handlers of
--- completed operations run (they wake coroutines); then the ready coroutines, in order.
-local function step(P, comps)
-    CUR = P
-    if comps then
-        local q = P.comps
-        for i = 1, #comps do q[#q + 1] = comps[i] end
-    end
-    local ready = P.ready
-    while true do
-        local entry
-        if P.preempted then
-            entry = pack(P.preempted); P.preempted = nil
-        else
-            handle(P)
-            entry = table.remove(ready, 1)
-        end
-        if not entry then break end
-        local co = entry[1]
-        P.running = co
-        RT.take_preempted()
-        local r = pack(co_resume(co, unpack(entry, 2, entry.n)))
-        P.running = nil
-        if not r[1] then
-            CUR = nil
-            return "exit", false, r[2]
-        end
-        if co_status(co) == "dead" then
-            if co == P.main then
-                CUR = nil
-                return "exit", true, r[2]
-            end
-            P.live = P.live - 1
-        elseif r.n == 1 and RT.take_preempted() then
-            P.preempted = co
-            CUR = nil
-            return "yield"
-        elseif r[2] == UPGRADE then
-            CUR = nil
-            return "upgrade", r[3], r[4]
-        elseif r[2] ~= PARK then
-            -- A plain coroutine.yield at the top of a process coroutine: run it again later.
-            ready[#ready + 1] = pack(co)
-        end
+local function leave(P, ...)
+    if QH ~= QT then
+        local n = QT - QH
+        P.ready = table.move(RQ, QH, QT - 1, 1, { n = n })
+        for i = QH, QT - 1 do RQ[i] = nil end
+        QH, QT = 1, 1
     end
     CUR = nil
-    return "wait"
+    return ...
+end
+
+-- Hands a completion to what waits for it (see the protocol above); while a coroutine is
+-- preempted, it is kept until that coroutine has run.
+local function deliver_now(P, tag, kind, a, b, c, d, e, f)
+    if P.preempted then
+        local later = P.later
+        if not later then later = {}; P.later = later end
+        later[#later + 1] = { tag, kind, a, b, c, d, e, f }
+        return
+    end
+    local h = P[-tag]
+    if h == nil then return end
+    P[-tag] = nil
+    local t = type(h)
+    if t == "thread" then
+        wake(h)
+    elseif t == "table" then
+        on_source(h, kind, a, b, c, d, e, f)
+    else
+        h(kind, a, b, c, d, e, f)
+    end
+end
+
+local function deliver_later(P)
+    local later = P.later
+    P.later = nil
+    for i = 1, #later do
+        local l = later[i]
+        deliver_now(P, l[1], l[2], l[3], l[4], l[5], l[6], l[7], l[8])
+    end
+end
+
+-- What a coroutine's run ended with: nothing (it waits, died, or yielded plainly), or the
+-- values that end the step.
+local function ran(P, co, ok, r1, r2, r3)
+    if not ok then return "exit", false, r1 end
+    if co_status(co) == "dead" then
+        if co == P.main then return "exit", true, r1 end
+        return nil
+    end
+    if r1 == nil and RT_take_preempted() then
+        P.preempted = co
+        return "yield"
+    end
+    if r1 == UPGRADE then return "upgrade", r2, r3 end
+    -- A plain coroutine.yield at the top of a process coroutine: run it again later.
+    wake(co)
+    return nil
+end
+
+-- Runs the process's ready coroutines until all wait; returns what the step ends with.
+-- Order: a coroutine that was preempted finishes what it was doing first; then the completions
+-- that came meanwhile are handled (they wake coroutines); then the ready coroutines, in order.
+local function run(P)
+    while true do
+        local co, a, b, c
+        local pre = P.preempted
+        if pre then
+            co = pre
+            P.preempted = nil
+        else
+            if P.later then deliver_later(P) end
+            local h = QH
+            if h == QT then break end
+            local q = RQ
+            co, a, b, c = q[h], q[h + 1], q[h + 2], q[h + 3]
+            q[h], q[h + 1], q[h + 2], q[h + 3] = nil, nil, nil, nil
+            h = h + 4
+            if h == QT then QH, QT = 1, 1 else QH = h end
+        end
+        RUNNING = co
+        local ok, r1, r2, r3 = co_resume(co, a, b, c)
+        RUNNING = nil
+        if not ok or r1 ~= PARK then
+            local s, x, y = ran(P, co, ok, r1, r2, r3)
+            if s then return leave(P, s, x, y) end
+        end
+    end
+    return leave(P, "wait")
+end
+
+-- A step, with the last completion that came (if any) as `tag, ...`.
+local function step(P, tag, ...)
+    enter(P)
+    if tag ~= nil then deliver_now(P, tag, ...) end
+    return run(P)
+end
+
+-- A completion that came before the step's last one.
+local function deliver(P, tag, ...)
+    enter(P)
+    deliver_now(P, tag, ...)
+    return leave(P)
 end
 
 -- The sandbox ----------------------------------------------------------------------------------
@@ -635,22 +797,23 @@ local function readonly(t, name)
 end
 
 -- A class's metatable must not be reachable through its instances (`obj.__index` would hand
--- out the shared metatable): instances look methods up in a read-only copy instead.
-local function seal(class, name)
+-- out the shared metatable if the class were its own `__index`): instances look their methods
+-- up in a table of their own that nothing hands out (the metatable is locked, and the methods
+-- table holds no `__index`), so one lookup finds a method.
+local function seal(class)
     local methods = {}
     for k, v in raw_next, class do
         if type(k) ~= "string" or k:sub(1, 2) ~= "__" then methods[k] = v end
     end
     for k in raw_next, methods do class[k] = nil end
-    class.__index = readonly(methods, name)
+    class.__index = methods
 end
-seal(Error, "error")
-seal(Channel, "channel")
-seal(Payload, "payload")
-seal(Message, "message")
-seal(Time, "time")
-seal(Timer, "timer")
-seal(Ticker, "ticker")
+seal(Error)
+seal(Channel)
+seal(Message)
+seal(Time)
+seal(Timer)
+seal(Ticker)
 
 local modules = {}
 local BASE = {}
@@ -722,21 +885,7 @@ modules.io = readonly({
     write = function(...) return fail(RT.io_write(...)) end,
     ewrite = function(...) return fail(RT.io_ewrite(...)) end,
     args = function() return fail(RT.io_args()) end,
-    readline = function()
-        local P, co = me()
-        local tag, kind, msg = RT.start_readline()
-        if tag == nil then return nil, new_error(kind, msg) end
-        await_tag(tag, function(c)
-            if c[2] == "exit" and c[3] then
-                wake(P, co, c[4])
-            elseif c[2] == "exit" then
-                wake(P, co, nil, new_error(c[4], c[5]))
-            else
-                wake(P, co, nil, new_error(c[3], c[4]))
-            end
-        end)
-        return park()
-    end,
+    readline = function() return await_result(RT.start_readline) end,
 }, "io")
 if json then modules.json = readonly(json, "json") end
 
@@ -770,13 +919,21 @@ local function run_main(chunk, env, method, ...)
     return f(...)
 end
 
--- A new process: its state table, with the main coroutine ready to start.
-local function new_process(chunk, method, granted, args)
+-- A new process: its state table, and its first step (the main coroutine starts).
+local function start(chunk, method, granted, ...)
     local env = new_env()
-    local P = { ready = {}, tags = {}, comps = {}, chans = {}, live = 1, env = env, granted = granted }
-    P.main = co_create(run_main)
-    P.ready[1] = pack(P.main, chunk, env, method, unpack(args, 1, args.n))
-    return P
+    local main = co_create(run_main)
+    RT_arm(main)
+    local P = { main = main, env = env, granted = granted }
+    enter(P)
+    RUNNING = main
+    local ok, r1, r2, r3 = co_resume(main, chunk, env, method, ...)
+    RUNNING = nil
+    if not ok or r1 ~= PARK then
+        local s, x, y = ran(P, main, ok, r1, r2, r3)
+        if s then return P, leave(P, s, x, y) end
+    end
+    return P, run(P)
 end
 
 -- What an error raised in a process means: kind and message.
@@ -788,7 +945,8 @@ local function describe_error(e)
 end
 
 return {
+    start = start,
     step = step,
-    new_process = new_process,
+    deliver = deliver,
     describe_error = describe_error,
 }

@@ -2,24 +2,22 @@
 
 use std::sync::Arc;
 
-use mlua::{Function, MultiValue, Table, Value as LuaValue};
-use spindle_runtime::{Completion, Cx, EntryId, Error, ErrorKind, Process, Step, Value, WaitFor};
+use mlua::{MultiValue, Table, Value as LuaValue};
+use spindle_runtime::{Cx, EntryId, Error, ErrorKind, Process, Step, Value, WaitFor};
 
-use crate::api::Stepping;
+use crate::api::{Current, Stepping, push_completion};
 use crate::convert::{to_lua, to_value};
-use crate::island::Island;
+use crate::island::{Island, Loaded};
 
 /// What the first step needs to start the process.
 pub(crate) struct Start {
-    pub(crate) chunk: Function,
-    pub(crate) method: String,
-    pub(crate) granted: Vec<String>,
+    pub(crate) code: Loaded,
     pub(crate) args: Vec<Value>,
 }
 
 pub(crate) struct LuaProcess {
     island: Arc<Island>,
-    entry: EntryId,
+    entry: Arc<EntryId>,
     state: Option<Table>,
     start: Option<Start>,
     /// Memory attributed to this process: the growth of its Lua state during its steps.
@@ -31,108 +29,66 @@ pub(crate) struct LuaProcess {
 impl LuaProcess {
     pub(crate) fn new(
         island: Arc<Island>,
-        entry: EntryId,
+        entry: Arc<EntryId>,
         start: Start,
         budget: usize,
     ) -> LuaProcess {
         LuaProcess { island, entry, state: None, start: Some(start), memory: 0, budget }
     }
 
-    fn begin(&mut self) -> mlua::Result<Table> {
-        if let Some(state) = &self.state {
-            return Ok(state.clone());
-        }
+    /// The first step: the prelude makes the process's state and runs its main coroutine.
+    fn first_step(&mut self) -> mlua::Result<MultiValue> {
         let lua = &self.island.lua;
         let start =
             self.start.take().ok_or_else(|| mlua::Error::runtime("process started twice"))?;
-        let granted = lua.create_table()?;
-        for m in &start.granted {
-            granted.raw_set(m.as_str(), true)?;
+        let mut args = MultiValue::with_capacity(3 + start.args.len());
+        args.push_back(LuaValue::Function(start.code.chunk));
+        args.push_back(LuaValue::String(start.code.method));
+        args.push_back(LuaValue::Table(start.code.granted));
+        for a in &start.args {
+            args.push_back(to_lua(lua, a)?);
         }
-        let args = lua.create_table_with_capacity(start.args.len(), 1)?;
-        for (i, a) in start.args.iter().enumerate() {
-            args.raw_set(i + 1, to_lua(lua, a)?)?;
+        let mut out: MultiValue = self.island.start.call(args)?;
+        match out.pop_front() {
+            Some(LuaValue::Table(state)) => self.state = Some(state),
+            _ => return Err(mlua::Error::runtime("the process scheduler returned no state")),
         }
-        args.raw_set("n", start.args.len())?;
-        let state: Table =
-            self.island.new_process.call((start.chunk, start.method, granted, args))?;
-        self.state = Some(state.clone());
-        Ok(state)
+        Ok(out)
     }
 
-    fn completions(&self, cx: &Cx) -> mlua::Result<Option<Table>> {
+    /// A later step: the completions that came are handed over in order, the last one with
+    /// the step itself.
+    fn next_step(&self, state: &Table, cx: &Cx) -> mlua::Result<MultiValue> {
         let lua = &self.island.lua;
-        let Some(first) = cx.next_completion() else { return Ok(None) };
-        let list = lua.create_table()?;
-        let mut pending = Some(first);
-        let mut n = 0;
-        while let Some((tag, c)) = pending.take().or_else(|| cx.next_completion()) {
-            let t = lua.create_table()?;
-            t.raw_set(1, tag.get() as i64)?;
-            match c {
-                Completion::Message(m) => {
-                    t.raw_set(2, "msg")?;
-                    t.raw_set(3, m.from.to_string())?;
-                    t.raw_set(4, m.topic.as_str())?;
-                    t.raw_set(5, to_lua(lua, &m.payload)?)?;
-                }
-                Completion::Event(e) => {
-                    t.raw_set(2, "event")?;
-                    t.raw_set(3, e.kind.name())?;
-                    t.raw_set(4, e.from.to_string())?;
-                    match &e.result {
-                        Some(Ok(v)) => {
-                            t.raw_set(5, true)?;
-                            t.raw_set(6, to_lua(lua, v)?)?;
-                        }
-                        Some(Err(err)) => {
-                            t.raw_set(5, false)?;
-                            t.raw_set(6, err.kind().name())?;
-                            t.raw_set(7, err.message())?;
-                        }
-                        None => {}
-                    }
-                    if let Some(r) = &e.reason {
-                        t.raw_set(8, to_lua(lua, r)?)?;
-                    }
-                }
-                Completion::Timer => t.raw_set(2, "timer")?,
-                Completion::Exit(Ok(v)) => {
-                    t.raw_set(2, "exit")?;
-                    t.raw_set(3, true)?;
-                    t.raw_set(4, to_lua(lua, &v)?)?;
-                }
-                Completion::Exit(Err(err)) => {
-                    t.raw_set(2, "exit")?;
-                    t.raw_set(3, false)?;
-                    t.raw_set(4, err.kind().name())?;
-                    t.raw_set(5, err.message())?;
-                }
-                Completion::Failed(err) => {
-                    t.raw_set(2, "failed")?;
-                    t.raw_set(3, err.kind().name())?;
-                    t.raw_set(4, err.message())?;
-                }
+        let mut args = MultiValue::with_capacity(10);
+        args.push_back(LuaValue::Table(state.clone()));
+        if let Some(mut last) = cx.next_completion() {
+            while let Some(next) = cx.next_completion() {
+                let mut before = MultiValue::with_capacity(10);
+                before.push_back(LuaValue::Table(state.clone()));
+                push_completion(lua, Some(last.0), last.1, &mut before)?;
+                self.island.deliver.call::<()>(before)?;
+                last = next;
             }
-            n += 1;
-            list.raw_set(n, t)?;
+            push_completion(lua, Some(last.0), last.1, &mut args)?;
         }
-        Ok(Some(list))
+        self.island.step.call(args)
     }
 
     fn step_lua(&mut self, cx: &Cx) -> mlua::Result<Step> {
-        let state = self.begin()?;
-        let comps = self.completions(cx)?;
-        let out: MultiValue = self.island.step.call((state, comps))?;
+        let out = match &self.state {
+            Some(state) => self.next_step(state, cx)?,
+            None => self.first_step()?,
+        };
         let mut out = out.into_iter();
-        let status: String = match out.next() {
-            Some(LuaValue::String(s)) => s.to_str()?.to_owned(),
+        let status = match out.next() {
+            Some(LuaValue::String(s)) => s,
             _ => return Err(mlua::Error::runtime("the process scheduler returned no status")),
         };
-        Ok(match status.as_str() {
-            "wait" => Step::Wait(WaitFor::Any),
-            "yield" => Step::Yield,
-            "exit" => {
+        Ok(match &*status.as_bytes() {
+            b"wait" => Step::Wait(WaitFor::Any),
+            b"yield" => Step::Yield,
+            b"exit" => {
                 let ok = matches!(out.next(), Some(LuaValue::Boolean(true)));
                 let v = out.next().unwrap_or(LuaValue::Nil);
                 if ok {
@@ -149,7 +105,7 @@ impl LuaProcess {
                     Step::Exit(Err(self.describe(v)))
                 }
             }
-            "upgrade" => {
+            b"upgrade" => {
                 let id = out.next().unwrap_or(LuaValue::Nil);
                 let args = out.next().unwrap_or(LuaValue::Nil);
                 match upgrade_request(&id, &args) {
@@ -157,7 +113,10 @@ impl LuaProcess {
                     Err(e) => Step::Exit(Err(e)),
                 }
             }
-            other => return Err(mlua::Error::runtime(format!("unknown step status {other}"))),
+            other => {
+                let other = String::from_utf8_lossy(other);
+                return Err(mlua::Error::runtime(format!("unknown step status {other}")));
+            }
         })
     }
 
@@ -213,15 +172,19 @@ impl Process for LuaProcess {
         let at_start = lua.used_memory();
         let left =
             if self.budget == 0 { usize::MAX } else { self.budget.saturating_sub(self.memory) };
-        lua.set_app_data(Stepping {
-            cx: cx.clone(),
-            memory_at_start: at_start,
-            memory_left: left,
-            memory_before: self.memory,
-            memory_raised: std::cell::Cell::new(false),
-        });
+        island.preempted.store(false, std::sync::atomic::Ordering::Relaxed);
+        Current::enter(
+            lua,
+            Stepping {
+                cx: cx.clone(),
+                memory_at_start: at_start,
+                memory_left: left,
+                memory_before: self.memory,
+                memory_raised: std::cell::Cell::new(false),
+            },
+        );
         let step = self.step_lua(cx);
-        lua.remove_app_data::<Stepping>();
+        Current::leave(lua);
         // What the state grew (or shrank) by during the step is this process's doing: an
         // approximation in islands mode, where a collection in one process's step frees the
         // garbage of others. No process can hold more than the whole state, which keeps the
@@ -240,14 +203,14 @@ impl Process for LuaProcess {
 fn over_budget(entry: &EntryId, budget: usize) -> Error {
     Error::new(
         ErrorKind::RateLimited,
-        format!("{entry}: {} ({budget} bytes)", crate::island::MEMORY_BUDGET),
+        format!("{entry}: {} ({budget} bytes)", crate::preempt::MEMORY_BUDGET),
     )
 }
 
 /// A failure of the Lua machinery itself (not an error the process raised).
 fn lua_failure(entry: &EntryId, e: mlua::Error, budget: usize) -> Error {
     match e {
-        mlua::Error::MemoryError(m) if m == crate::island::MEMORY_BUDGET => {
+        mlua::Error::MemoryError(m) if m == crate::preempt::MEMORY_BUDGET => {
             over_budget(entry, budget)
         }
         mlua::Error::MemoryError(m) => {

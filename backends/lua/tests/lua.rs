@@ -90,7 +90,7 @@ fn isolation() {
 fn preemption() {
     // One worker: without preemption the spinners would starve the ping-pong.
     let rt = runtime_with(HostConfig::new(HOST).workers(1), LuaConfig::default());
-    run_on(&rt, "preemption.lua", &["spin", "spin_nested", "echo"]);
+    run_on(&rt, "preemption.lua", &["spin", "spin_nested", "spin_spawned", "echo"]);
 }
 
 #[test]
@@ -155,6 +155,8 @@ fn compiled_once_loaded_once_per_island() {
     assert_eq!(s.compiled, 1, "{s:?}");
     assert_eq!(s.states, 4, "two islands per worker: {s:?}");
     assert!(s.loaded <= 4, "loaded once per island at most: {s:?}");
+    // 200 live processes hold at least a coroutine each (about 1 KB) in the islands' heaps.
+    assert!(s.island_heap > 200 * 1024, "{s:?}");
     // A new version is compiled once more, and loaded again per island.
     rt.put_entry(entry("test:payloads.mirror", "payloads.lua", "mirror"));
     for _ in 0..50 {

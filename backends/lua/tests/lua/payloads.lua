@@ -55,6 +55,18 @@ local function main()
     local two = roundtrip({ a = shared, b = shared })
     assert(two.a[1] == 1 and two.b[1] == 1 and two.a ~= two.b)
 
+    -- A nil payload arrives as nil, in the inbox and on a listened topic alike; the message
+    -- after it is not taken for it.
+    assert(process.send(me, "empty", nil))
+    local m = process.inbox():receive()
+    assert(m:topic() == "empty" and m:payload():data() == nil)
+    local ch = assert(process.listen("nothing"))
+    assert(process.send(me, "nothing", nil) and process.send(me, "nothing", "after"))
+    local v1, ok1 = ch:receive()
+    assert(v1 == nil and ok1 == true, "a nil payload on a topic is delivered")
+    assert(ch:receive() == "after")
+    assert(process.unlisten(ch))
+
     local json = require("json")
     local text = assert(json.encode({ list = { 1, 2.5, "x" }, flag = true }))
     local v = assert(json.decode(text))

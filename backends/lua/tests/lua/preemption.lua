@@ -1,5 +1,6 @@
 -- A process in an endless loop neither starves the others on its worker nor escapes
--- terminate: the instruction-count hook yields it back to the scheduler.
+-- terminate: the instruction-count hook yields it back to the scheduler, in whichever of its
+-- coroutines the loop runs.
 
 local function spin()
     local n = 0
@@ -17,6 +18,15 @@ local function spin_nested()
     co()
 end
 
+-- Spins in a coroutine of its own (coroutine.spawn) while its main coroutine waits.
+local function spin_spawned()
+    coroutine.spawn(function()
+        local n = 0
+        while true do n = n + 1 end
+    end)
+    process.inbox():receive()
+end
+
 local function echo()
     local inbox = process.inbox()
     while true do
@@ -30,6 +40,7 @@ local function main()
     for i = 1, 2 do
         spinners[#spinners + 1] = assert(process.spawn_monitored("test:preemption.spin", "test:main"))
         spinners[#spinners + 1] = assert(process.spawn_monitored("test:preemption.spin_nested", "test:main"))
+        spinners[#spinners + 1] = assert(process.spawn_monitored("test:preemption.spin_spawned", "test:main"))
     end
     local e = assert(process.spawn_linked("test:preemption.echo", "test:main"))
     local inbox = process.inbox()
@@ -46,4 +57,4 @@ local function main()
     return "ok"
 end
 
-return { main = main, spin = spin, spin_nested = spin_nested, echo = echo }
+return { main = main, spin = spin, spin_nested = spin_nested, spin_spawned = spin_spawned, echo = echo }

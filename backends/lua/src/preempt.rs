@@ -1,0 +1,82 @@
+//! Preemption: the instruction-count hook that yields a busy process back to the scheduler.
+//!
+//! A count hook makes Lua call into the hook machinery before every VM instruction of the
+//! thread it is set on, which costs about a quarter of the interpreter's speed. So it is set on
+//! process coroutines only: mlua installs it on the island's main thread
+//! ([`Lua::set_global_hook`]), [`install`] takes it off there again, and the `arm` function it
+//! returns puts it on each process's main coroutine. Coroutines a process makes inherit it
+//! from their maker (Lua copies a thread's hook into the threads it creates). The prelude's
+//! scheduler runs on the main thread: it does a bounded amount of work per step and is not
+//! counted against the process.
+
+use std::ffi::c_int;
+use std::ptr;
+use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
+
+use mlua::{Function, HookTriggers, Lua, VmState, ffi};
+
+use crate::api::{Current, Preempted};
+
+/// The message of the error that ends a process past its memory budget.
+pub(crate) const MEMORY_BUDGET: &str = "the process exceeded its memory budget";
+
+/// mlua's hook function: one function for every Lua state, which finds the Rust callback in
+/// the state it is called for.
+static HOOK_PROC: OnceLock<ffi::lua_Hook> = OnceLock::new();
+
+/// Sets up preemption after `instructions` VM instructions (0: never) in `lua`; returns the
+/// function that arms a new process coroutine (`arm(co)`).
+pub(crate) fn install(
+    lua: &Lua,
+    instructions: u32,
+    preempted: Preempted,
+) -> mlua::Result<Function> {
+    if instructions == 0 {
+        return lua.create_function(|_, _: mlua::Value| Ok(()));
+    }
+    lua.set_global_hook(HookTriggers::new().every_nth_instruction(instructions), move |lua, _| {
+        // A process past its memory budget gets the error here, inside the step; if it catches
+        // it and goes on, the next hook yields it, and the step's end ends it.
+        let over = Current::with(lua, |s| {
+            lua.used_memory().saturating_sub(s.memory_at_start) > s.memory_left
+                && !s.memory_raised.replace(true)
+        });
+        if over == Some(true) {
+            return Err(mlua::Error::MemoryError(MEMORY_BUDGET.to_owned()));
+        }
+        preempted.store(true, Ordering::Relaxed);
+        Ok(VmState::Yield)
+    })?;
+    // SAFETY: `exec_raw` runs the closure with the state's lock held and in protected mode, on
+    // the main thread (nothing runs in the state yet); the closure reads the hook mlua just set,
+    // clears it on this thread only, and pushes one value, the C closure returned.
+    unsafe {
+        lua.exec_raw((), |state| {
+            if let Some(hook) = ffi::lua_gethook(state) {
+                HOOK_PROC.get_or_init(|| hook);
+            }
+            let count = ffi::lua_gethookcount(state);
+            ffi::lua_sethook(state, None, 0, 0);
+            ffi::lua_pushinteger(state, ffi::lua_Integer::from(count));
+            ffi::lua_pushcclosure(state, arm, 1);
+        })
+    }
+}
+
+/// `arm(co)`: sets the count hook, every upvalue-1 instructions, on coroutine `co`.
+unsafe extern "C-unwind" fn arm(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: Lua calls this as a C function with its arguments on `state`'s stack and the
+    // closure's one upvalue in place (see `install`). `lua_tothread` and `lua_tointegerx` only
+    // read, and setting the hook of another coroutine is what `debug.sethook(co, …)` does;
+    // none of them raises a Lua error, so nothing unwinds through this frame.
+    unsafe {
+        let co = ffi::lua_tothread(state, 1);
+        if let (false, Some(&hook)) = (co.is_null(), HOOK_PROC.get()) {
+            let count = ffi::lua_tointegerx(state, ffi::lua_upvalueindex(1), ptr::null_mut());
+            let count = c_int::try_from(count).unwrap_or(c_int::MAX);
+            ffi::lua_sethook(co, Some(hook), ffi::LUA_MASKCOUNT, count);
+        }
+    }
+    0
+}
