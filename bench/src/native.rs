@@ -57,9 +57,9 @@ fn report(system: &str, bench: &str, value: &str, unit: &str, method: &str) {
     println!("RESULT {system} {bench} {value} {unit} {method}");
 }
 
-fn child(lang: &str, role: &str, parent: Pid) -> Spawn {
+fn child(id: &EntryId, role: &str, parent: Pid) -> Spawn {
     let args = vec![Value::from(role), Value::Int(parent.serial() as i64)];
-    Spawn::entry(entry_id(lang), HOST).args(args)
+    Spawn::entry(id.clone(), HOST).args(args)
 }
 
 /// Runs `spawn_exit` and `ring` for both plugins and prints their rows.
@@ -97,9 +97,10 @@ pub fn run(b: &Bench) -> Result<()> {
 
 async fn spawn_exit(cx: Cx, lang: &'static str, n: usize) -> Result<Value> {
     let parent = cx.pid();
+    let id = entry_id(lang);
     let t0 = Instant::now();
     for _ in 0..n {
-        cx.spawn(child(lang, "done", parent), Ties::default())?;
+        cx.spawn(child(&id, "done", parent), Ties::default())?;
     }
     recv_n(&cx, "done", n).await;
     Ok(Value::Float(n as f64 / t0.elapsed().as_secs_f64()))
@@ -107,8 +108,9 @@ async fn spawn_exit(cx: Cx, lang: &'static str, n: usize) -> Result<Value> {
 
 async fn ring(cx: Cx, lang: &'static str, size: usize, hops: i64) -> Result<Value> {
     let parent = cx.pid();
+    let id = entry_id(lang);
     let nodes = (0..size)
-        .map(|_| cx.spawn(child(lang, "ring", parent), Ties::default()))
+        .map(|_| cx.spawn(child(&id, "ring", parent), Ties::default()))
         .collect::<Result<Vec<Pid>>>()?;
     for (i, &n) in nodes.iter().enumerate() {
         cx.send(n, "next", nodes[(i + 1) % size].serial() as i64)?;

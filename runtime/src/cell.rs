@@ -48,7 +48,7 @@ pub(crate) struct Inner {
     pub(crate) exited: bool,
     /// Set by `terminate` or a broken link: the process ends with this error before its next step.
     pub(crate) kill: Option<Box<Error>>,
-    pub(crate) entry: Option<Box<EntryId>>,
+    pub(crate) entry: Option<EntryId>,
     pub(crate) links: List<Pid>,
     pub(crate) watchers: List<Watcher>,
     /// The processes this one monitors, so that its monitors go when it ends.

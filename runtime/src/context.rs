@@ -84,7 +84,7 @@ impl Cx {
 
     /// The entry this process runs, if it was started from one.
     pub fn entry(&self) -> Option<EntryId> {
-        lock(&self.cell.inner).entry.as_deref().cloned()
+        lock(&self.cell.inner).entry.clone()
     }
 
     /// Sends `payload` under `topic` to `dest`. Sending to a process that has ended is not an

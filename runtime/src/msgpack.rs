@@ -19,7 +19,8 @@ use crate::value::Value;
 impl Value {
     /// The value as MessagePack bytes.
     pub fn to_msgpack(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+        // Most payloads are small: one allocation instead of a few doublings.
+        let mut out = Vec::with_capacity(32);
         self.write_msgpack(&mut out);
         out
     }

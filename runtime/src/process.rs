@@ -7,6 +7,7 @@
 //! their [`Completion`]s arrive in a later step. A process may have many operations outstanding
 //! and wait for any or all of them.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -163,7 +164,8 @@ pub struct Event {
 /// What to start: an entry from the registry or a ready-made process, on a host, with arguments.
 pub struct Spawn {
     pub(crate) code: Code,
-    pub(crate) host: String,
+    /// Borrowed for the usual `&'static str` host names: spawning allocates no name.
+    pub(crate) host: Cow<'static, str>,
     pub(crate) args: Vec<Value>,
 }
 
@@ -174,12 +176,12 @@ pub(crate) enum Code {
 
 impl Spawn {
     /// Start entry `entry` on host `host`.
-    pub fn entry(entry: EntryId, host: impl Into<String>) -> Spawn {
+    pub fn entry(entry: EntryId, host: impl Into<Cow<'static, str>>) -> Spawn {
         Spawn { code: Code::Entry(entry), host: host.into(), args: Vec::new() }
     }
 
     /// Start `process` on host `host`.
-    pub fn process(process: impl Process, host: impl Into<String>) -> Spawn {
+    pub fn process(process: impl Process, host: impl Into<Cow<'static, str>>) -> Spawn {
         Spawn { code: Code::Instance(Box::new(process)), host: host.into(), args: Vec::new() }
     }
 

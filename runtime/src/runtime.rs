@@ -84,6 +84,9 @@ impl Shared {
             .entries
             .get(id)
             .ok_or_else(|| Error::not_found(format!("entry {id} does not exist")))?;
+        if let Some(p) = entry.prototype.get() {
+            return Ok(p.clone());
+        }
         let backend = self
             .backends
             .read()
@@ -93,7 +96,8 @@ impl Shared {
             .ok_or_else(|| {
                 Error::not_found(format!("entry {id}: no backend runs kind `{}`", entry.kind))
             })?;
-        self.prototypes.get_or_prepare(&entry, &*backend)
+        let proto = self.prototypes.get_or_prepare(&entry, &*backend)?;
+        Ok(entry.prototype.get_or_init(|| proto).clone())
     }
 
     /// Builds an instance of entry `id` (its current version) for `host`.
@@ -138,7 +142,7 @@ impl Shared {
             Code::Instance(p) => (p, None, None),
         };
         let pid = Pid::fresh(host.id);
-        let mut inner = Inner { entry: entry.map(Box::new), ..Inner::default() };
+        let mut inner = Inner { entry, ..Inner::default() };
         if let Some(parent) = parent {
             if ties.link {
                 inner.links.push(parent.pid);
@@ -692,7 +696,7 @@ impl Runtime {
         Some(ProcessInfo {
             pid,
             host: cell.host.name().to_owned(),
-            entry: i.entry.as_deref().cloned(),
+            entry: i.entry.clone(),
             links: i.links.iter().copied().collect(),
             monitored_by: i
                 .watchers
@@ -726,7 +730,7 @@ impl Runtime {
             let event =
                 Event { kind: EventKind::Outdated, from: cell.pid, result: None, reason: None };
             let told = cell.with(|i| {
-                if i.exited || !i.upgradable || i.entry.as_deref() != Some(id) {
+                if i.exited || !i.upgradable || i.entry.as_ref() != Some(id) {
                     return (false, false);
                 }
                 (true, i.mailbox.deliver_event(event))

@@ -133,7 +133,7 @@ fn upgrade(cell: &Arc<ProcessCell>, entry: Option<EntryId>, args: Vec<Value>) ->
     let pid = cell.pid;
     let id = match entry {
         Some(id) => id,
-        None => lock(&cell.inner).entry.as_deref().cloned().ok_or_else(|| {
+        None => lock(&cell.inner).entry.clone().ok_or_else(|| {
             Error::invalid(format!("upgrade of {pid}: it was not started from an entry to reload"))
         })?,
     };
@@ -152,7 +152,7 @@ fn upgrade(cell: &Arc<ProcessCell>, entry: Option<EntryId>, args: Vec<Value>) ->
     }
     let ops = {
         let mut inner = lock(&cell.inner);
-        inner.entry = Some(Box::new(id));
+        inner.entry = Some(id);
         inner.mailbox.reset_ops()
     };
     ops.into_iter().for_each(undo);

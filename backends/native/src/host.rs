@@ -291,7 +291,7 @@ unsafe fn spawn_of(
         (entry_id(entry.0, entry.1)?, text(host.0, host.1, "host name")?, args(a.0, a.1)?)
     };
     let host = if host.is_empty() { call.cx.host() } else { host };
-    Ok(Spawn::entry(entry, host).args(a))
+    Ok(Spawn::entry(entry, host.to_owned()).args(a))
 }
 
 unsafe extern "C" fn pid(cx: *mut SpindleCx) -> u64 {

@@ -99,8 +99,7 @@ impl fmt::Debug for NativePrototype {
 impl Prototype for NativePrototype {
     fn instantiate(&self, args: Vec<Value>, _: &Placement<'_>) -> Result<Instance> {
         // No arguments (the common case) costs no allocation: `init` gets a static `[]`.
-        let args =
-            if args.is_empty() { Box::default() } else { Value::Array(args).to_msgpack().into() };
+        let args = if args.is_empty() { Vec::new() } else { Value::Array(args).to_msgpack() };
         let process = NativeProcess { plugin: self.0.clone(), phase: Phase::Fresh(args) };
         Ok(Instance { process: Box::new(process), strand: None })
     }
@@ -109,7 +108,7 @@ impl Prototype for NativePrototype {
 /// Where an instance is in its life.
 enum Phase {
     /// Not initialized yet: the spawn arguments as MessagePack (empty: none).
-    Fresh(Box<[u8]>),
+    Fresh(Vec<u8>),
     /// Initialized: the plugin's state.
     Running(*mut c_void),
     /// Ended, or `init` failed: nothing to drop.

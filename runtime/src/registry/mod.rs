@@ -10,16 +10,25 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
+use crate::backend::Prototype;
 use crate::error::{Error, Result};
 use crate::value::Value;
 
 /// An entry id: `namespace:name`, e.g. `app.workers:handler`.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EntryId {
-    namespace: String,
-    name: String,
+///
+/// Cloning is cheap (a reference count): spawning from an entry clones its id, so the text is
+/// shared, and its hash is computed once.
+#[derive(Clone)]
+pub struct EntryId(Arc<IdText>);
+
+struct IdText {
+    /// `namespace:name`.
+    text: Box<str>,
+    /// Where the `:` is.
+    colon: usize,
+    hash: u64,
 }
 
 impl EntryId {
@@ -34,17 +43,56 @@ impl EntryId {
                 "`{namespace}:{name}` is not an entry id (expected namespace:name)"
             )));
         }
-        Ok(EntryId { namespace: namespace.to_owned(), name: name.to_owned() })
+        let text: Box<str> = format!("{namespace}:{name}").into();
+        let hash = {
+            use std::hash::{BuildHasher, BuildHasherDefault};
+            BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .hash_one(&*text)
+        };
+        Ok(EntryId(Arc::new(IdText { text, colon: namespace.len(), hash })))
     }
 
     /// The namespace part.
     pub fn namespace(&self) -> &str {
-        &self.namespace
+        &self.0.text[..self.0.colon]
     }
 
     /// The name part.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.0.text[self.0.colon + 1..]
+    }
+
+    /// The whole id, `namespace:name`.
+    pub fn as_str(&self) -> &str {
+        &self.0.text
+    }
+}
+
+impl PartialEq for EntryId {
+    fn eq(&self, other: &EntryId) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+            || (self.0.hash == other.0.hash && self.0.text == other.0.text)
+    }
+}
+
+impl Eq for EntryId {}
+
+impl std::hash::Hash for EntryId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0.hash);
+    }
+}
+
+impl PartialOrd for EntryId {
+    fn partial_cmp(&self, other: &EntryId) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for EntryId {
+    /// By namespace, then by name.
+    fn cmp(&self, other: &EntryId) -> std::cmp::Ordering {
+        (self.namespace(), self.name()).cmp(&(other.namespace(), other.name()))
     }
 }
 
@@ -61,7 +109,7 @@ impl FromStr for EntryId {
 
 impl fmt::Display for EntryId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.namespace, self.name)
+        f.write_str(&self.0.text)
     }
 }
 
@@ -86,6 +134,9 @@ pub struct Entry {
     pub attachment: Option<Arc<dyn Any + Send + Sync>>,
     /// The version, assigned by the registry when the entry is put; a reload bumps it.
     pub version: u64,
+    /// The prototype of this version, once built: spawning finds it here without another
+    /// lookup. Emptied when the entry is put.
+    pub(crate) prototype: OnceLock<Arc<dyn Prototype>>,
 }
 
 impl Entry {
@@ -98,6 +149,7 @@ impl Entry {
             base_dir: None,
             attachment: None,
             version: 0,
+            prototype: OnceLock::new(),
         }
     }
 }
@@ -124,6 +176,7 @@ impl Entries {
     /// Puts `entry` (replacing an older version of the same id) and returns it with its version.
     pub(crate) fn put(&self, mut entry: Entry) -> Arc<Entry> {
         entry.version = self.next_version.fetch_add(1, Ordering::Relaxed) + 1;
+        entry.prototype = OnceLock::new();
         let entry = Arc::new(entry);
         self.map.write().unwrap_or_else(|e| e.into_inner()).insert(entry.id.clone(), entry.clone());
         entry
