@@ -283,6 +283,17 @@ impl Cx {
         lock(&self.cell.inner).mailbox.outstanding()
     }
 
+    /// Sends `payload` under `topic` to the process whose serial number is `serial` (see
+    /// [`Pid::serial`]), for interfaces that carry pids as plain integers: one lookup, where
+    /// [`Cx::pid_from_serial`] and [`Cx::send`] take two. A process that has ended drops the
+    /// message, as with [`Cx::send`].
+    ///
+    /// # Errors
+    /// As for [`Cx::send`].
+    pub fn send_serial(&self, serial: u64, topic: &str, payload: impl Into<Value>) -> Result<()> {
+        self.cell.rt.send_serial(self.cell.pid, serial, topic, payload.into())
+    }
+
     /// The pid of the live process whose serial number is `serial` (see [`Pid::serial`]); for
     /// interfaces that carry pids as plain integers.
     pub fn pid_from_serial(&self, serial: u64) -> Option<Pid> {

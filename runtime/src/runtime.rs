@@ -167,24 +167,37 @@ impl Shared {
     }
 
     pub(crate) fn send(&self, from: Pid, dest: &Dest, topic: &str, payload: Value) -> Result<()> {
-        check_topic(topic)?;
-        let pid = match dest {
-            Dest::Pid(pid) => *pid,
+        let serial = match dest {
+            Dest::Pid(pid) => pid.serial(),
             Dest::Name(name) => self
                 .names
                 .lookup(name)
-                .ok_or_else(|| Error::not_found(format!("no process is registered as `{name}`")))?,
+                .ok_or_else(|| Error::not_found(format!("no process is registered as `{name}`")))?
+                .serial(),
         };
+        self.send_serial(from, serial, topic, payload)
+    }
+
+    /// Sends to the process with serial `serial` (pids are never reused, so the serial alone
+    /// names it); a process that has ended drops the message.
+    pub(crate) fn send_serial(
+        &self,
+        from: Pid,
+        serial: u64,
+        topic: &str,
+        payload: Value,
+    ) -> Result<()> {
+        check_topic(topic)?;
         let msg = Message { from, topic: Topic::new(topic), payload };
         // Delivered under the table shard's lock: a reference is taken only to queue a receiver
         // that must wake.
-        let delivered = self.table.with(pid, |cell| {
+        let delivered = self.table.with_serial(serial, |cell| {
             let mut inner = lock(&cell.inner);
             if inner.exited {
                 return Ok(None);
             }
             let limit = cell.host.config.mailbox_limit;
-            let wake = inner.mailbox.deliver(msg, limit).map_err(|e| e.context(pid))?;
+            let wake = inner.mailbox.deliver(msg, limit).map_err(|e| e.context(cell.pid))?;
             Ok(wake.then(|| cell.clone()))
         });
         if let Some(cell) = delivered.transpose()?.flatten() {

@@ -54,8 +54,13 @@ impl Table {
     /// Runs `f` on process `pid` under its shard's lock, without taking a reference to it (the
     /// message path: most deliveries need no reference of their own). `f` must not touch the
     /// table. Lock order: a shard, then a process — never the other way.
-    pub(crate) fn with<R>(&self, pid: Pid, f: impl FnOnce(&Arc<ProcessCell>) -> R) -> Option<R> {
-        lock(self.shard(pid)).get(&pid.serial()).map(f)
+    /// Runs `f` on the live process with serial `serial`, under its shard's lock.
+    pub(crate) fn with_serial<R>(
+        &self,
+        serial: u64,
+        f: impl FnOnce(&Arc<ProcessCell>) -> R,
+    ) -> Option<R> {
+        lock(&self.shards[(serial as usize) % SHARDS]).get(&serial).map(f)
     }
 
     /// The pid of the live process with serial `serial`.

@@ -33,8 +33,10 @@ impl Topic {
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Repr::Inline { len, bytes } => {
-                // `new` copied a whole `&str` (valid UTF-8) into the first `len` bytes.
-                std::str::from_utf8(&bytes[..*len as usize]).unwrap_or_default()
+                let b = &bytes[..*len as usize];
+                // SAFETY: `new` copied a whole `&str` (valid UTF-8) into the first `len` bytes,
+                // and the bytes are never changed after.
+                unsafe { std::str::from_utf8_unchecked(b) }
             }
             Repr::Heap(s) => s,
         }

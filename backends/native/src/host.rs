@@ -307,10 +307,12 @@ unsafe extern "C" fn send(
     data_len: usize,
 ) -> i32 {
     status(cx, |call| {
-        let to = call.pid(to)?;
+        if to == 0 {
+            return Err(Error::new(ErrorKind::Invalid, "pid 0 names no process"));
+        }
         // SAFETY: the contract: byte strings are valid for the call.
         let (topic, data) = unsafe { (text(topic, topic_len, "topic")?, payload(data, data_len)?) };
-        call.cx.send(to, topic, data)
+        call.cx.send_serial(to, topic, data)
     })
 }
 
