@@ -109,7 +109,8 @@ impl App {
                 ));
             }
         };
-        let mut term = host_config(&terminal.0, &terminal.1).workers(1);
+        // One process with the terminal: what it spawns goes to other hosts.
+        let mut term = host_config(&terminal.0, &terminal.1).workers(1).max_processes(1);
         term.terminal = Some(options.terminal_args.clone());
         builder = builder.host(term);
         let native = NativeBackend::new().with_logger(Arc::new(|pid, level, msg| {
