@@ -353,3 +353,37 @@ fn run_plugins_drives_every_native_plugin_from_lua() {
     assert_eq!(stdout.matches("[tour] it stopped after 5 requests").count(), 3, "{stdout}");
     assert!(stdout.ends_with("[tour] done\n"), "{stdout}");
 }
+
+/// A service that keeps failing is restarted `max_attempts` times, then reported; with nothing
+/// left to run, `run` ends with exit 1 and names it.
+#[test]
+fn run_reports_a_service_that_gave_up() {
+    let app = TempApp::new(&[
+        (
+            "_index.toml",
+            r#"
+namespace = "t"
+[[entries]]
+name = "bad"
+kind = "process.lua"
+source = "file://bad.lua"
+[[entries]]
+name = "bad.service"
+kind = "process.service"
+process = "bad"
+[entries.lifecycle]
+auto_start = true
+[entries.lifecycle.restart]
+initial_delay = "10ms"
+max_attempts = 2
+"#,
+        ),
+        ("bad.lua", "return { main = function() print('starting'); error('broken') end }\n"),
+    ]);
+    let out = run(spindle().arg("run").arg(&app.0), "");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "starting\nstarting\nstarting\n", "first run and two restarts");
+    let err = text(&out.stderr);
+    assert!(err.contains("service gave up") && err.contains("t:bad.service"), "{err}");
+    assert!(err.contains("spindle: service(s) gave up: t:bad.service"), "{err}");
+}
