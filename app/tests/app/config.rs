@@ -5,7 +5,7 @@ use std::time::Duration;
 use spindle_app::config::{self, Body, ConfigErrors, Effect};
 use spindle_lua::Isolation;
 
-use crate::common::TempApp;
+use crate::fixtures::TempApp;
 
 const LUA: &str = "return { main = function() return 1 end }\n";
 

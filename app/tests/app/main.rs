@@ -1,6 +1,6 @@
 //! Apps: the loader's errors, services under a controllable clock, reload.
 
-mod common;
 mod config;
+mod fixtures;
 mod reload;
 mod services;

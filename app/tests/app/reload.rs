@@ -10,7 +10,7 @@ use spindle_app::{App, Options, Reload, config};
 use spindle_runtime::rust::AsyncProcess;
 use spindle_runtime::{Spawn, Value};
 
-use crate::common::{PATIENCE, TempApp, eventually};
+use crate::fixtures::{PATIENCE, TempApp, eventually};
 
 fn counter_source(version: i64) -> String {
     format!(

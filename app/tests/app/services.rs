@@ -9,7 +9,7 @@ use spindle_app::{App, Options, config};
 use spindle_runtime::rust::AsyncProcess;
 use spindle_runtime::{EntryId, ManualClock, Message, Spawn, Value};
 
-use crate::common::{PATIENCE, TempApp, eventually};
+use crate::fixtures::{PATIENCE, TempApp, eventually};
 
 const SERVICE: &str = r#"
 -- A service that reports to `observer` (if there is one), crashes or finishes on request, and
