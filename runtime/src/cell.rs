@@ -46,60 +46,73 @@ unsafe impl Sync for ProcessCell {}
 pub(crate) struct Inner {
     pub(crate) mailbox: Mailbox,
     pub(crate) exited: bool,
-    /// Set by `terminate` or a broken link: the process ends with this error before its next step.
-    pub(crate) kill: Option<Box<Error>>,
     pub(crate) entry: Option<EntryId>,
-    pub(crate) links: List<Pid>,
-    pub(crate) watchers: List<Watcher>,
-    /// The processes this one monitors, so that its monitors go when it ends.
-    pub(crate) monitoring: List<Pid>,
-    pub(crate) names: List<String>,
     pub(crate) trap_links: bool,
     pub(crate) upgradable: bool,
+    /// Links, monitors, names and a pending kill: most processes have none of them, so they
+    /// live behind one pointer that is allocated on first use.
+    pub(crate) rel: Option<Box<Relations>>,
 }
 
-/// A list that costs one pointer while empty, as most relation lists of most processes are.
-#[expect(clippy::box_collection, reason = "one pointer instead of three while empty")]
-pub(crate) struct List<T>(Option<Box<Vec<T>>>);
+/// What ties a process to others, and the error it is to end with.
+#[derive(Default)]
+pub(crate) struct Relations {
+    /// Set by `terminate` or a broken link: the process ends with this error before its next
+    /// step.
+    pub(crate) kill: Option<Error>,
+    pub(crate) links: Vec<Pid>,
+    pub(crate) watchers: Vec<Watcher>,
+    /// The processes this one monitors, so that its monitors go when it ends.
+    pub(crate) monitoring: Vec<Pid>,
+    pub(crate) names: Vec<String>,
+}
 
-impl<T> Default for List<T> {
-    fn default() -> Self {
-        List(None)
+impl Inner {
+    /// The relations, allocated on first use.
+    pub(crate) fn rel(&mut self) -> &mut Relations {
+        self.rel.get_or_insert_with(Box::default)
+    }
+
+    /// The relations, if any were ever made.
+    pub(crate) fn rel_mut(&mut self) -> Option<&mut Relations> {
+        self.rel.as_deref_mut()
+    }
+
+    pub(crate) fn links(&self) -> &[Pid] {
+        self.rel.as_ref().map_or(&[], |r| &r.links)
+    }
+
+    pub(crate) fn watchers(&self) -> &[Watcher] {
+        self.rel.as_ref().map_or(&[], |r| &r.watchers)
+    }
+
+    pub(crate) fn monitoring(&self) -> &[Pid] {
+        self.rel.as_ref().map_or(&[], |r| &r.monitoring)
+    }
+
+    pub(crate) fn names(&self) -> &[String] {
+        self.rel.as_ref().map_or(&[], |r| &r.names)
+    }
+
+    /// Whether a kill is pending.
+    pub(crate) fn kill_pending(&self) -> bool {
+        self.rel.as_ref().is_some_and(|r| r.kill.is_some())
+    }
+
+    pub(crate) fn take_kill(&mut self) -> Option<Error> {
+        self.rel.as_mut().and_then(|r| r.kill.take())
+    }
+
+    /// Takes every relation (the process is ending).
+    pub(crate) fn take_relations(&mut self) -> Relations {
+        self.rel.take().map(|r| *r).unwrap_or_default()
     }
 }
 
-impl<T> List<T> {
-    pub(crate) fn push(&mut self, item: T) {
-        self.0.get_or_insert_with(Box::default).push(item);
-    }
-
-    pub(crate) fn iter(&self) -> std::slice::Iter<'_, T> {
-        self.0.as_deref().map_or(&[][..], Vec::as_slice).iter()
-    }
-
-    pub(crate) fn retain(&mut self, f: impl FnMut(&T) -> bool) {
-        if let Some(v) = &mut self.0 {
-            v.retain(f);
-        }
-    }
-
-    /// Removes the first item matching `f`.
-    pub(crate) fn remove_first(&mut self, f: impl FnMut(&T) -> bool) {
-        if let Some(v) = &mut self.0
-            && let Some(i) = v.iter().position(f)
-        {
-            v.remove(i);
-        }
-    }
-
-    pub(crate) fn take(&mut self) -> Vec<T> {
-        self.0.take().map(|b| *b).unwrap_or_default()
-    }
-}
-
-impl<T: PartialEq> List<T> {
-    pub(crate) fn contains(&self, item: &T) -> bool {
-        self.iter().any(|x| x == item)
+/// Removes the first item matching `f`, if any.
+pub(crate) fn remove_first<T>(v: &mut Vec<T>, f: impl FnMut(&T) -> bool) {
+    if let Some(i) = v.iter().position(f) {
+        v.remove(i);
     }
 }
 
@@ -188,11 +201,11 @@ mod tests {
     use super::*;
 
     /// Idle memory per process is a goal (≤ 1 KB with the body and the table entry): the record
-    /// itself must stay within one 256-byte allocation, with the reference counts.
+    /// with its two reference counts must fit the allocator's 224-byte class.
     #[test]
-    fn a_process_record_fits_256_bytes() {
+    fn a_process_record_fits_224_bytes() {
         assert!(
-            size_of::<ProcessCell>() <= 240,
+            size_of::<ProcessCell>() <= 208,
             "ProcessCell is {} bytes",
             size_of::<ProcessCell>()
         );

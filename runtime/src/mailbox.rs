@@ -22,13 +22,48 @@ pub(crate) struct Mailbox {
     queued: u32,
     pending: Vec<Pending>,
     /// Completions not yet taken, oldest first (rarely more than one or two).
-    done: Vec<(Tag, Completion)>,
+    done: Done,
     next_tag: u64,
     /// `Some` while the process is parked in `Step::Wait`; whoever satisfies it takes it and
     /// queues the process.
     pub(crate) waiting: Option<WaitFor>,
     /// The process's waker was called (Rust processes awaiting foreign futures).
     pub(crate) notified: bool,
+}
+
+/// Completions not yet taken, oldest first. Rarely more than one, and none for most idle
+/// processes: one pointer until the first completion, then room for one.
+#[derive(Default)]
+#[expect(clippy::box_collection, reason = "one pointer instead of three in the process record")]
+struct Done(Option<Box<Vec<(Tag, Completion)>>>);
+
+impl Done {
+    fn push(&mut self, item: (Tag, Completion)) {
+        self.0.get_or_insert_with(|| Box::new(Vec::with_capacity(1))).push(item);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|v| v.is_empty())
+    }
+
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |v| v.len())
+    }
+
+    fn take_first(&mut self) -> Option<(Tag, Completion)> {
+        let v = self.0.as_mut()?;
+        (!v.is_empty()).then(|| v.remove(0))
+    }
+
+    fn take(&mut self, tag: Tag) -> Option<Completion> {
+        let v = self.0.as_mut()?;
+        let i = v.iter().position(|(t, _)| *t == tag)?;
+        Some(v.remove(i).1)
+    }
+
+    fn pop(&mut self) -> Option<(Tag, Completion)> {
+        self.0.as_mut()?.pop()
+    }
 }
 
 #[derive(Default)]
@@ -207,12 +242,11 @@ impl Mailbox {
     }
 
     pub(crate) fn next_completion(&mut self) -> Option<(Tag, Completion)> {
-        (!self.done.is_empty()).then(|| self.done.remove(0))
+        self.done.take_first()
     }
 
     pub(crate) fn take_completion(&mut self, tag: Tag) -> Option<Completion> {
-        let i = self.done.iter().position(|(t, _)| *t == tag)?;
-        Some(self.done.remove(i).1)
+        self.done.take(tag)
     }
 
     pub(crate) fn queued(&self) -> usize {
@@ -267,7 +301,7 @@ impl Mailbox {
     pub(crate) fn close(&mut self) -> Vec<PendingOp> {
         self.inbox = VecDeque::new();
         self.rare = None;
-        self.done = Vec::new();
+        self.done = Done::default();
         self.queued = 0;
         std::mem::take(&mut self.pending).into_iter().map(|p| p.what).collect()
     }

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::backend::{Backend, Instance, Placement, Prototypes};
-use crate::cell::{Inner, ProcessCell, Watcher};
+use crate::cell::{Inner, ProcessCell, Watcher, remove_first};
 use crate::context::Dest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::host::{Host, HostConfig};
@@ -145,16 +145,16 @@ impl Shared {
         let mut inner = Inner { entry, ..Inner::default() };
         if let Some(parent) = parent {
             if ties.link {
-                inner.links.push(parent.pid);
-                lock(&parent.inner).links.push(pid);
+                inner.rel().links.push(parent.pid);
+                lock(&parent.inner).rel().links.push(pid);
             }
             if ties.monitor {
-                inner.watchers.push(Watcher::Monitor(parent.pid));
-                lock(&parent.inner).monitoring.push(pid);
+                inner.rel().watchers.push(Watcher::Monitor(parent.pid));
+                lock(&parent.inner).rel().monitoring.push(pid);
             }
         }
         if let Some(w) = watcher {
-            inner.watchers.push(w);
+            inner.rel().watchers.push(w);
         }
         if let Some(s) = &strand {
             s.joined();
@@ -298,21 +298,25 @@ impl Shared {
             if o.exited {
                 return Err(gone());
             }
-            if !o.links.contains(&me.pid) {
-                o.links.push(me.pid);
+            if !o.links().contains(&me.pid) {
+                o.rel().links.push(me.pid);
             }
         }
         let mut mine = lock(&me.inner);
-        if !mine.links.contains(&other) {
-            mine.links.push(other);
+        if !mine.links().contains(&other) {
+            mine.rel().links.push(other);
         }
         Ok(())
     }
 
     pub(crate) fn unlink(&self, me: &Arc<ProcessCell>, other: Pid) {
-        lock(&me.inner).links.retain(|p| *p != other);
-        if let Some(cell) = self.table.get(other) {
-            lock(&cell.inner).links.retain(|p| *p != me.pid);
+        if let Some(r) = lock(&me.inner).rel_mut() {
+            r.links.retain(|p| *p != other);
+        }
+        if let Some(cell) = self.table.get(other)
+            && let Some(r) = lock(&cell.inner).rel_mut()
+        {
+            r.links.retain(|p| *p != me.pid);
         }
     }
 
@@ -320,12 +324,12 @@ impl Shared {
         let added = self.table.get(target).is_some_and(|cell| {
             let mut t = lock(&cell.inner);
             !t.exited && {
-                t.watchers.push(Watcher::Monitor(me.pid));
+                t.rel().watchers.push(Watcher::Monitor(me.pid));
                 true
             }
         });
         if added {
-            lock(&me.inner).monitoring.push(target);
+            lock(&me.inner).rel().monitoring.push(target);
         } else {
             let err = Error::not_found(format!("process {target} is not alive"));
             self.post_event(
@@ -336,15 +340,18 @@ impl Shared {
     }
 
     pub(crate) fn unmonitor(&self, me: &Arc<ProcessCell>, target: Pid) {
-        lock(&me.inner).monitoring.remove_first(|p| *p == target);
+        if let Some(r) = lock(&me.inner).rel_mut() {
+            remove_first(&mut r.monitoring, |p| *p == target);
+        }
         self.drop_monitor(me.pid, target);
     }
 
     /// Removes one monitor of `watcher` on `target`.
     pub(crate) fn drop_monitor(&self, watcher: Pid, target: Pid) {
-        if let Some(cell) = self.table.get(target) {
-            let mut t = lock(&cell.inner);
-            t.watchers.remove_first(|w| matches!(w, Watcher::Monitor(p) if *p == watcher));
+        if let Some(cell) = self.table.get(target)
+            && let Some(r) = lock(&cell.inner).rel_mut()
+        {
+            remove_first(&mut r.watchers, |w| matches!(w, Watcher::Monitor(p) if *p == watcher));
         }
     }
 
@@ -361,7 +368,7 @@ impl Shared {
             return Err(gone());
         }
         self.names.insert(name, pid)?;
-        inner.names.push(name.to_owned());
+        inner.rel().names.push(name.to_owned());
         Ok(())
     }
 
@@ -370,8 +377,10 @@ impl Shared {
             .names
             .lookup(name)
             .ok_or_else(|| Error::not_found(format!("no process is registered as `{name}`")))?;
-        if let Some(cell) = self.table.get(pid) {
-            lock(&cell.inner).names.retain(|n| n != name);
+        if let Some(cell) = self.table.get(pid)
+            && let Some(r) = lock(&cell.inner).rel_mut()
+        {
+            r.names.retain(|n| n != name);
         }
         self.names.remove(name, pid);
         Ok(())
@@ -407,7 +416,9 @@ impl Shared {
         for l in links {
             let Some(cell) = self.table.get(l) else { continue };
             let mut inner = lock(&cell.inner);
-            inner.links.retain(|p| *p != pid);
+            if let Some(r) = inner.rel_mut() {
+                r.links.retain(|p| *p != pid);
+            }
             let Err(err) = result else { continue };
             if inner.exited {
                 continue;
@@ -444,7 +455,9 @@ impl Shared {
                         reason: None,
                     };
                     cell.with(|i| {
-                        i.monitoring.remove_first(|p| *p == pid);
+                        if let Some(r) = i.rel_mut() {
+                            remove_first(&mut r.monitoring, |p| *p == pid);
+                        }
                         ((), !i.exited && i.mailbox.deliver_event(event))
                     });
                 }
@@ -464,10 +477,10 @@ impl Shared {
 /// Ends `cell` before its next step with `err` (the first kill wins).
 fn kill(cell: &Arc<ProcessCell>, err: Error) {
     cell.with(|i| {
-        if i.exited || i.kill.is_some() {
+        if i.exited || i.kill_pending() {
             return ((), false);
         }
-        i.kill = Some(Box::new(err));
+        i.rel().kill = Some(err);
         // Under the lock: a step that sees the flag finds the error there.
         cell.killed.store(true, Ordering::Release);
         i.mailbox.waiting = None;
@@ -651,7 +664,7 @@ impl Runtime {
         if let Some(cell) = self.shared.table.get(pid) {
             let mut inner = lock(&cell.inner);
             if !inner.exited {
-                inner.watchers.push(Watcher::External(tx.take().expect("sender")));
+                inner.rel().watchers.push(Watcher::External(tx.take().expect("sender")));
             }
         }
         if let Some(tx) = tx {
@@ -710,14 +723,14 @@ impl Runtime {
             pid,
             host: cell.host.name().to_owned(),
             entry: i.entry.clone(),
-            links: i.links.iter().copied().collect(),
+            links: i.links().to_vec(),
             monitored_by: i
-                .watchers
+                .watchers()
                 .iter()
                 .filter_map(|w| if let Watcher::Monitor(p) = w { Some(*p) } else { None })
                 .collect(),
-            monitoring: i.monitoring.iter().copied().collect(),
-            names: i.names.iter().cloned().collect(),
+            monitoring: i.monitoring().to_vec(),
+            names: i.names().to_vec(),
             queued_messages: i.mailbox.queued(),
             outstanding: i.mailbox.outstanding(),
             completed: i.mailbox.completed(),
@@ -770,8 +783,7 @@ impl Runtime {
             let ops = {
                 let mut i = lock(&cell.inner);
                 i.exited = true;
-                i.links.take();
-                i.watchers.take();
+                i.take_relations();
                 i.mailbox.close()
             };
             ops.into_iter().for_each(undo);

@@ -10,7 +10,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::cell::ProcessCell;
+use crate::cell::{ProcessCell, Relations};
 use crate::context::Cx;
 use crate::error::{Error, ErrorKind, Result};
 use crate::process::{Step, WaitFor};
@@ -53,8 +53,8 @@ pub(crate) fn run(cell: &Arc<ProcessCell>) -> After {
     let cx = ManuallyDrop::new(Cx { cell: unsafe { Arc::from_raw(Arc::as_ptr(cell)) } });
     for _ in 0..STEP_BUDGET {
         if cell.killed.load(Ordering::Acquire) {
-            let err = lock(&cell.inner).kill.take();
-            let err = err.map_or_else(|| Error::new(ErrorKind::Canceled, "killed"), |e| *e);
+            let err = lock(&cell.inner).take_kill();
+            let err = err.unwrap_or_else(|| Error::new(ErrorKind::Canceled, "killed"));
             exit(cell, Err(err));
             return After::Done;
         }
@@ -94,7 +94,7 @@ pub(crate) fn run(cell: &Arc<ProcessCell>) -> After {
             }
             Ok(Step::Wait(mode)) => {
                 let mut inner = lock(&cell.inner);
-                if inner.kill.is_some() || inner.mailbox.ready(mode) {
+                if inner.kill_pending() || inner.mailbox.ready(mode) {
                     // Step again at once; a waker call seen here is consumed by that step, and
                     // an armed wait is moot.
                     inner.mailbox.notified = false;
@@ -165,18 +165,12 @@ fn upgrade(cell: &Arc<ProcessCell>, entry: Option<EntryId>, args: Vec<Value>) ->
 /// Ends `cell` with `result`: it leaves the table, its names are released, its operations are
 /// dropped, its code is dropped, and its monitors and links are told.
 fn exit(cell: &Arc<ProcessCell>, result: Result<Value, Error>) {
-    let (links, watchers, names, monitoring, ops) = {
+    let (rel, ops) = {
         let mut inner = lock(&cell.inner);
         inner.exited = true;
-        inner.kill = None;
-        (
-            inner.links.take(),
-            inner.watchers.take(),
-            inner.names.take(),
-            inner.monitoring.take(),
-            inner.mailbox.close(),
-        )
+        (inner.take_relations(), inner.mailbox.close())
     };
+    let Relations { links, watchers, names, monitoring, .. } = rel;
     ops.into_iter().for_each(undo);
     // SAFETY: called from `run`, which holds the RUNNING bit until `complete` below.
     let body = unsafe { cell.body() }.take();
