@@ -124,6 +124,15 @@ impl App {
         }));
         let lua = LuaBackend::new(lua);
         let rt = builder.backend(lua.clone()).backend(native).build()?;
+        let policies =
+            config.entries.values().filter(|e| matches!(e.body, Body::Policy(_))).count();
+        if policies > 0 {
+            tracing::warn!(
+                policies,
+                "security.policy entries are checked but not enforced yet: hosts grant modules \
+                 by their `modules` list only"
+            );
+        }
         let mut prints = HashMap::new();
         for (id, e) in &config.entries {
             if let Some(entry) = runtime_entry(e) {
