@@ -194,6 +194,15 @@ fn started(lua: &Lua, r: std::result::Result<Completion, Tag>) -> Ret {
     }
 }
 
+/// A completion taken without waiting: `false` and the completion, or nothing.
+fn taken(lua: &Lua, c: Option<Completion>) -> Ret {
+    let mut out = MultiValue::with_capacity(8);
+    if let Some(c) = c {
+        push_completion(lua, None, c, &mut out)?;
+    }
+    Ok(out)
+}
+
 fn ok(lua: &Lua, v: impl mlua::IntoLua) -> Ret {
     Ok(MultiValue::from_vec(vec![v.into_lua(lua)?]))
 }
@@ -313,6 +322,26 @@ pub(crate) fn build(lua: &Lua, preempted: Preempted) -> mlua::Result<Table> {
         lua.create_function(|lua, ()| {
             let r = with_cx(lua, |cx| cx.start_or_take(Op::Event))?;
             started(lua, r)
+        })?,
+    )?;
+    rt.set(
+        "try_take",
+        lua.create_function(|lua, (event, topic): (bool, Option<String>)| {
+            let got = with_cx(lua, |cx| {
+                if event {
+                    cx.try_event().map(Completion::Event)
+                } else {
+                    cx.try_receive(topic.as_deref()).map(Completion::Message)
+                }
+            })?;
+            taken(lua, got)
+        })?,
+    )?;
+    rt.set(
+        "take_completion",
+        lua.create_function(|lua, t: i64| {
+            let got = with_cx(lua, |cx| cx.take_completion(tag(t)))?;
+            taken(lua, got)
         })?,
     )?;
     rt.set(
@@ -483,5 +512,6 @@ pub(crate) fn build(lua: &Lua, preempted: Preempted) -> mlua::Result<Table> {
         })?,
     )?;
     crate::terminal::register(lua, &rt)?;
+    crate::opaque::register(lua, &rt)?;
     Ok(rt)
 }

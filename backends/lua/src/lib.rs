@@ -39,6 +39,7 @@ mod api;
 mod convert;
 mod island;
 mod json;
+mod opaque;
 mod preempt;
 mod process;
 mod terminal;
