@@ -33,6 +33,7 @@ local setmetatable, getmetatable, rawget, rawset, rawequal, pairs = setmetatable
 local RT_start_receive, RT_start_event, RT_start_sleep = RT.start_receive, RT.start_event, RT.start_sleep
 local RT_drop, RT_take_preempted, RT_arm = RT.drop, RT.take_preempted, RT.arm
 local box, unbox = RT.box, RT.unbox
+local RT_send = RT.send
 
 local PARK = setmetatable({}, { __name = "spindle.park" })
 local UPGRADE = setmetatable({}, { __name = "spindle.upgrade" })
@@ -254,8 +255,17 @@ end
 local function on_source(s, kind, a, b, c, d, e, f)
     s.tag = nil
     local ok, v = s.src(kind, a, b, c, d, e, f)
-    if ok then offer(s, v) end
-    pump(s)
+    local q = s.recvq
+    if ok then
+        local h = q and q[1]
+        if h and h <= q[2] and type(q[h]) == "thread" then
+            -- The common case: one coroutine waits in a plain receive.
+            wake(qpop(q), v, true)
+        else
+            offer(s, v)
+        end
+    end
+    if q and q[1] <= q[2] then pump(s) end
 end
 
 local function take(s)
@@ -314,25 +324,40 @@ end
 function Channel:receive()
     local s = unbox(self, Channel)
     if not s then error("not a channel", 2) end
-    local got, v = take(s)
-    if got then return v, true end
+    local buf = s.buf
+    if (buf and buf[1] <= buf[2]) or s.sendq then
+        local got, v = take(s)
+        if got then return v, true end
+    end
     if s.closed then return nil, false end
-    local co = me()
+    local co = RUNNING
+    if not co then error("blocking call outside a process", 2) end
     local q = s.recvq
-    if s.src and s.tag == nil and (not q or q[1] > q[2]) then
+    local src = s.src
+    if src and s.tag == nil and (not q or q[1] > q[2]) then
         -- Nobody else waits here: what waits in the mailbox is mine at once; else I wait for
         -- the operation this starts.
-        local tag, kind, a, b, c, d, e, f = start_source(s)
+        local tag, kind, a, b, c, d, e, f
+        if src == to_event then
+            tag, kind, a, b, c, d, e, f = RT_start_event()
+        else
+            tag, kind, a, b, c, d, e, f = RT_start_receive(s.topic)
+        end
         if tag then
             s.tag = tag
-            await(tag, s)
+            CUR[-tag] = s
         else
-            local ok, val = s.src(kind, a, b, c, d, e, f)
+            local ok, val = src(kind, a, b, c, d, e, f)
             if ok then return val, true end
         end
     end
-    if not q then q = qnew(); s.recvq = q end
-    qpush(q, co)
+    if q then
+        local t = q[2] + 1
+        q[t] = co
+        q[2] = t
+    else
+        s.recvq = { 3, 3, co }
+    end
     local val, ok = co_yield(PARK)
     return val, ok
 end
@@ -507,7 +532,11 @@ local process = {
     exec = function(id, host, ...)
         return await_result(RT.start_exec, id, host, ...)
     end,
-    send = function(dest, topic, payload) return fail(RT.send(dest, topic, payload)) end,
+    send = function(dest, topic, payload)
+        local ok, kind, message = RT_send(dest, topic, payload)
+        if ok then return ok end
+        return nil, new_error(kind, message)
+    end,
     inbox = inbox,
     listen = listen,
     unlisten = unlisten,
