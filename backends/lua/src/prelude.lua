@@ -321,43 +321,31 @@ function Channel:send(v)
     return true
 end
 
+-- Every process waiting in a receive has this frame on its stack: a few more registers here
+-- push an idle coroutine's stack past Lua's initial 40 slots, and it doubles (measured: about
+-- 600 bytes more per idle process for an inlined version that saved a tenth of a hop).
 function Channel:receive()
     local s = unbox(self, Channel)
     if not s then error("not a channel", 2) end
-    local buf = s.buf
-    if (buf and buf[1] <= buf[2]) or s.sendq then
-        local got, v = take(s)
-        if got then return v, true end
-    end
+    local got, v = take(s)
+    if got then return v, true end
     if s.closed then return nil, false end
-    local co = RUNNING
-    if not co then error("blocking call outside a process", 2) end
+    local co = me()
     local q = s.recvq
-    local src = s.src
-    if src and s.tag == nil and (not q or q[1] > q[2]) then
+    if s.src and s.tag == nil and (not q or q[1] > q[2]) then
         -- Nobody else waits here: what waits in the mailbox is mine at once; else I wait for
         -- the operation this starts.
-        local tag, kind, a, b, c, d, e, f
-        if src == to_event then
-            tag, kind, a, b, c, d, e, f = RT_start_event()
-        else
-            tag, kind, a, b, c, d, e, f = RT_start_receive(s.topic)
-        end
+        local tag, kind, a, b, c, d, e, f = start_source(s)
         if tag then
             s.tag = tag
-            CUR[-tag] = s
+            await(tag, s)
         else
-            local ok, val = src(kind, a, b, c, d, e, f)
+            local ok, val = s.src(kind, a, b, c, d, e, f)
             if ok then return val, true end
         end
     end
-    if q then
-        local t = q[2] + 1
-        q[t] = co
-        q[2] = t
-    else
-        s.recvq = { 3, 3, co }
-    end
+    if not q then q = qnew(); s.recvq = q end
+    qpush(q, co)
     local val, ok = co_yield(PARK)
     return val, ok
 end
