@@ -3,19 +3,20 @@
 //! They act on the process being stepped, whose context the step puts into the Lua state's app
 //! data ([`Current`]) for the length of the step. Failures come back Lua-style as
 //! `nil, kind, message`; the prelude turns them into error objects. Completions go to Lua as
-//! plain values, never as tables (see [`push_completion`] and the prelude's protocol).
+//! plain values, never as tables (see [`crate::stack::push_completion`] and the prelude's
+//! protocol); the primitives of every message are raw C functions ([`crate::messaging`]).
 
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mlua::{Lua, LuaString, MultiValue, Table, Value as LuaValue, Variadic};
+use mlua::{Lua, MultiValue, Table, Value as LuaValue, Variadic};
 use spindle_runtime::{
-    Completion, Cx, Dest, EntryId, Error, ErrorKind, Op, Pid, Spawn, Tag, Ties, Value,
+    Completion, Cx, Dest, EntryId, Error, ErrorKind, Op, Spawn, Tag, Ties, Value,
 };
 
-use crate::convert::{to_lua, to_value};
+use crate::convert::to_value;
 
 /// The process being stepped in this Lua state.
 pub(crate) struct Stepping {
@@ -30,33 +31,53 @@ pub(crate) struct Stepping {
     pub(crate) memory_raised: Cell<bool>,
 }
 
-/// The app data slot that holds the process being stepped, if any: put into the Lua state once,
-/// filled for the length of each step (no allocation per step).
+/// The app data slot that holds the process being stepped, if any: put into the Lua state once
+/// (before anything reads it, and never replaced, so its address is fixed: the raw C functions
+/// of [`crate::messaging`] and the step entry reach it by pointer), filled for the length of
+/// each step (no allocation per step).
 #[derive(Default)]
-pub(crate) struct Current(RefCell<Option<Stepping>>);
+pub(crate) struct Current {
+    stepping: RefCell<Option<Stepping>>,
+    /// A completion being pushed onto the Lua stack: kept here rather than in the pushing
+    /// frame, so that a Lua error (a `longjmp`) skips no destructor. Emptied right after the
+    /// push (or by the next one).
+    pub(crate) pushing: Cell<Option<Completion>>,
+    /// The completion after the one being handed to the prelude (see the step entry).
+    pub(crate) pending: Cell<Option<(Tag, Completion)>>,
+}
 
 impl Current {
-    /// Makes `s` the process being stepped in `lua`.
-    pub(crate) fn enter(lua: &Lua, s: Stepping) {
-        if let Some(cur) = lua.app_data_ref::<Current>() {
-            *cur.0.borrow_mut() = Some(s);
-        } else {
-            lua.set_app_data(Current(RefCell::new(Some(s))));
-        }
+    /// Makes `s` the process being stepped.
+    pub(crate) fn enter(&self, s: Stepping) {
+        *self.stepping.borrow_mut() = Some(s);
     }
 
     /// Ends the step: no process is being stepped.
-    pub(crate) fn leave(lua: &Lua) {
-        if let Some(cur) = lua.app_data_ref::<Current>() {
-            cur.0.borrow_mut().take();
-        }
+    pub(crate) fn leave(&self) {
+        self.stepping.borrow_mut().take();
+        self.pushing.take();
+        self.pending.take();
+    }
+
+    /// Runs `f` with the process being stepped in `lua`, if any.
+    pub(crate) fn with<R>(lua: &Lua, f: impl FnOnce(&Stepping) -> R) -> Option<R> {
+        lua.app_data_ref::<Current>()?.with_here(f)
     }
 
     /// Runs `f` with the process being stepped, if any.
-    pub(crate) fn with<R>(lua: &Lua, f: impl FnOnce(&Stepping) -> R) -> Option<R> {
-        let cur = lua.app_data_ref::<Current>()?;
-        let s = cur.0.try_borrow().ok()?;
+    pub(crate) fn with_here<R>(&self, f: impl FnOnce(&Stepping) -> R) -> Option<R> {
+        let s = self.stepping.try_borrow().ok()?;
         s.as_ref().map(f)
+    }
+
+    /// The completion in [`Current::pushing`], to push it.
+    ///
+    /// # Safety
+    /// The reference must be gone before `pushing` is set or taken again.
+    pub(crate) unsafe fn pushing_ref(&self) -> Option<&Completion> {
+        // SAFETY: the caller's contract; nothing else reaches the cell meanwhile (one thread
+        // runs the Lua state).
+        unsafe { (*self.pushing.as_ptr()).as_ref() }
     }
 }
 
@@ -73,125 +94,6 @@ pub(crate) fn cx(lua: &Lua) -> mlua::Result<Cx> {
 fn with_cx<R>(lua: &Lua, f: impl FnOnce(&Cx) -> R) -> mlua::Result<R> {
     Current::with(lua, |s| f(&s.cx))
         .ok_or_else(|| mlua::Error::runtime("process API used outside of a process step"))
-}
-
-/// The kind of a completion as the prelude takes it (its `MSG`, `EVENT`, ... constants).
-#[derive(Clone, Copy)]
-enum Kind {
-    Message = 1,
-    Event = 2,
-    Timer = 3,
-    Exit = 4,
-    Failed = 5,
-}
-
-impl From<Kind> for LuaValue {
-    fn from(k: Kind) -> LuaValue {
-        LuaValue::Integer(k as i64)
-    }
-}
-
-/// Appends a completion as the prelude takes it: `tag, kind, ...` (see the prelude's protocol).
-pub(crate) fn push_completion(
-    lua: &Lua,
-    tag: Option<Tag>,
-    c: Completion,
-    out: &mut MultiValue,
-) -> mlua::Result<()> {
-    out.push_back(match tag {
-        Some(t) => LuaValue::Integer(t.get() as i64),
-        None => LuaValue::Boolean(false),
-    });
-    let s = |v: &str| lua.create_string(v).map(LuaValue::String);
-    match c {
-        Completion::Message(m) => {
-            out.push_back(Kind::Message.into());
-            out.push_back(pid_string(lua, m.from)?);
-            out.push_back(s(m.topic.as_str())?);
-            out.push_back(to_lua(lua, &m.payload)?);
-        }
-        Completion::Event(e) => {
-            out.push_back(Kind::Event.into());
-            out.push_back(s(e.kind.name())?);
-            out.push_back(pid_string(lua, e.from)?);
-            match &e.result {
-                Some(Ok(v)) => {
-                    out.push_back(LuaValue::Boolean(true));
-                    out.push_back(to_lua(lua, v)?);
-                    out.push_back(LuaValue::Nil);
-                }
-                Some(Err(err)) => {
-                    out.push_back(LuaValue::Boolean(false));
-                    out.push_back(s(err.kind().name())?);
-                    out.push_back(s(err.message())?);
-                }
-                None => out.extend([LuaValue::Nil, LuaValue::Nil, LuaValue::Nil]),
-            }
-            if let Some(r) = &e.reason {
-                out.push_back(to_lua(lua, r)?);
-            }
-        }
-        Completion::Timer => out.push_back(Kind::Timer.into()),
-        Completion::Exit(Ok(v)) => {
-            out.push_back(Kind::Exit.into());
-            out.push_back(LuaValue::Boolean(true));
-            out.push_back(to_lua(lua, &v)?);
-        }
-        Completion::Exit(Err(err)) => {
-            out.push_back(Kind::Exit.into());
-            out.push_back(LuaValue::Boolean(false));
-            out.push_back(s(err.kind().name())?);
-            out.push_back(s(err.message())?);
-        }
-        Completion::Failed(err) => {
-            out.push_back(Kind::Failed.into());
-            out.push_back(s(err.kind().name())?);
-            out.push_back(s(err.message())?);
-        }
-    }
-    Ok(())
-}
-
-/// How many pids' strings an island keeps at hand (a direct-mapped cache by serial number).
-const PID_STRINGS: usize = 256;
-
-/// The recently used pids' strings of a Lua state: most messages come from a few senders, and
-/// printing a pid and interning the string costs more than the rest of a small message.
-#[derive(Default)]
-pub(crate) struct PidStrings(RefCell<Vec<Option<(Pid, LuaString)>>>);
-
-/// `pid` as the Lua string processes see (`{host|0x…}`).
-pub(crate) fn pid_string(lua: &Lua, pid: Pid) -> mlua::Result<LuaValue> {
-    let slot = (pid.serial() as usize) % PID_STRINGS;
-    if let Some(cache) = lua.app_data_ref::<PidStrings>()
-        && let Ok(cache) = cache.0.try_borrow()
-        && let Some(Some((p, s))) = cache.get(slot)
-        && *p == pid
-    {
-        return Ok(LuaValue::String(s.clone()));
-    }
-    let s = lua.create_string(pid.to_string())?;
-    if let Some(cache) = lua.app_data_ref::<PidStrings>()
-        && let Ok(mut cache) = cache.0.try_borrow_mut()
-    {
-        if cache.is_empty() {
-            cache.resize(PID_STRINGS, None);
-        }
-        cache[slot] = Some((pid, s.clone()));
-    }
-    Ok(LuaValue::String(s))
-}
-
-/// A started receive or event: its tag, or `false` and the completion if it completed at once.
-fn started(lua: &Lua, r: std::result::Result<Completion, Tag>) -> Ret {
-    match r {
-        Err(tag) => Ok(MultiValue::from_vec(vec![LuaValue::Integer(tag.get() as i64)])),
-        Ok(c) => {
-            let mut out = MultiValue::with_capacity(8);
-            push_completion(lua, None, c, &mut out)?;
-            Ok(out)
-        }
-    }
 }
 
 fn ok(lua: &Lua, v: impl mlua::IntoLua) -> Ret {
@@ -267,23 +169,7 @@ fn tag(n: i64) -> Tag {
 /// Builds the `RT` table.
 pub(crate) fn build(lua: &Lua, preempted: Preempted) -> mlua::Result<Table> {
     let rt = lua.create_table()?;
-    rt.set("pid", lua.create_function(|lua, ()| pid_string(lua, with_cx(lua, Cx::pid)?))?)?;
-    rt.set(
-        "send",
-        lua.create_function(|lua, (d, topic, payload): (LuaValue, LuaValue, LuaValue)| {
-            let r = with_cx(lua, |cx| {
-                let d = dest(&d)?;
-                let LuaValue::String(topic) = &topic else {
-                    return Err(Error::new(ErrorKind::Invalid, "topic must be a string"));
-                };
-                let topic = topic
-                    .to_str()
-                    .map_err(|_| Error::new(ErrorKind::Invalid, "topic must be text"))?;
-                cx.send(d, &topic, to_value(&payload)?).map(|()| true)
-            })?;
-            result(lua, r)
-        })?,
-    )?;
+    rt.set("pid", lua.create_function(|lua, ()| with_cx(lua, |cx| cx.pid().to_string()))?)?;
     rt.set(
         "spawn",
         lua.create_function(|lua, (mode, args): (i64, Variadic<LuaValue>)| {
@@ -299,20 +185,6 @@ pub(crate) fn build(lua: &Lua, preempted: Preempted) -> mlua::Result<Table> {
             let cx = cx(lua)?;
             let r = spawn_of(&args).map(|s| cx.start(Op::Exec(s)).get() as i64);
             result(lua, r)
-        })?,
-    )?;
-    rt.set(
-        "start_receive",
-        lua.create_function(|lua, topic: Option<String>| {
-            let r = with_cx(lua, |cx| cx.start_or_take(Op::Receive { topic }))?;
-            started(lua, r)
-        })?,
-    )?;
-    rt.set(
-        "start_event",
-        lua.create_function(|lua, ()| {
-            let r = with_cx(lua, |cx| cx.start_or_take(Op::Event))?;
-            started(lua, r)
         })?,
     )?;
     rt.set(
@@ -483,5 +355,7 @@ pub(crate) fn build(lua: &Lua, preempted: Preempted) -> mlua::Result<Table> {
         })?,
     )?;
     crate::terminal::register(lua, &rt)?;
+    crate::opaque::register(lua, &rt)?;
+    crate::messaging::register(lua, &rt)?;
     Ok(rt)
 }

@@ -6,15 +6,16 @@
 //! In state mode every process gets an island of its own (its own heap, a hard memory limit).
 
 use std::collections::HashMap;
+use std::ffi::c_int;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use mlua::chunk::ChunkMode;
-use mlua::{Function, Lua, LuaOptions, LuaString, StdLib, Table};
+use mlua::{Function, Lua, LuaOptions, LuaString, StdLib, Table, ffi};
 use spindle_runtime::scheduler::Strand;
 use spindle_runtime::{EntryId, Error, ErrorKind};
 
-use crate::api::{self, Current, PidStrings, Preempted};
+use crate::api::{self, Current, Preempted};
 use crate::preempt;
 
 const PRELUDE: &str = include_str!("prelude.lua");
@@ -25,10 +26,13 @@ pub(crate) struct Island {
     pub(crate) strand: Option<Arc<Strand>>,
     /// The prelude's `start(chunk, method, granted, ...)`: a new process and its first step.
     pub(crate) start: Function,
-    /// The prelude's `step(P, tag, ...)`: a step, with the last completion.
-    pub(crate) step: Function,
-    /// The prelude's `deliver(P, tag, ...)`: a completion before the step's last one.
-    pub(crate) deliver: Function,
+    /// The prelude's `step(P, tag, ...)` (a step, with the last completion) and
+    /// `deliver(P, tag, ...)` (a completion before the step's last one), as references in the
+    /// registry, for the raw step entry.
+    pub(crate) step: c_int,
+    pub(crate) deliver: c_int,
+    /// The state's process slot (its app data, never replaced, so its address is fixed).
+    current: CurrentPtr,
     pub(crate) describe_error: Function,
     /// Set by the hook when it preempts a coroutine; cleared when a step begins.
     pub(crate) preempted: Preempted,
@@ -45,6 +49,23 @@ pub(crate) struct Loaded {
     pub(crate) method: LuaString,
     /// The set of modules the entry's processes may `require`.
     pub(crate) granted: Table,
+}
+
+/// The address of a state's [`Current`].
+struct CurrentPtr(*const Current);
+
+// SAFETY: the pointer is only followed by the thread that runs the island's Lua state (an
+// island is stepped by one worker at a time), while the state, which owns the pointee, lives.
+unsafe impl Send for CurrentPtr {}
+// SAFETY: as above.
+unsafe impl Sync for CurrentPtr {}
+
+impl Island {
+    /// The state's process slot.
+    pub(crate) fn current(&self) -> &Current {
+        // SAFETY: the app data box lives as long as `self.lua` (see `CurrentPtr`).
+        unsafe { &*self.current.0 }
+    }
 }
 
 fn lua_err(e: mlua::Error) -> Error {
@@ -66,6 +87,12 @@ impl Island {
             | StdLib::MATH
             | StdLib::OS;
         let lua = Lua::new_with(libs, LuaOptions::default()).map_err(lua_err)?;
+        lua.set_app_data(Current::default());
+        let current = {
+            let slot = lua.app_data_ref::<Current>();
+            let slot = slot.ok_or_else(|| lua_err(mlua::Error::runtime("no process slot")))?;
+            CurrentPtr(std::ptr::from_ref::<Current>(&slot))
+        };
         let preempted: Preempted = Arc::new(AtomicBool::new(false));
         let rt = api::build(&lua, preempted.clone()).map_err(lua_err)?;
         rt.set("arm", preempt::install(&lua, instructions, preempted.clone()).map_err(lua_err)?)
@@ -82,12 +109,23 @@ impl Island {
         if memory_limit > 0 {
             lua.set_memory_limit(memory_limit).map_err(lua_err)?;
         }
-        lua.set_app_data(Current::default());
-        lua.set_app_data(PidStrings::default());
+        let step: Function = exports.get("step").map_err(lua_err)?;
+        let deliver: Function = exports.get("deliver").map_err(lua_err)?;
+        let (mut step_ref, mut deliver_ref) = (0, 0);
+        // SAFETY: `exec_raw` runs the closure in protected mode with the two functions at 1
+        // and 2; `luaL_ref` pops the top into the registry and returns its reference.
+        unsafe {
+            lua.exec_raw::<()>((step, deliver), |state| {
+                deliver_ref = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
+                step_ref = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
+            })
+            .map_err(lua_err)?;
+        }
         Ok(Island {
             start: exports.get("start").map_err(lua_err)?,
-            step: exports.get("step").map_err(lua_err)?,
-            deliver: exports.get("deliver").map_err(lua_err)?,
+            step: step_ref,
+            deliver: deliver_ref,
+            current,
             describe_error: exports.get("describe_error").map_err(lua_err)?,
             lua,
             strand,

@@ -39,8 +39,11 @@ mod api;
 mod convert;
 mod island;
 mod json;
+mod messaging;
+mod opaque;
 mod preempt;
 mod process;
+mod stack;
 mod terminal;
 
 use std::collections::HashMap;

@@ -1,13 +1,16 @@
 //! A Lua process: a state table and coroutines in an island, stepped through the prelude.
 
+use std::cell::Cell;
+use std::ffi::c_int;
 use std::sync::Arc;
 
-use mlua::{MultiValue, Table, Value as LuaValue};
-use spindle_runtime::{Cx, EntryId, Error, ErrorKind, Process, Step, Value, WaitFor};
+use mlua::{MultiValue, Value as LuaValue, ffi};
+use spindle_runtime::{Cx, EntryId, Error, ErrorKind, Process, Step, Tag, Value, WaitFor};
 
-use crate::api::{Current, Stepping, push_completion};
+use crate::api::{Current, Stepping};
 use crate::convert::{to_lua, to_value};
 use crate::island::{Island, Loaded};
+use crate::stack::push_completion;
 
 /// What the first step needs to start the process.
 pub(crate) struct Start {
@@ -18,8 +21,10 @@ pub(crate) struct Start {
 pub(crate) struct LuaProcess {
     island: Arc<Island>,
     entry: Arc<EntryId>,
-    state: Option<Table>,
-    start: Option<Start>,
+    /// The prelude's state table of the process, as a reference in the island's registry.
+    state: Option<c_int>,
+    /// Boxed: a process holds it until its first step only.
+    start: Option<Box<Start>>,
     /// Memory attributed to this process: the growth of its Lua state during its steps.
     memory: usize,
     /// The most it may be attributed (bytes; 0: no budget).
@@ -33,7 +38,7 @@ impl LuaProcess {
         start: Start,
         budget: usize,
     ) -> LuaProcess {
-        LuaProcess { island, entry, state: None, start: Some(start), memory: 0, budget }
+        LuaProcess { island, entry, state: None, start: Some(Box::new(start)), memory: 0, budget }
     }
 
     /// The first step: the prelude makes the process's state and runs its main coroutine.
@@ -49,37 +54,76 @@ impl LuaProcess {
             args.push_back(to_lua(lua, a)?);
         }
         let mut out: MultiValue = self.island.start.call(args)?;
-        match out.pop_front() {
-            Some(LuaValue::Table(state)) => self.state = Some(state),
-            _ => return Err(mlua::Error::runtime("the process scheduler returned no state")),
+        let state = out.pop_front();
+        let Some(LuaValue::Table(state)) = state else {
+            return Err(mlua::Error::runtime("the process scheduler returned no state"));
+        };
+        let mut r = None;
+        // SAFETY: `exec_raw` runs the closure in protected mode with the table at 1;
+        // `luaL_ref` pops it into the registry.
+        unsafe {
+            self.island.lua.exec_raw::<()>(state, |s| {
+                r = Some(ffi::luaL_ref(s, ffi::LUA_REGISTRYINDEX));
+            })?;
         }
+        self.state = r;
         Ok(out)
     }
 
-    /// A later step: the completions that came are handed over in order, the last one with
-    /// the step itself.
-    fn next_step(&self, state: &Table, cx: &Cx) -> mlua::Result<MultiValue> {
-        let lua = &self.island.lua;
-        let mut args = MultiValue::with_capacity(10);
-        args.push_back(LuaValue::Table(state.clone()));
-        if let Some(mut last) = cx.next_completion() {
-            while let Some(next) = cx.next_completion() {
-                let mut before = MultiValue::with_capacity(10);
-                before.push_back(LuaValue::Table(state.clone()));
-                push_completion(lua, Some(last.0), last.1, &mut before)?;
-                self.island.deliver.call::<()>(before)?;
-                last = next;
-            }
-            push_completion(lua, Some(last.0), last.1, &mut args)?;
+    /// A later step, entered with Lua's C API: the completions that came are handed over in
+    /// order (`deliver(P, tag, ...)`), the last one with the step itself (`step(P, tag, ...)`).
+    /// A step that ends waiting or yielding returns no values (`Fast` says which); one that
+    /// ends otherwise returns what the prelude's `step` returned.
+    fn next_step(&self, state: c_int, cx: &Cx, fast: &Cell<Fast>) -> mlua::Result<MultiValue> {
+        let island = &*self.island;
+        let cur = island.current();
+        let (step, deliver) = (island.step, island.deliver);
+        // SAFETY: `exec_raw` runs the closure in protected mode on the main thread, with room
+        // for LUA_MINSTACK values (a completion takes at most eight, plus the function, `P` and
+        // the tag). A Lua error raised in it skips its frame: the frame holds only references
+        // and `Copy` values, the completions wait in `Current`'s cells.
+        unsafe {
+            island.lua.exec_raw::<MultiValue>((), |s| {
+                let mut tag = take_next(cur, cx);
+                while let Some(t) = tag {
+                    // The completion of `t` moves to `pushing`, the next one to `pending`.
+                    cur.pushing.set(cur.pending.take().map(|(_, c)| c));
+                    let next = take_next(cur, cx);
+                    let f = if next.is_some() { deliver } else { step };
+                    ffi::lua_rawgeti(s, ffi::LUA_REGISTRYINDEX, ffi::lua_Integer::from(f));
+                    ffi::lua_rawgeti(s, ffi::LUA_REGISTRYINDEX, ffi::lua_Integer::from(state));
+                    ffi::lua_pushinteger(s, t.get() as ffi::lua_Integer);
+                    let n = match cur.pushing_ref() {
+                        Some(c) => push_completion(s, c),
+                        None => 0,
+                    };
+                    cur.pushing.take();
+                    if next.is_none() {
+                        ffi::lua_call(s, 2 + n, ffi::LUA_MULTRET);
+                        return finish_step(s, fast);
+                    }
+                    ffi::lua_call(s, 2 + n, 0);
+                    tag = next;
+                }
+                ffi::lua_rawgeti(s, ffi::LUA_REGISTRYINDEX, ffi::lua_Integer::from(step));
+                ffi::lua_rawgeti(s, ffi::LUA_REGISTRYINDEX, ffi::lua_Integer::from(state));
+                ffi::lua_call(s, 1, ffi::LUA_MULTRET);
+                finish_step(s, fast);
+            })
         }
-        self.island.step.call(args)
     }
 
     fn step_lua(&mut self, cx: &Cx) -> mlua::Result<Step> {
-        let out = match &self.state {
-            Some(state) => self.next_step(state, cx)?,
+        let fast = Cell::new(Fast::No);
+        let out = match self.state {
+            Some(state) => self.next_step(state, cx, &fast)?,
             None => self.first_step()?,
         };
+        match fast.get() {
+            Fast::Wait => return Ok(Step::Wait(WaitFor::Any)),
+            Fast::Yield => return Ok(Step::Yield),
+            Fast::No => {}
+        }
         let mut out = out.into_iter();
         let status = match out.next() {
             Some(LuaValue::String(s)) => s,
@@ -130,6 +174,54 @@ impl LuaProcess {
     }
 }
 
+/// How a step entered with the C API ended, if it needs no more than that.
+#[derive(Clone, Copy)]
+enum Fast {
+    No,
+    Wait,
+    Yield,
+}
+
+/// The next completion of the step: parked in `cur.pending`; returns its tag.
+fn take_next(cur: &Current, cx: &Cx) -> Option<Tag> {
+    let (tag, c) = cx.next_completion()?;
+    cur.pending.set(Some((tag, c)));
+    Some(tag)
+}
+
+/// After the prelude's `step` returned (its values alone on the stack): a plain `"wait"` or
+/// `"yield"` is noted in `fast` and popped; anything else stays for `exec_raw` to return.
+///
+/// # Safety
+/// `s` is the state the step ran in, inside `exec_raw`'s closure.
+unsafe fn finish_step(s: *mut ffi::lua_State, fast: &Cell<Fast>) {
+    // SAFETY: the caller's contract; the closure's frame held nothing else on the stack.
+    unsafe {
+        if ffi::lua_gettop(s) == 1 {
+            match crate::stack::str_at(s, 1) {
+                Some(b"wait") => fast.set(Fast::Wait),
+                Some(b"yield") => fast.set(Fast::Yield),
+                _ => return,
+            }
+            ffi::lua_settop(s, 0);
+        }
+    }
+}
+
+impl Drop for LuaProcess {
+    fn drop(&mut self) {
+        if let Some(r) = self.state.take() {
+            // SAFETY: `exec_raw` runs the closure in protected mode; `luaL_unref` frees the
+            // reference `first_step` made.
+            unsafe {
+                let _ = self.island.lua.exec_raw::<()>((), |s| {
+                    ffi::luaL_unref(s, ffi::LUA_REGISTRYINDEX, r);
+                });
+            }
+        }
+    }
+}
+
 /// Lua's own allocation failure, as a coroutine reports it.
 fn is_out_of_memory(v: &LuaValue) -> bool {
     match v {
@@ -173,18 +265,15 @@ impl Process for LuaProcess {
         let left =
             if self.budget == 0 { usize::MAX } else { self.budget.saturating_sub(self.memory) };
         island.preempted.store(false, std::sync::atomic::Ordering::Relaxed);
-        Current::enter(
-            lua,
-            Stepping {
-                cx: cx.clone(),
-                memory_at_start: at_start,
-                memory_left: left,
-                memory_before: self.memory,
-                memory_raised: std::cell::Cell::new(false),
-            },
-        );
+        island.current().enter(Stepping {
+            cx: cx.clone(),
+            memory_at_start: at_start,
+            memory_left: left,
+            memory_before: self.memory,
+            memory_raised: std::cell::Cell::new(false),
+        });
         let step = self.step_lua(cx);
-        Current::leave(lua);
+        island.current().leave();
         // What the state grew (or shrank) by during the step is this process's doing: an
         // approximation in islands mode, where a collection in one process's step frees the
         // garbage of others. No process can hold more than the whole state, which keeps the

@@ -57,7 +57,7 @@ fn basics() {
 
 #[test]
 fn channels() {
-    run("channels.lua", &[]);
+    run("channels.lua", &["quick"]);
 }
 
 #[test]
@@ -83,7 +83,7 @@ fn process_api() {
 fn isolation() {
     let config = LuaConfig { islands_per_worker: 1, ..LuaConfig::default() };
     let rt = runtime_with(HostConfig::new(HOST).workers(1), config);
-    run_on(&rt, "isolation.lua", &["attempts", "victim"]);
+    run_on(&rt, "isolation.lua", &["attempts", "victim", "error_probe"]);
 }
 
 #[test]
@@ -131,7 +131,7 @@ fn state_mode_runs_the_api() {
         "process_api.lua",
         &["wait_forever", "fail_soon", "crash", "return_value", "polite", "topics"],
     );
-    run_on(&rt, "channels.lua", &[]);
+    run_on(&rt, "channels.lua", &["quick"]);
     run_on(&rt, "upgrade.lua", &["v1", "v2", "broken"]);
 }
 

@@ -58,7 +58,52 @@ local function main()
     for _ = 1, 8 do sum = sum + done:receive() end
     assert(sum == 360, sum)
     assert(not pcall(channel.new, -1) and not pcall(channel.new, 1.5))
+
+    -- A message waiting in the mailbox makes a receive case on the inbox ready: select does
+    -- not take the default then.
+    local inbox = process.inbox()
+    assert(process.send(process.pid(), "t", "waiting"))
+    r = channel.select { inbox:case_receive(), default = true }
+    assert(not r.default and r.channel == inbox and r.ok, "select took the default over a waiting message")
+    assert(r.value:payload():data() == "waiting")
+    -- The same for a listened topic and for events.
+    local topic = assert(process.listen("news"))
+    assert(process.send(process.pid(), "news", 7))
+    r = channel.select { channel.new():case_receive(), topic:case_receive(), default = true }
+    assert(r.channel == topic and r.value == 7, "select took the default over a waiting topic message")
+    r = channel.select { topic:case_receive(), default = true }
+    assert(r.default, "nothing waits any more")
+    assert(process.unlisten(topic))
+    -- A select that waited on the inbox left its receive outstanding; a message that completed
+    -- it since is still seen by a select with default.
+    local other = channel.new()
+    coroutine.spawn(function() other:send("first") end)
+    r = channel.select { inbox:case_receive(), other:case_receive() }
+    assert(r.channel == other and r.value == "first")
+    assert(process.send(process.pid(), "t", "late"))
+    r = channel.select { inbox:case_receive(), default = true }
+    assert(not r.default and r.value:payload():data() == "late", "select missed a completed receive")
+    r = channel.select { inbox:case_receive(), default = true }
+    assert(r.default)
+    local child = assert(process.spawn_monitored("test:channels.quick", "test:main"))
+    local ev = process.events():receive()
+    assert(ev.kind == process.event.EXIT and ev.from == child)
+    -- A second child's EXIT: wait until it is in the mailbox (its parent hears from it first).
+    local child2 = assert(process.spawn_monitored("test:channels.quick", "test:main", process.pid()))
+    assert(inbox:receive():topic() == "bye")
+    local deadline = 0
+    repeat
+        r = channel.select { process.events():case_receive(), default = true }
+        deadline = deadline + 1
+        if r.default then coroutine.yield() end
+    until not r.default or deadline > 100000
+    assert(not r.default and r.value.from == child2, "select took the default over a waiting event")
     return "ok"
 end
 
-return { main = main }
+-- Exits at once (after a word to `parent`, if given).
+local function quick(parent)
+    if parent then process.send(parent, "bye", true) end
+end
+
+return { main = main, quick = quick }

@@ -47,7 +47,47 @@ local function attempts()
     -- The environment's metatable is locked.
     assert(getmetatable(_ENV) == "locked")
     try("detach env", function() setmetatable(_ENV, nil) end)
+    -- Finalizers would run during a collection in whatever process is being stepped (or in
+    -- none), unpreempted: no table of mine may get one, not even by adding `__gc` later.
+    try("__gc finalizer", function() setmetatable({}, { __gc = function() end }) end)
+    try("__gc marker", function()
+        local mt = { __gc = false }
+        setmetatable({}, mt)
+        mt.__gc = function() end
+    end)
+    -- The prelude's objects keep their state where I cannot reach it: a changed field would be
+    -- read (and called) by the process scheduler outside my coroutine.
+    local time = require("time")
+    local inbox = process.inbox()
+    try("rawset inbox", function() rawset(inbox, "src", function() end) end)
+    try("rawget inbox", function() return rawget(inbox, "recvq") end)
+    try("next channel", function() return next(channel.new(1)) end)
+    try("setmetatable channel", function() setmetatable(channel.new(), {}) end)
+    local timer = time.timer("1h")
+    try("rawset timer", function() rawset(timer, "_ch", channel.new()) end)
+    try("rawget timer channel", function() return rawget(timer:channel(), "timer") end)
+    timer:stop()
+    local ticker = time.ticker("1h")
+    try("rawset ticker", function() rawset(ticker, "_src", {}) end)
+    ticker:stop()
+    -- Values I yield to the process scheduler are compared raw: an `__eq` of mine must not run
+    -- on the scheduler's thread.
+    local outside = false
+    local probe = setmetatable({}, { __eq = function()
+        if not coroutine.isyieldable() then outside = true end
+        return false
+    end })
+    coroutine.yield(probe)
+    results[#results + 1] = "__eq in the scheduler=" .. (outside and "allowed" or "denied")
     return table.concat(results, ",")
+end
+
+-- Dies with an error object whose `__tostring` reports where it runs.
+local function error_probe(parent)
+    error(setmetatable({}, { __tostring = function()
+        process.send(parent, "tostring_ran", coroutine.isyieldable())
+        return "probe"
+    end }))
 end
 
 local function victim()
@@ -70,7 +110,13 @@ local function main()
     assert(not r:find("allowed"), "an escape attempt succeeded: " .. r)
     local v, verr = process.exec("test:isolation.victim", "test:main")
     assert(v == "intact", tostring(verr))
+    -- The error object's `__tostring` may run (to describe the error), but only as the dying
+    -- process's own preemptible code, never on the scheduler's thread.
+    local _, perr = process.exec("test:isolation.error_probe", "test:main", process.pid())
+    assert(perr and perr:message() == "probe", tostring(perr))
+    local m = process.inbox():receive()
+    assert(m:topic() == "tostring_ran" and m:payload():data() == true, "__tostring ran outside the process")
     return "ok"
 end
 
-return { main = main, attempts = attempts, victim = victim }
+return { main = main, attempts = attempts, victim = victim, error_probe = error_probe }

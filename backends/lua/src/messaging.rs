@@ -1,0 +1,243 @@
+//! The RT primitives of every message as raw C functions: `send`, and the receives
+//! (`start_receive`, `start_event`, `try_take`, `take_completion`) that hand a waiting message
+//! or event over at once. An mlua callback costs its lock, a protected call and a reference
+//! slot per value; these read their arguments off the stack and push their results with
+//! [`crate::stack`].
+//!
+//! Each function finds the process being stepped through its upvalue, a pointer to the
+//! state's [`Current`] (fixed for the state's life). Rust work runs first under
+//! `catch_unwind`; its owned results are dropped or parked in [`Current::pushing`] before
+//! anything is pushed, since a push may raise (a `longjmp` that would skip destructors).
+
+use std::ffi::{c_int, c_void};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use mlua::{Lua, Table, ffi};
+use spindle_runtime::{Completion, Cx, Dest, Error, ErrorKind, Op, Tag};
+
+use crate::api::Current;
+use crate::stack::{push_bytes, push_completion, str_at, value_at};
+
+/// Adds the functions to the prelude's `RT` table.
+pub(crate) fn register(lua: &Lua, rt: &Table) -> mlua::Result<()> {
+    let current = {
+        let slot = lua.app_data_ref::<Current>();
+        let slot = slot.ok_or_else(|| mlua::Error::runtime("the Lua state has no process slot"))?;
+        std::ptr::from_ref::<Current>(&slot)
+    };
+    let fns: [(&std::ffi::CStr, ffi::lua_CFunction); 5] = [
+        (c"send", send),
+        (c"start_receive", start_receive),
+        (c"start_event", start_event),
+        (c"try_take", try_take),
+        (c"take_completion", take_completion),
+    ];
+    // SAFETY: `exec_raw` runs the closure in protected mode with `rt` at index 1; each
+    // function gets the pointer to `Current` as its one upvalue (the app data box outlives
+    // every call: it is dropped with the state).
+    unsafe {
+        lua.exec_raw::<()>(rt, |state| {
+            for (name, f) in fns {
+                ffi::lua_pushlightuserdata(state, current.cast_mut().cast::<c_void>());
+                ffi::lua_pushcclosure(state, f, 1);
+                ffi::lua_setfield(state, 1, name.as_ptr());
+            }
+        })
+    }
+}
+
+/// The `Current` of the state a function of this module was called in.
+///
+/// # Safety
+/// Called only from those functions (their upvalue 1 is the pointer).
+unsafe fn current<'a>(state: *mut ffi::lua_State) -> &'a Current {
+    // SAFETY: see `register`.
+    unsafe { &*ffi::lua_touserdata(state, ffi::lua_upvalueindex(1)).cast::<Current>() }
+}
+
+/// What the Rust side of a function came to.
+enum Outcome {
+    /// Push `true`.
+    Done,
+    /// Push the operation's tag.
+    Started(Tag),
+    /// Push `false` and the completion parked in `Current::pushing`.
+    Completed,
+    /// Push nothing.
+    Nothing,
+    /// Push `nil, kind, message`.
+    Failed(Error),
+    /// Raise this (the API used outside a step, a panic).
+    Raise(&'static str),
+}
+
+/// Runs `f` with the process being stepped, stopping panics; parks a completion `f` returns.
+fn run(cur: &Current, f: impl FnOnce(&Cx) -> Result<Outcome, Error>) -> Outcome {
+    let r = catch_unwind(AssertUnwindSafe(|| cur.with_here(|s| f(&s.cx))));
+    match r {
+        Ok(Some(Ok(o))) => o,
+        Ok(Some(Err(e))) => Outcome::Failed(e),
+        Ok(None) => Outcome::Raise("process API used outside of a process step"),
+        Err(_) => Outcome::Raise("the runtime failed in a process API call"),
+    }
+}
+
+/// A completion for Lua: parked, to be pushed by [`finish`].
+fn completed(cur: &Current, c: Completion) -> Outcome {
+    cur.pushing.set(Some(c));
+    Outcome::Completed
+}
+
+/// Pushes `o`; returns the count of results (raises for [`Outcome::Raise`]).
+///
+/// # Safety
+/// Called at the end of a function of this module, holding nothing to drop.
+unsafe fn finish(state: *mut ffi::lua_State, cur: &Current, o: Outcome) -> c_int {
+    // SAFETY: the caller's contract; a C function has room for LUA_MINSTACK (20) values,
+    // and a completion takes at most eight.
+    unsafe {
+        match o {
+            Outcome::Done => {
+                ffi::lua_pushboolean(state, 1);
+                1
+            }
+            Outcome::Started(tag) => {
+                ffi::lua_pushinteger(state, tag.get() as ffi::lua_Integer);
+                1
+            }
+            Outcome::Completed => {
+                ffi::lua_pushboolean(state, 0);
+                let n = match cur.pushing_ref() {
+                    Some(c) => push_completion(state, c),
+                    None => 0,
+                };
+                cur.pushing.take();
+                1 + n
+            }
+            Outcome::Nothing => 0,
+            Outcome::Failed(e) => {
+                let kind = e.kind().name();
+                let message = Box::into_raw(e.message().to_owned().into_boxed_str());
+                drop(e);
+                ffi::lua_pushnil(state);
+                push_bytes(state, kind.as_bytes());
+                // SAFETY: `message` is the box leaked just above; if the push raises, it stays
+                // leaked (out of memory only), else it is freed right after.
+                push_bytes(state, (*message).as_bytes());
+                drop(Box::from_raw(message));
+                3
+            }
+            Outcome::Raise(m) => {
+                push_bytes(state, m.as_bytes());
+                ffi::lua_error(state)
+            }
+        }
+    }
+}
+
+fn text<'a>(bytes: Option<&'a [u8]>, what: &'static str) -> Result<&'a str, Error> {
+    let bytes =
+        bytes.ok_or_else(|| Error::new(ErrorKind::Invalid, format!("{what} must be a string")))?;
+    std::str::from_utf8(bytes)
+        .map_err(|_| Error::new(ErrorKind::Invalid, format!("{what} must be text")))
+}
+
+/// `send(dest, topic, payload)` → `true` or `nil, kind, message`.
+unsafe extern "C-unwind" fn send(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: Lua calls this with its arguments on the stack (absent ones read as none); the
+    // strings read stay on the stack for the call; see the module doc about raising.
+    unsafe {
+        let cur = current(state);
+        let o = run(cur, |cx| {
+            let dest = match str_at(state, 1) {
+                Some(d) => Dest::from(text(Some(d), "destination")?),
+                None => {
+                    return Err(Error::new(
+                        ErrorKind::Invalid,
+                        "destination must be a pid or a registered name",
+                    ));
+                }
+            };
+            let topic = text(str_at(state, 2), "topic")?;
+            cx.send(dest, topic, value_at(state, 3)?)?;
+            Ok(Outcome::Done)
+        });
+        finish(state, cur, o)
+    }
+}
+
+/// A started receive: its tag, or the completion if one was waiting.
+fn started(cur: &Current, r: Result<Completion, Tag>) -> Outcome {
+    match r {
+        Ok(c) => completed(cur, c),
+        Err(tag) => Outcome::Started(tag),
+    }
+}
+
+/// `start_receive(topic?)` → `tag`, or `false` and the waiting message's completion.
+unsafe extern "C-unwind" fn start_receive(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as in `send`.
+    unsafe {
+        let cur = current(state);
+        let o = run(cur, |cx| {
+            let topic = match str_at(state, 1) {
+                Some(t) => Some(text(Some(t), "topic")?.to_owned()),
+                None => None,
+            };
+            Ok(started(cur, cx.start_or_take(Op::Receive { topic })))
+        });
+        finish(state, cur, o)
+    }
+}
+
+/// `start_event()` → `tag`, or `false` and the waiting event's completion.
+unsafe extern "C-unwind" fn start_event(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as in `send`.
+    unsafe {
+        let cur = current(state);
+        let o = run(cur, |cx| Ok(started(cur, cx.start_or_take(Op::Event))));
+        finish(state, cur, o)
+    }
+}
+
+/// `try_take(event, topic?)` → `false` and the waiting event's (or message's) completion, or
+/// nothing.
+unsafe extern "C-unwind" fn try_take(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as in `send`.
+    unsafe {
+        let cur = current(state);
+        let o = run(cur, |cx| {
+            let got = if ffi::lua_toboolean(state, 1) != 0 {
+                cx.try_event().map(Completion::Event)
+            } else {
+                let topic = match str_at(state, 2) {
+                    Some(t) => Some(text(Some(t), "topic")?),
+                    None => None,
+                };
+                cx.try_receive(topic).map(Completion::Message)
+            };
+            Ok(match got {
+                Some(c) => completed(cur, c),
+                None => Outcome::Nothing,
+            })
+        });
+        finish(state, cur, o)
+    }
+}
+
+/// `take_completion(tag)` → `false` and the completion of operation `tag` if it completed,
+/// or nothing.
+unsafe extern "C-unwind" fn take_completion(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as in `send`.
+    unsafe {
+        let cur = current(state);
+        let o = run(cur, |cx| {
+            let tag = Tag::from_raw(ffi::lua_tointegerx(state, 1, std::ptr::null_mut()) as u64);
+            Ok(match cx.take_completion(tag) {
+                Some(c) => completed(cur, c),
+                None => Outcome::Nothing,
+            })
+        });
+        finish(state, cur, o)
+    }
+}
