@@ -29,6 +29,8 @@ pub(crate) struct Stepping {
     pub(crate) memory_before: usize,
     /// The hook already raised the budget error in this step.
     pub(crate) memory_raised: Cell<bool>,
+    /// Count hooks in this step that could not yield (see `preempt`).
+    pub(crate) slices: Cell<u32>,
 }
 
 /// The app data slot that holds the process being stepped, if any: put into the Lua state once

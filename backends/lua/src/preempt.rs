@@ -21,6 +21,16 @@ use crate::api::{Current, Preempted};
 /// The message of the error that ends a process past its memory budget.
 pub(crate) const MEMORY_BUDGET: &str = "the process exceeded its memory budget";
 
+/// The message of the error that stops a process running in code the hook cannot yield.
+pub(crate) const STUCK: &str = "the process ran 20 time slices where it could not be preempted \
+     (a long loop inside a callback of a library function, e.g. a table.sort comparator or a \
+     string.gsub replacement function)";
+
+/// Slices a step may run past its first: a hook yields the process, which ends the step, so a
+/// second hook in one step means the first could not yield (Lua cannot yield across a C
+/// function such as `table.sort` calling back into Lua).
+const STUCK_SLICES: u32 = 20;
+
 /// mlua's hook function: one function for every Lua state, which finds the Rust callback in
 /// the state it is called for.
 static HOOK_PROC: OnceLock<ffi::lua_Hook> = OnceLock::new();
@@ -44,6 +54,16 @@ pub(crate) fn install(
         });
         if over == Some(true) {
             return Err(mlua::Error::MemoryError(MEMORY_BUDGET.to_owned()));
+        }
+        // Raised inside the callback, the error unwinds through the library function; caught
+        // and carried on from, the process is back where the next hook can yield it.
+        let stuck = Current::with(lua, |s| {
+            let n = s.slices.get() + 1;
+            s.slices.set(if n > STUCK_SLICES { 0 } else { n });
+            n > STUCK_SLICES
+        });
+        if stuck == Some(true) {
+            return Err(mlua::Error::runtime(STUCK));
         }
         preempted.store(true, Ordering::Relaxed);
         Ok(VmState::Yield)

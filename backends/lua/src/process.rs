@@ -271,6 +271,7 @@ impl Process for LuaProcess {
             memory_left: left,
             memory_before: self.memory,
             memory_raised: std::cell::Cell::new(false),
+            slices: std::cell::Cell::new(0),
         });
         let step = self.step_lua(cx);
         island.current().leave();

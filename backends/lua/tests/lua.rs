@@ -93,6 +93,14 @@ fn preemption() {
     run_on(&rt, "preemption.lua", &["spin", "spin_nested", "spin_spawned", "echo"]);
 }
 
+/// Loops where the hook cannot yield (inside a library function's callback) end with an
+/// error after a bounded number of slices instead of holding the worker.
+#[test]
+fn unyielding_loops_are_stopped() {
+    let rt = runtime_with(HostConfig::new(HOST).workers(1), LuaConfig::default());
+    run_on(&rt, "unyielding.lua", &["sorter", "gsubber", "catcher", "echo"]);
+}
+
 #[test]
 fn payloads() {
     run("payloads.lua", &["mirror"]);
