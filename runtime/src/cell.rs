@@ -25,6 +25,10 @@ use crate::scheduler::state::{State, Wake};
 use crate::sync::{SpinLock, lock};
 use crate::value::Value;
 
+/// Aligned to a cache line: records of processes that run on different workers never share
+/// one (with the reference counts in front, the allocation is 256 bytes; unaligned records of
+/// 208 bytes measured a quarter slower on `ring`).
+#[repr(align(64))]
 pub(crate) struct ProcessCell {
     pub(crate) pid: Pid,
     pub(crate) state: State,
@@ -201,11 +205,11 @@ mod tests {
     use super::*;
 
     /// Idle memory per process is a goal (≤ 1 KB with the body and the table entry): the record
-    /// with its two reference counts must fit the allocator's 224-byte class.
+    /// is three cache lines, and with its reference counts one 256-byte allocation.
     #[test]
-    fn a_process_record_fits_224_bytes() {
+    fn a_process_record_fits_256_bytes() {
         assert!(
-            size_of::<ProcessCell>() <= 208,
+            size_of::<ProcessCell>() <= 192,
             "ProcessCell is {} bytes",
             size_of::<ProcessCell>()
         );
