@@ -165,11 +165,21 @@ fn upgrade(cell: &Arc<ProcessCell>, entry: Option<EntryId>, args: Vec<Value>) ->
 /// Ends `cell` with `result`: it leaves the table, its names are released, its operations are
 /// dropped, its code is dropped, and its monitors and links are told.
 fn exit(cell: &Arc<ProcessCell>, result: Result<Value, Error>) {
-    let (rel, ops) = {
+    let (rel, ops, entry) = {
         let mut inner = lock(&cell.inner);
         inner.exited = true;
-        (inner.take_relations(), inner.mailbox.close())
+        let entry = if result.is_err() { inner.entry.clone() } else { None };
+        (inner.take_relations(), inner.mailbox.close(), entry)
     };
+    if let Err(e) = &result {
+        // A crash report, as Erlang's: failures are worth a line; stops on request are not.
+        let entry = entry.as_ref().map_or("-", EntryId::as_str);
+        if e.kind() == ErrorKind::Canceled {
+            tracing::debug!(pid = %cell.pid, entry, "process stopped: {e}");
+        } else {
+            tracing::warn!(pid = %cell.pid, entry, "process failed: {e}");
+        }
+    }
     let Relations { links, watchers, names, monitoring, .. } = rel;
     ops.into_iter().for_each(undo);
     // SAFETY: called from `run`, which holds the RUNNING bit until `complete` below.
