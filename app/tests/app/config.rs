@@ -467,6 +467,7 @@ name = "small"
 kind = "process.host"
 workers = 1
 max_processes = 2
+mailbox_limit = 7
 modules = ["time"]
 isolation = "state"
 "#,
@@ -475,6 +476,7 @@ isolation = "state"
     let rt = app.runtime();
     let host = rt.host("h:small").expect("the host exists");
     assert_eq!((host.workers(), host.config().max_processes), (1, Some(2)));
+    assert_eq!(host.config().mailbox_limit, Some(7));
     let states = app.lua().stats().states;
     let spawn = || rt.spawn_watched(Spawn::entry("h:p".parse().unwrap(), "h:small"));
     let (a, wa) = spawn().unwrap();
