@@ -210,6 +210,15 @@ typedef struct spindle_host {
     int32_t (*log)(spindle_cx *cx, int32_t level, const uint8_t *message, size_t message_len);
     /* The text form of `pid` ("{host|0x0000002a}", as Lua processes see pids; borrowed). */
     int32_t (*pid_text)(spindle_cx *cx, uint64_t pid, const uint8_t **text, size_t *len);
+
+    /* Appended after version 1's first table: check that `size` covers it before calling. */
+
+    /* Like `receive`, but a message already waiting is taken at once: it is written to *out
+     * (borrowed, as from take_completion), *tag is 0 and the call returns SPINDLE_OK. If none
+     * waits, the receive is started, its tag in *tag, and the call returns SPINDLE_NONE. One
+     * call instead of receive + take_completion for the common case. */
+    int32_t (*receive_now)(spindle_cx *cx, const uint8_t *topic, size_t topic_len, uint64_t *tag,
+                           spindle_completion *out);
 } spindle_host;
 
 /* What spindle_plugin_entry() returns; static lifetime. */

@@ -415,6 +415,27 @@ pub struct SpindleHost {
         text: *mut *const u8,
         len: *mut usize,
     ) -> i32,
+
+    // Appended after version 1's first table: check that `size` covers a field before use.
+    /// Like `receive`, but a message already waiting is taken at once: written to `*out`
+    /// (borrowed, as from `take_completion`), `*tag` is 0, and the call returns [`OK`]. If none
+    /// waits, the receive is started, its tag in `*tag`, and the call returns [`NONE`].
+    pub receive_now: unsafe extern "C" fn(
+        cx: *mut SpindleCx,
+        topic: *const u8,
+        topic_len: usize,
+        tag: *mut u64,
+        out: *mut SpindleCompletion,
+    ) -> i32,
+}
+
+impl SpindleHost {
+    /// Whether a host table of `size` bytes has the field that ends at byte `end` (an
+    /// `offset_of!` plus the field's size): the growth rule's check before calling a function
+    /// appended after version 1.
+    pub const fn covers(size: u32, end: usize) -> bool {
+        size as usize >= end
+    }
 }
 
 /// The type of [`PLUGIN_SYMBOL`].
@@ -453,9 +474,10 @@ mod tests {
         assert_eq!(offset_of!(SpindleCompletion, tag), 8);
         assert_eq!(offset_of!(SpindleCompletion, topic), 32);
         assert_eq!(offset_of!(SpindleCompletion, error_message_len), 72);
-        assert_eq!(size_of::<SpindleHost>(), 8 + 29 * 8);
+        assert_eq!(size_of::<SpindleHost>(), 8 + 30 * 8);
         assert_eq!(offset_of!(SpindleHost, pid), 8);
         assert_eq!(offset_of!(SpindleHost, pid_text), 8 + 28 * 8);
+        assert_eq!(offset_of!(SpindleHost, receive_now), 8 + 29 * 8);
     }
 
     #[test]

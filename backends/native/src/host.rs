@@ -478,6 +478,43 @@ unsafe extern "C" fn receive(
     })
 }
 
+unsafe extern "C" fn receive_now(
+    cx: *mut SpindleCx,
+    topic: *const u8,
+    len: usize,
+    tag_out: *mut u64,
+    out: *mut SpindleCompletion,
+) -> i32 {
+    guard(cx, E_INTERNAL, |call| {
+        let r = (|| {
+            // Both out pointers are checked before a message is taken, so that none is lost.
+            if tag_out.is_null() || out.is_null() {
+                return Err(invalid("the tag or completion pointer is NULL"));
+            }
+            // SAFETY: non-null, and by the contract a spindle_completion whose `size` is set.
+            if unsafe { (*out).size } < size_of::<SpindleCompletion>() as u32 {
+                return Err(invalid("spindle_completion.size is smaller than this ABI's"));
+            }
+            // SAFETY: the contract: byte strings are valid for the call.
+            let topic = unsafe { text(topic, len, "topic") }?;
+            let topic = (!topic.is_empty()).then(|| topic.to_owned());
+            match call.cx.start_or_take(Op::Receive { topic }) {
+                Ok(c) => {
+                    // SAFETY: checked non-null; the caller vouches for its validity.
+                    unsafe { tag_out.write(0) };
+                    call.hand_out(Tag::from_raw(0), c, out).map(|()| OK)
+                }
+                Err(tag) => {
+                    // SAFETY: as above.
+                    unsafe { tag_out.write(tag.get()) };
+                    Ok(NONE)
+                }
+            }
+        })();
+        r.unwrap_or_else(|e| call.fail(&e))
+    })
+}
+
 unsafe extern "C" fn events(cx: *mut SpindleCx, out: *mut u64) -> i32 {
     // SAFETY: the contract: out pointers are valid for the call.
     status(cx, |call| unsafe { start(call, Op::Event, out) })
@@ -644,6 +681,7 @@ pub(crate) static HOST: SpindleHost = SpindleHost {
     last_error,
     log,
     pid_text,
+    receive_now,
 };
 
 #[cfg(test)]

@@ -90,3 +90,30 @@ fn native_processes_spawn_and_exec_other_entries() {
     });
     assert_eq!(out, Ok(Value::Nil));
 }
+
+/// Messages that wait before the plugin receives are taken at once (the Rust guest uses the
+/// host's `receive_now`), in order and exactly; so are those that arrive while it waits.
+#[test]
+fn queued_and_awaited_messages_arrive_in_order() {
+    let rt = runtime();
+    for (lang, entry) in LANGS {
+        let out = exec(&rt, move |cx| async move {
+            let svc = cx.spawn(Spawn::entry(id(entry), HOST), Ties::default())?;
+            // A burst sent before the plugin's first step: all queued when it receives.
+            for i in 0..50 {
+                cx.send(svc, "echo", Value::Int(i))?;
+            }
+            for i in 0..50 {
+                assert_eq!(expect(&cx, "echo").await.payload, Value::Int(i), "{lang}");
+            }
+            // One at a time: the plugin is waiting when each arrives.
+            for i in 50..60 {
+                cx.send(svc, "echo", Value::Int(i))?;
+                assert_eq!(expect(&cx, "echo").await.payload, Value::Int(i), "{lang}");
+            }
+            cx.send(svc, "stop", Value::Nil)?;
+            Ok(Value::Nil)
+        });
+        assert_eq!(out, Ok(Value::Nil), "{lang}");
+    }
+}
