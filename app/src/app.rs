@@ -250,8 +250,7 @@ impl App {
                     self.rt.put_entry(entry);
                 }
                 None => {
-                    let before = old.get(id).map(|o| format!("{:?}/{:?}", o.body, o.meta));
-                    if before != Some(format!("{:?}/{:?}", e.body, e.meta)) {
+                    if old.get(id).is_none_or(|o| o.body != e.body || o.meta != e.meta) {
                         report.need_restart.push(id.clone());
                     }
                 }
@@ -331,15 +330,10 @@ pub fn check(root: &Path) -> std::result::Result<AppConfig, ConfigErrors> {
         let Some(entry) = runtime_entry(e) else { continue };
         rt.put_entry(entry);
         if let Err(err) = rt.prepare(id) {
-            let field = match e.kind.as_str() {
-                "process.lua" => "source",
-                "process.wasm" => "module",
-                _ => "library",
-            };
             errors.push(ConfigError {
                 file: e.file.clone(),
                 entry: Some(id.to_string()),
-                field: Some(field.into()),
+                field: config::code_field(&e.kind).map(str::to_owned),
                 message: err.message().to_owned(),
             });
         }

@@ -8,8 +8,7 @@ use spindle_runtime::EntryId;
 use super::fields::{Ctx, Fields};
 use super::node::Node;
 use super::spec::{
-    Body, Effect, EntrySpec, HostSpec, Lifecycle, PROCESS_KINDS, PolicySpec, ProcessSpec,
-    ServiceSpec,
+    Body, Effect, EntrySpec, HostSpec, Lifecycle, PolicySpec, ProcessSpec, ServiceSpec, code_field,
 };
 
 /// Resolves a reference: `ns:name`, or a bare `name` in the entry's own namespace.
@@ -75,7 +74,7 @@ fn read_process(
     kind: &str,
     base_dir: &Path,
 ) -> Option<ProcessSpec> {
-    let code_field = PROCESS_KINDS.iter().find(|(k, _)| *k == kind).map(|(_, f)| *f)?;
+    let code_field = code_field(kind)?;
     let example = match code_field {
         "source" => "\"file://handler.lua\"",
         "module" => "\"file://handler.wasm\"",
@@ -136,17 +135,17 @@ fn read_process(
     })
 }
 
-fn refs(cx: &mut Ctx<'_>, field: &str, namespace: &str, list: Vec<String>) -> Vec<EntryId> {
-    let mut out = Vec::new();
-    for r in list {
-        match reference(namespace, &r) {
-            Some(id) => out.push(id),
-            None => {
-                cx.error(Some(field), format!("`{r}` is not an entry id (expected namespace:name)"))
-            }
-        }
+/// The reference `text` in field `field`; an error if it is not an entry id.
+fn one_ref(cx: &mut Ctx<'_>, field: &str, namespace: &str, text: &str) -> Option<EntryId> {
+    let id = reference(namespace, text);
+    if id.is_none() {
+        cx.error(Some(field), format!("`{text}` is not an entry id (expected namespace:name)"));
     }
-    out
+    id
+}
+
+fn refs(cx: &mut Ctx<'_>, field: &str, namespace: &str, list: Vec<String>) -> Vec<EntryId> {
+    list.iter().filter_map(|r| one_ref(cx, field, namespace, r)).collect()
 }
 
 fn read_host(cx: &mut Ctx<'_>, f: &mut Fields<'_>, namespace: &str, terminal: bool) -> HostSpec {
@@ -176,23 +175,8 @@ fn read_host(cx: &mut Ctx<'_>, f: &mut Fields<'_>, namespace: &str, terminal: bo
 
 fn read_service(cx: &mut Ctx<'_>, f: &mut Fields<'_>, namespace: &str) -> Option<ServiceSpec> {
     let process = f.required_string(cx, "process", "\"app.workers:handler\"");
-    let process = process.and_then(|p| {
-        let id = reference(namespace, &p);
-        if id.is_none() {
-            cx.error(
-                Some("process"),
-                format!("`{p}` is not an entry id (expected namespace:name)"),
-            );
-        }
-        id
-    });
-    let host = f.string(cx, "host").and_then(|h| {
-        let id = reference(namespace, &h);
-        if id.is_none() {
-            cx.error(Some("host"), format!("`{h}` is not an entry id (expected namespace:name)"));
-        }
-        id
-    });
+    let process = process.and_then(|p| one_ref(cx, "process", namespace, &p));
+    let host = f.string(cx, "host").and_then(|h| one_ref(cx, "host", namespace, &h));
     let input = match f.node("input") {
         None => Vec::new(),
         Some(Node::List(items)) => items.clone(),

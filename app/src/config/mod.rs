@@ -26,7 +26,7 @@ pub use node::Node;
 pub use references::start_order;
 pub use spec::{
     AppConfig, Body, Effect, EntrySpec, HostSpec, Lifecycle, PolicySpec, ProcessSpec,
-    RestartPolicy, ServiceSpec,
+    RestartPolicy, ServiceSpec, code_field,
 };
 
 use fields::{Ctx, Fields};

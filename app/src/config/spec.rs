@@ -13,6 +13,12 @@ use super::node::Node;
 pub(crate) const PROCESS_KINDS: [(&str, &str); 3] =
     [("process.lua", "source"), ("process.wasm", "module"), ("process.native", "library")];
 
+/// The field naming the code file of process kind `kind` (`source` for `process.lua` …);
+/// `None` for other kinds.
+pub fn code_field(kind: &str) -> Option<&'static str> {
+    PROCESS_KINDS.iter().find(|(k, _)| *k == kind).map(|(_, f)| *f)
+}
+
 /// A loaded app: its entries, checked.
 #[derive(Clone, Debug)]
 pub struct AppConfig {
@@ -40,7 +46,7 @@ pub struct EntrySpec {
 }
 
 /// What an entry describes, by kind.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Body {
     /// `process.lua`, `process.wasm`, `process.native`: code the backend of the kind runs.
     Process(ProcessSpec),
@@ -55,7 +61,7 @@ pub enum Body {
 }
 
 /// A process entry: its fields as the backend reads them, and its code file.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ProcessSpec {
     /// The fields other than `name`, `kind` and `meta`, with paths kept as written.
     pub fields: Node,
@@ -66,7 +72,7 @@ pub struct ProcessSpec {
 }
 
 /// A host's settings (`process.host`, `terminal.host`).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct HostSpec {
     /// Worker threads (default: one per core; a terminal host has one).
     pub workers: Option<usize>,
@@ -83,7 +89,7 @@ pub struct HostSpec {
 }
 
 /// A service: a process the runtime starts, watches and restarts.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ServiceSpec {
     /// The process entry it runs.
     pub process: EntryId,
@@ -160,7 +166,7 @@ pub enum Effect {
 }
 
 /// A `security.policy` rule.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PolicySpec {
     /// Actions it matches (e.g. `process.spawn`, `module.io`; `*` for all).
     pub actions: Vec<String>,

@@ -33,13 +33,18 @@ fn text(lua: &Lua, args: &MultiValue, sep: &str) -> mlua::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Writes `bytes` and flushes: a line is out before the call returns.
+fn put(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
+    out.write_all(bytes)?;
+    out.flush()
+}
+
 /// `print(...)`: tab-separated, one line on stdout.
 pub(crate) fn print(lua: &Lua) -> mlua::Result<mlua::Function> {
     lua.create_function(|lua, args: MultiValue| {
         let mut line = text(lua, &args, "\t")?;
         line.push(b'\n');
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(&line).and_then(|()| out.flush());
+        let _ = put(&mut std::io::stdout().lock(), &line);
         Ok(())
     })
 }
@@ -106,11 +111,9 @@ pub(crate) fn register(lua: &Lua, rt: &Table) -> mlua::Result<()> {
             }
             let bytes = text(lua, &args, "")?;
             let r = if err {
-                let mut o = std::io::stderr().lock();
-                o.write_all(&bytes).and_then(|()| o.flush())
+                put(&mut std::io::stderr().lock(), &bytes)
             } else {
-                let mut o = std::io::stdout().lock();
-                o.write_all(&bytes).and_then(|()| o.flush())
+                put(&mut std::io::stdout().lock(), &bytes)
             };
             match r {
                 Ok(()) => Ok(MultiValue::from_vec(vec![LuaValue::Boolean(true)])),
