@@ -21,8 +21,9 @@
 -- A process's state table `P`: `main` (its main coroutine), `env` (its globals), `granted`
 -- (modules it may require), `[-tag]` (what waits for operation `tag`), `inbox` / `events` /
 -- `topics` (runtime channels, made on first use), `preempted` and `later` (a coroutine stopped
--- by the hook and the completions that came meanwhile), `ready` (coroutines still ready when
--- a step ended, rare). Kept small: an idle process is mostly this table and its coroutine.
+-- by the hook and the completions that came meanwhile), `ready` (the ready queue of a step
+-- that ended preempted or with coroutines still ready). Kept small: an idle process is mostly
+-- this table and its coroutine.
 
 local RT = ...
 
@@ -43,7 +44,8 @@ local MSG, EVENT, EXIT = 1, 2, 4
 
 -- The process being stepped and the coroutine of it that runs. The ready queue of the step:
 -- four slots per entry (a coroutine and the three values it is resumed with) from `QH` to
--- `QT`; one for the island, since one process is stepped at a time.
+-- `QT`; one for the island, since one process is stepped at a time (see `leave` for a step that
+-- ends with work left).
 local CUR, RUNNING
 local RQ, QH, QT = {}, 1, 1
 
@@ -719,26 +721,24 @@ local coroutine_ = {
 local function enter(P)
     -- A step that ended in an error (out of memory in a handler) may have left its ready
     -- coroutines behind: they are not this process's to run.
-    if QT ~= 1 then
-        for i = 1, QT - 1 do RQ[i] = nil end
-        QH, QT = 1, 1
-    end
+    if QT ~= 1 then RQ, QH, QT = {}, 1, 1 end
     RUNNING = nil
     CUR = P
     local ready = P.ready
     if ready then
         P.ready = nil
-        for i = 1, ready.n do RQ[i] = ready[i] end
-        QT = ready.n + 1
+        RQ, QH, QT = ready[1], ready[2], ready[3]
     end
 end
 
+-- A step ends. A process whose coroutine was preempted may have been stopped in the middle of
+-- `wake`, holding the queue and its tail in locals: the queue goes with the process (the
+-- island takes a new one), so that when the coroutine goes on, the queue and tail it holds are
+-- what `enter` puts back. So does a queue that still holds ready coroutines (rare).
 local function leave(P, ...)
-    if QH ~= QT then
-        local n = QT - QH
-        P.ready = table.move(RQ, QH, QT - 1, 1, { n = n })
-        for i = QH, QT - 1 do RQ[i] = nil end
-        QH, QT = 1, 1
+    if QH ~= QT or P.preempted then
+        P.ready = { RQ, QH, QT }
+        RQ, QH, QT = {}, 1, 1
     end
     CUR = nil
     return ...

@@ -93,6 +93,15 @@ fn preemption() {
     run_on(&rt, "preemption.lua", &["spin", "spin_nested", "spin_spawned", "echo"]);
 }
 
+/// Preemption stops a step anywhere, also in the middle of the prelude's bookkeeping while
+/// other processes of the island run in between (see `slices.lua`).
+#[test]
+fn preemption_mid_bookkeeping_loses_nothing() {
+    let config = LuaConfig { slice_instructions: 20_000, ..LuaConfig::default() };
+    let rt = runtime_with(HostConfig::new(HOST).workers(1), config);
+    run_on(&rt, "slices.lua", &["churn", "echo"]);
+}
+
 /// Loops where the hook cannot yield (inside a library function's callback) end with an
 /// error after a bounded number of slices instead of holding the worker.
 #[test]
