@@ -11,8 +11,9 @@
 //! cache and without waking another worker. A task displaced from the slot goes to the local
 //! queue, where idle workers can steal it. Two processes messaging each other keep the worker
 //! only while nobody else waits in its local queue, or for `STREAK_BUDGET` (a time slice) when
-//! somebody does: then the slot task goes behind them. A task that
-//! yields goes behind the others in the local queue, never into the slot.
+//! somebody does: then the slot task goes to the injector, where the first worker to finish
+//! its current task finds it. A task that yields goes behind the others in the local queue,
+//! never into the slot.
 
 use std::cell::Cell;
 use std::iter;
@@ -96,7 +97,10 @@ pub(super) fn run(sched: Arc<Scheduler>, index: usize, queue: Worker<Task>) {
         if task.is_some() {
             streak += 1;
             if streak > MAX_NEXT_STREAK && streak_spent(&mut streak_since, streak, &local.queue) {
-                local.queue.push(task.take().expect("checked"));
+                // Into the global queue rather than behind this worker's queue: the first
+                // worker whose task ends (one that spent its slice looks there first) takes
+                // it, so it waits for at most one slice, not for one on this worker.
+                sched.injector.push(task.take().expect("checked"));
                 streak = 0;
                 streak_since = None;
             }
