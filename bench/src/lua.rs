@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use spindle_lua::LuaBackend;
+use spindle_lua::{LuaBackend, LuaConfig};
 use spindle_runtime::{Entry, EntryId, HostConfig, Result, Runtime, Spawn, Value};
 
 use crate::harness::{Bench, RUNS, SETTLE, WORKERS, failure, float, rss_bytes};
@@ -197,8 +197,9 @@ pub fn run(outer: &Bench) -> Result<()> {
     let mean = r.get("mean").and_then(Value::as_float).ok_or_else(|| failure("no mean"))?;
     let p99 = r.get("p99").and_then(Value::as_float).ok_or_else(|| failure("no p99"))?;
     let method = format!(
-        "B=2 Lua busy loops (preempted every 100k VM instructions); K={k} ping-pong round trips \
-         between two other Lua processes"
+        "B=2 Lua busy loops (preempted after a time slice of {slice} µs); K={k} ping-pong round \
+         trips between two other Lua processes",
+        slice = LuaConfig::default().slice.as_micros()
     );
     print("fairness_rtt_mean", &format!("{mean:.3}"), "us_per_rtt", &format!("{method}; mean"));
     print("fairness_rtt_p99", &format!("{p99:.3}"), "us", &format!("{method}; 99th percentile"));

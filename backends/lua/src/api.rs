@@ -83,7 +83,7 @@ impl Current {
     }
 }
 
-/// Set by the instruction-count hook when it preempts; read (and cleared) by the prelude.
+/// Set by the preemption hook when it preempts; read (and cleared) by the prelude.
 pub(crate) type Preempted = Arc<AtomicBool>;
 
 type Ret = mlua::Result<MultiValue>;

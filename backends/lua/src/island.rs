@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use mlua::chunk::ChunkMode;
 use mlua::{Function, Lua, LuaOptions, LuaString, StdLib, Table, ffi};
@@ -19,6 +20,20 @@ use crate::api::{self, Current, Preempted};
 use crate::preempt;
 
 const PRELUDE: &str = include_str!("prelude.lua");
+
+/// When an island's processes are preempted (see `LuaConfig::slice`).
+#[derive(Clone, Copy)]
+pub(crate) struct Slicing {
+    pub(crate) instructions: u32,
+    pub(crate) time: Duration,
+}
+
+impl Slicing {
+    /// The time slice, unless counting instructions (or never preempting).
+    fn time(self) -> Option<Duration> {
+        (self.instructions == 0 && !self.time.is_zero()).then_some(self.time)
+    }
+}
 
 /// A Lua state with the prelude loaded.
 pub(crate) struct Island {
@@ -36,6 +51,10 @@ pub(crate) struct Island {
     pub(crate) describe_error: Function,
     /// Set by the hook when it preempts a coroutine; cleared when a step begins.
     pub(crate) preempted: Preempted,
+    /// The time slice of a step, if preemption is by time (see [`crate::slice`]).
+    pub(crate) slice: Option<Duration>,
+    /// Steps that ended preempted.
+    pub(crate) preemptions: AtomicUsize,
     chunks: Mutex<HashMap<EntryId, Loaded>>,
 }
 
@@ -73,11 +92,12 @@ fn lua_err(e: mlua::Error) -> Error {
 }
 
 impl Island {
-    /// A new island; `instructions` is the preemption slice, `memory_limit` the hard limit of
+    /// A new island; `slicing` says when its processes are preempted, `memory_limit` the hard
+    /// limit of
     /// the whole state (0: none).
     pub(crate) fn new(
         strand: Option<Arc<Strand>>,
-        instructions: u32,
+        slicing: Slicing,
         memory_limit: usize,
     ) -> Result<Island, Error> {
         let libs = StdLib::COROUTINE
@@ -95,8 +115,17 @@ impl Island {
         };
         let preempted: Preempted = Arc::new(AtomicBool::new(false));
         let rt = api::build(&lua, preempted.clone()).map_err(lua_err)?;
-        rt.set("arm", preempt::install(&lua, instructions, preempted.clone()).map_err(lua_err)?)
-            .map_err(lua_err)?;
+        rt.set(
+            "arm",
+            preempt::install(
+                &lua,
+                slicing.instructions,
+                slicing.time().is_some(),
+                preempted.clone(),
+            )
+            .map_err(lua_err)?,
+        )
+        .map_err(lua_err)?;
         lua.globals()
             .set("print", crate::terminal::print(&lua).map_err(lua_err)?)
             .map_err(lua_err)?;
@@ -130,6 +159,8 @@ impl Island {
             lua,
             strand,
             preempted,
+            slice: slicing.time(),
+            preemptions: AtomicUsize::new(0),
             chunks: Mutex::new(HashMap::new()),
         })
     }
@@ -193,14 +224,14 @@ impl Islands {
         states: &AtomicUsize,
         host: &spindle_runtime::Host,
         count: usize,
-        instructions: u32,
+        slicing: Slicing,
         island_memory: usize,
     ) -> Result<Arc<Island>, Error> {
         while self.islands.len() < count {
             states.fetch_add(1, Ordering::Relaxed);
             self.islands.push(Arc::new(Island::new(
                 Some(host.new_strand()),
-                instructions,
+                slicing,
                 island_memory,
             )?));
         }

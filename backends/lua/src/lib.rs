@@ -43,6 +43,7 @@ mod messaging;
 mod opaque;
 mod preempt;
 mod process;
+mod slice;
 mod stack;
 mod terminal;
 
@@ -50,6 +51,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use spindle_runtime::{
     Backend, Entry, EntryId, Error, ErrorKind, Instance, Placement, Prototype, Result, Value,
@@ -78,9 +80,12 @@ pub struct LuaConfig {
     pub host_isolation: HashMap<String, Isolation>,
     /// Islands per worker of a host (islands mode).
     pub islands_per_worker: usize,
-    /// VM instructions a process may run before it is preempted (0: never preempted, for
-    /// hosts that trust their code; the count hook costs about a tenth of the interpreter's
-    /// speed, and without it memory budgets are checked only between steps).
+    /// How long a process may run before it is preempted: a step that runs this long is
+    /// yielded back to the scheduler at its next VM instruction (`Duration::ZERO` with
+    /// `slice_instructions` 0: never preempted, for hosts that trust their code).
+    pub slice: Duration,
+    /// Preempt after this many VM instructions instead of by time (0: by time). Deterministic,
+    /// for tests; the count hook costs about a quarter of the interpreter's speed.
     pub slice_instructions: u32,
     /// Hard memory limit of a process's Lua state in state mode, in bytes (0: none).
     pub state_memory_limit: usize,
@@ -93,13 +98,20 @@ pub struct LuaConfig {
     pub default_modules: Vec<String>,
 }
 
+impl LuaConfig {
+    fn slicing(&self) -> island::Slicing {
+        island::Slicing { instructions: self.slice_instructions, time: self.slice }
+    }
+}
+
 impl Default for LuaConfig {
     fn default() -> LuaConfig {
         LuaConfig {
             isolation: Isolation::Islands,
             host_isolation: HashMap::new(),
             islands_per_worker: 2,
-            slice_instructions: 100_000,
+            slice: Duration::from_micros(500),
+            slice_instructions: 0,
             state_memory_limit: 16 << 20,
             process_memory_budget: 64 << 20,
             island_memory_limit: 1 << 30,
@@ -136,6 +148,8 @@ pub struct LuaStats {
     /// Bytes the islands' Lua heaps hold now, garbage not yet collected included (islands
     /// mode; the states of state mode are not counted).
     pub island_heap: usize,
+    /// Steps of processes in islands that were preempted (their slice was spent).
+    pub preemptions: usize,
 }
 
 impl std::fmt::Debug for LuaBackend {
@@ -163,6 +177,7 @@ impl LuaBackend {
             loaded: self.inner.loads.load(Ordering::Relaxed),
             states: self.inner.states.load(Ordering::Relaxed),
             island_heap: islands.iter().map(|i| i.lua.used_memory()).sum(),
+            preemptions: islands.iter().map(|i| i.preemptions.load(Ordering::Relaxed)).sum(),
         }
     }
 }
@@ -305,7 +320,7 @@ impl Prototype for LuaPrototype {
         let island = match mode {
             Isolation::State => {
                 self.backend.states.fetch_add(1, Ordering::Relaxed);
-                Arc::new(Island::new(None, cfg.slice_instructions, cfg.state_memory_limit)?)
+                Arc::new(Island::new(None, cfg.slicing(), cfg.state_memory_limit)?)
             }
             Isolation::Islands => {
                 let mut all = self.backend.islands.lock().unwrap_or_else(|e| e.into_inner());
@@ -319,7 +334,7 @@ impl Prototype for LuaPrototype {
                         &self.backend.states,
                         host,
                         host.workers() * cfg.islands_per_worker.max(1),
-                        cfg.slice_instructions,
+                        cfg.slicing(),
                         cfg.island_memory_limit,
                     )?,
                 }

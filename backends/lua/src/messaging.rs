@@ -25,12 +25,13 @@ pub(crate) fn register(lua: &Lua, rt: &Table) -> mlua::Result<()> {
         let slot = slot.ok_or_else(|| mlua::Error::runtime("the Lua state has no process slot"))?;
         std::ptr::from_ref::<Current>(&slot)
     };
-    let fns: [(&std::ffi::CStr, ffi::lua_CFunction); 5] = [
+    let fns: [(&std::ffi::CStr, ffi::lua_CFunction); 6] = [
         (c"send", send),
         (c"start_receive", start_receive),
         (c"start_event", start_event),
         (c"try_take", try_take),
         (c"take_completion", take_completion),
+        (c"resume", crate::slice::resume),
     ];
     // SAFETY: `exec_raw` runs the closure in protected mode with `rt` at index 1; each
     // function gets the pointer to `Current` as its one upvalue (the app data box outlives

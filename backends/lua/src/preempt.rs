@@ -1,13 +1,16 @@
-//! Preemption: the instruction-count hook that yields a busy process back to the scheduler.
+//! Preemption: the hook that yields a busy process back to the scheduler.
 //!
-//! A count hook makes Lua call into the hook machinery before every VM instruction of the
-//! thread it is set on, which costs about a quarter of the interpreter's speed. So it is set on
-//! process coroutines only: mlua installs it on the island's main thread
-//! ([`Lua::set_global_hook`]), [`install`] takes it off there again, and the `arm` function it
-//! returns puts it on each process's main coroutine. Coroutines a process makes inherit it
-//! from their maker (Lua copies a thread's hook into the threads it creates). The prelude's
-//! scheduler runs on the main thread: it does a bounded amount of work per step and is not
-//! counted against the process.
+//! Two ways to fire it. By time (the default, [`crate::slice`]): processes run without a
+//! hook, and a step that outlasts its slice gets a one-instruction hook set on its running
+//! coroutine. By instruction count (`LuaConfig::slice_instructions`, deterministic, for tests
+//! that want a preemption at every possible point): a count hook makes Lua call into the hook
+//! machinery before every VM instruction of the thread it is set on, which costs about a
+//! quarter of the interpreter's speed, so it is set on process coroutines only: mlua installs
+//! it on the island's main thread ([`Lua::set_global_hook`]), [`install`] takes it off there
+//! again, and the `arm` function it returns puts it on each process's main coroutine.
+//! Coroutines a process makes inherit it from their maker (Lua copies a thread's hook into the
+//! threads it creates). The prelude's scheduler runs on the main thread: it does a bounded
+//! amount of work per step and is not counted against the process.
 
 use std::ffi::c_int;
 use std::ptr;
@@ -35,17 +38,26 @@ const STUCK_SLICES: u32 = 20;
 /// the state it is called for.
 static HOOK_PROC: OnceLock<ffi::lua_Hook> = OnceLock::new();
 
-/// Sets up preemption after `instructions` VM instructions (0: never) in `lua`; returns the
-/// function that arms a new process coroutine (`arm(co)`).
+/// mlua's hook function, once an island has set up preemption.
+pub(crate) fn hook_proc() -> Option<ffi::lua_Hook> {
+    HOOK_PROC.get().copied()
+}
+
+/// Sets up preemption in `lua`: after `instructions` VM instructions if that is not 0, else
+/// when [`crate::slice`] arms a coroutine (if `timed`), else never. Returns the function that
+/// arms a new process coroutine (`arm(co)`; it does nothing unless counting instructions).
 pub(crate) fn install(
     lua: &Lua,
     instructions: u32,
+    timed: bool,
     preempted: Preempted,
 ) -> mlua::Result<Function> {
-    if instructions == 0 {
+    if instructions == 0 && !timed {
         return lua.create_function(|_, _: mlua::Value| Ok(()));
     }
-    lua.set_global_hook(HookTriggers::new().every_nth_instruction(instructions), move |lua, _| {
+    // The trigger only matters for the count hook: a timed slice sets its own (see `slice`).
+    let every = instructions.max(1);
+    lua.set_global_hook(HookTriggers::new().every_nth_instruction(every), move |lua, _| {
         // A process past its memory budget gets the error here, inside the step; if it catches
         // it and goes on, the next hook yields it, and the step's end ends it.
         let over = Current::with(lua, |s| {
@@ -76,7 +88,7 @@ pub(crate) fn install(
             if let Some(hook) = ffi::lua_gethook(state) {
                 HOOK_PROC.get_or_init(|| hook);
             }
-            let count = ffi::lua_gethookcount(state);
+            let count = if instructions == 0 { 0 } else { ffi::lua_gethookcount(state) };
             ffi::lua_sethook(state, None, 0, 0);
             ffi::lua_pushinteger(state, ffi::lua_Integer::from(count));
             ffi::lua_pushcclosure(state, arm, 1);
@@ -84,7 +96,7 @@ pub(crate) fn install(
     }
 }
 
-/// `arm(co)`: sets the count hook, every upvalue-1 instructions, on coroutine `co`.
+/// `arm(co)`: sets the count hook, every upvalue-1 instructions (0: none), on coroutine `co`.
 unsafe extern "C-unwind" fn arm(state: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls this as a C function with its arguments on `state`'s stack and the
     // closure's one upvalue in place (see `install`). `lua_tothread` and `lua_tointegerx` only
@@ -92,8 +104,8 @@ unsafe extern "C-unwind" fn arm(state: *mut ffi::lua_State) -> c_int {
     // none of them raises a Lua error, so nothing unwinds through this frame.
     unsafe {
         let co = ffi::lua_tothread(state, 1);
-        if let (false, Some(&hook)) = (co.is_null(), HOOK_PROC.get()) {
-            let count = ffi::lua_tointegerx(state, ffi::lua_upvalueindex(1), ptr::null_mut());
+        let count = ffi::lua_tointegerx(state, ffi::lua_upvalueindex(1), ptr::null_mut());
+        if let (false, true, Some(&hook)) = (co.is_null(), count > 0, HOOK_PROC.get()) {
             let count = c_int::try_from(count).unwrap_or(c_int::MAX);
             ffi::lua_sethook(co, Some(hook), ffi::LUA_MASKCOUNT, count);
         }

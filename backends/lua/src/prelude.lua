@@ -27,7 +27,8 @@
 
 local RT = ...
 
-local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
+-- Every resume goes through RT.resume, which tells the time-slice handler what runs.
+local co_create, co_resume, co_yield = coroutine.create, RT.resume, coroutine.yield
 local co_status, co_running, co_wrap, co_close = coroutine.status, coroutine.running, coroutine.wrap, coroutine.close
 local pack, unpack, select, type, error, tostring = table.pack, table.unpack, select, type, error, tostring
 local setmetatable, getmetatable, rawget, rawset, rawequal, pairs = setmetatable, getmetatable, rawget, rawset, rawequal, pairs

@@ -265,6 +265,7 @@ impl Process for LuaProcess {
         let left =
             if self.budget == 0 { usize::MAX } else { self.budget.saturating_sub(self.memory) };
         island.preempted.store(false, std::sync::atomic::Ordering::Relaxed);
+        let _timed = island.slice.map(crate::slice::begin);
         island.current().enter(Stepping {
             cx: cx.clone(),
             memory_at_start: at_start,
@@ -282,6 +283,9 @@ impl Process for LuaProcess {
         let now = lua.used_memory();
         self.memory = (self.memory + now).saturating_sub(at_start).min(now);
         let over = self.budget != 0 && self.memory > self.budget;
+        if matches!(step, Ok(Step::Yield)) {
+            island.preemptions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         match step {
             Ok(_) if over => Step::Exit(Err(over_budget(&self.entry, self.budget))),
             Ok(step) => step,

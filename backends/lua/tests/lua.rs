@@ -94,12 +94,34 @@ fn preemption() {
 }
 
 /// Preemption stops a step anywhere, also in the middle of the prelude's bookkeeping while
-/// other processes of the island run in between (see `slices.lua`).
+/// other processes of the island run in between (see `slices.lua`); with time slices (a short
+/// one, so that the signals land often) as with an instruction count.
 #[test]
 fn preemption_mid_bookkeeping_loses_nothing() {
+    let config = LuaConfig { slice: Duration::from_micros(200), ..LuaConfig::default() };
+    let backend = LuaBackend::new(config);
+    let rt = Runtime::builder()
+        .host(HostConfig::new(HOST).workers(1))
+        .backend(backend.clone())
+        .build()
+        .unwrap();
+    run_on(&rt, "slices.lua", &["churn", "echo"]);
+    assert!(backend.stats().preemptions > 0, "{:?}", backend.stats());
+
     let config = LuaConfig { slice_instructions: 20_000, ..LuaConfig::default() };
     let rt = runtime_with(HostConfig::new(HOST).workers(1), config);
     run_on(&rt, "slices.lua", &["churn", "echo"]);
+}
+
+/// Counting instructions instead of time preempts the same loops, and stops the same
+/// unyielding ones.
+#[test]
+fn preemption_by_instruction_count() {
+    let config = LuaConfig { slice_instructions: 20_000, ..LuaConfig::default() };
+    let rt = runtime_with(HostConfig::new(HOST).workers(1), config.clone());
+    run_on(&rt, "preemption.lua", &["spin", "spin_nested", "spin_spawned", "echo"]);
+    let rt = runtime_with(HostConfig::new(HOST).workers(1), config);
+    run_on(&rt, "unyielding.lua", &["sorter", "gsubber", "catcher", "echo"]);
 }
 
 /// Loops where the hook cannot yield (inside a library function's callback) end with an

@@ -1,5 +1,5 @@
 -- A process in an endless loop neither starves the others on its worker nor escapes
--- terminate: the instruction-count hook yields it back to the scheduler, in whichever of its
+-- terminate: preemption yields it back to the scheduler, in whichever of its
 -- coroutines the loop runs.
 
 local function spin()

@@ -1,0 +1,327 @@
+//! Time slices: a Lua step that runs longer than its slice is preempted.
+//!
+//! A count hook makes Lua call into the hook machinery before every VM instruction of the
+//! coroutine it is set on: a tenth of a message hop, a quarter of a busy loop's speed. So
+//! processes run without a hook. A step notes when it began; a watchdog thread sleeps until
+//! the earliest running step's slice is over and, if that step still runs, sends its worker a
+//! signal (again after every further slice, for a step that cannot yield). The handler, on
+//! the worker's own thread, sets a count hook of one instruction on the coroutine running
+//! there (setting a hook is what Lua allows a signal handler to do: it is how its own
+//! interpreter breaks a loop on Ctrl-C), and that hook yields the coroutine (see
+//! [`crate::preempt`]), which ends the step.
+//!
+//! The handler knows which coroutine runs because every resume of a process's coroutines goes
+//! through `RT.resume` ([`resume`]), which notes it in a thread-local. A signal that comes
+//! while the prelude's own code runs (no coroutine of the process) is kept for the next
+//! resume of the step. With no step running the watchdog looks once a slice, and after
+//! `QUIET_LOOKS` such looks sleeps until a step begins.
+//!
+//! The signal is `SIGRTMAX - 1`; an application that embeds the runtime must leave it alone.
+
+use std::cell::{Cell, RefCell};
+use std::ffi::c_int;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use mlua::ffi;
+
+/// Looks without a running step before the watchdog sleeps until one begins.
+const QUIET_LOOKS: u32 = 64;
+
+/// How often a sleeping watchdog looks anyway.
+const ASLEEP_CHECK: Duration = Duration::from_millis(100);
+
+/// The watchdog never sleeps shorter than this.
+const MIN_SLEEP: Duration = Duration::from_micros(20);
+
+thread_local! {
+    /// The process coroutine this thread runs, if any (set by `resume`, read by the handler).
+    static RUNNING: Cell<*mut ffi::lua_State> = const { Cell::new(ptr::null_mut()) };
+    /// The coroutine the handler set the hook on, until the hook fires or `resume` takes it
+    /// off. Only compared, never followed, outside `resume`: it may be gone by then.
+    static ARMED: Cell<*mut ffi::lua_State> = const { Cell::new(ptr::null_mut()) };
+    /// The signal came while no coroutine of the process ran: the next resume arms.
+    static PENDING: Cell<bool> = const { Cell::new(false) };
+    /// This thread's record with the watchdog, made by its first Lua step.
+    static SLOT: RefCell<Option<Registered>> = const { RefCell::new(None) };
+}
+
+/// A thread that runs Lua steps, as the watchdog sees it.
+struct Slot {
+    thread: libc::pthread_t,
+    /// Bumped when a step begins and when it ends: odd while one runs.
+    seq: AtomicU64,
+    /// When the running step began ([`now`]) and its slice, in nanoseconds.
+    start: AtomicU64,
+    slice: AtomicU64,
+    /// The watchdog's own notes: the step it signalled last, and when.
+    signalled: AtomicU64,
+    signalled_at: AtomicU64,
+}
+
+/// Nanoseconds on a clock shared by the workers and the watchdog.
+fn now() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    u64::try_from(EPOCH.get_or_init(Instant::now).elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Removes the thread's slot when the thread ends, so that its id is never signalled again.
+struct Registered(Arc<Slot>);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut slots = watchdog().lock();
+        slots.retain(|s| !Arc::ptr_eq(s, &self.0));
+    }
+}
+
+struct Watchdog {
+    slots: Mutex<Vec<Arc<Slot>>>,
+    /// The watchdog waits for a step to begin (see `watch` for the hand-shake).
+    asleep: AtomicBool,
+    wake: Condvar,
+    signal: c_int,
+}
+
+impl Watchdog {
+    fn lock(&self) -> MutexGuard<'_, Vec<Arc<Slot>>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The watchdog, started (and the signal handler installed) on first use.
+fn watchdog() -> &'static Watchdog {
+    static WATCHDOG: OnceLock<Watchdog> = OnceLock::new();
+    static STARTED: OnceLock<()> = OnceLock::new();
+    let w = WATCHDOG.get_or_init(|| Watchdog {
+        slots: Mutex::new(Vec::new()),
+        asleep: AtomicBool::new(false),
+        wake: Condvar::new(),
+        signal: libc::SIGRTMAX() - 1,
+    });
+    STARTED.get_or_init(|| {
+        install_handler(w.signal);
+        // Without the watchdog no step is ever preempted by time: failing to start a thread
+        // at all leaves the runtime in no state to run either.
+        std::thread::Builder::new()
+            .name("spindle-lua-slices".into())
+            .spawn(move || watch(w))
+            .expect("starting the Lua time-slice watchdog");
+    });
+    w
+}
+
+fn install_handler(signal: c_int) {
+    // SAFETY: `sigaction` with a zeroed struct, an empty mask and a handler that only touches
+    // thread-locals and calls `lua_sethook` (see `on_signal`); SA_RESTART keeps interrupted
+    // system calls of the worker going.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(signal, &action, ptr::null_mut());
+    }
+}
+
+fn watch(w: &'static Watchdog) {
+    // A timer's default slack (50 µs) would make every slice that much longer.
+    // SAFETY: PR_SET_TIMERSLACK only sets this thread's timer slack (in nanoseconds).
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+    let mut quiet = 0;
+    let mut slice = Duration::from_millis(1);
+    loop {
+        let mut sleep = slice;
+        {
+            let mut slots = w.lock();
+            let now = now();
+            let mut running = false;
+            for s in slots.iter() {
+                let seq = s.seq.load(Ordering::SeqCst);
+                if seq & 1 == 0 {
+                    continue;
+                }
+                running = true;
+                let len = s.slice.load(Ordering::Relaxed);
+                slice = Duration::from_nanos(len);
+                // A step that was signalled and still runs could not yield: once a slice.
+                let from = if s.signalled.load(Ordering::Relaxed) == seq {
+                    s.signalled_at.load(Ordering::Relaxed)
+                } else {
+                    s.start.load(Ordering::Relaxed)
+                };
+                let mut deadline = from.saturating_add(len);
+                if now >= deadline {
+                    // SAFETY: the thread is alive: a slot leaves the list (under this lock)
+                    // before its thread ends.
+                    unsafe { libc::pthread_kill(s.thread, w.signal) };
+                    s.signalled.store(seq, Ordering::Relaxed);
+                    s.signalled_at.store(now, Ordering::Relaxed);
+                    deadline = now.saturating_add(len);
+                }
+                sleep = sleep.min(Duration::from_nanos(deadline - now));
+            }
+            quiet = if running { 0 } else { quiet + 1 };
+            if quiet >= QUIET_LOOKS {
+                // Announce the sleep, then look again: a step that began before it saw
+                // `asleep` false, and is seen here; one that begins after sees it true and
+                // wakes the watchdog (both sides store, then load, sequentially consistent).
+                // The timeout only bounds the harm of a missed wake-up.
+                w.asleep.store(true, Ordering::SeqCst);
+                if !slots.iter().any(|s| s.seq.load(Ordering::SeqCst) & 1 == 1) {
+                    slots = w
+                        .wake
+                        .wait_timeout_while(slots, ASLEEP_CHECK, |_| {
+                            w.asleep.load(Ordering::SeqCst)
+                        })
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                w.asleep.store(false, Ordering::SeqCst);
+                drop(slots);
+                quiet = 0;
+                continue;
+            }
+        }
+        std::thread::sleep(sleep.max(MIN_SLEEP));
+    }
+}
+
+/// The slot of this thread, registered with the watchdog on first use.
+fn slot() -> Arc<Slot> {
+    SLOT.with(|s| {
+        let mut s = s.borrow_mut();
+        if let Some(r) = s.as_ref() {
+            return r.0.clone();
+        }
+        let slot = Arc::new(Slot {
+            // SAFETY: `pthread_self` has no preconditions.
+            thread: unsafe { libc::pthread_self() },
+            seq: AtomicU64::new(0),
+            start: AtomicU64::new(0),
+            slice: AtomicU64::new(0),
+            signalled: AtomicU64::new(0),
+            signalled_at: AtomicU64::new(0),
+        });
+        watchdog().lock().push(slot.clone());
+        *s = Some(Registered(slot.clone()));
+        slot
+    })
+}
+
+/// A step under a time slice: from [`begin`] until dropped.
+pub(crate) struct Timed(Arc<Slot>);
+
+/// A step with slice `slice` begins on this thread.
+pub(crate) fn begin(slice: Duration) -> Timed {
+    let slot = slot();
+    RUNNING.set(ptr::null_mut());
+    ARMED.set(ptr::null_mut());
+    PENDING.set(false);
+    slot.slice.store(u64::try_from(slice.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    slot.start.store(now(), Ordering::Relaxed);
+    slot.seq.fetch_add(1, Ordering::SeqCst);
+    let w = watchdog();
+    if w.asleep.load(Ordering::SeqCst) {
+        let _slots = w.lock();
+        w.asleep.store(false, Ordering::SeqCst);
+        w.wake.notify_one();
+    }
+    Timed(slot)
+}
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        self.0.seq.fetch_add(1, Ordering::SeqCst);
+        RUNNING.set(ptr::null_mut());
+        ARMED.set(ptr::null_mut());
+        PENDING.set(false);
+    }
+}
+
+/// The signal handler: arms the coroutine running on this thread, or notes the signal for the
+/// next resume.
+extern "C" fn on_signal(_signal: c_int) {
+    let co = RUNNING.get();
+    if co.is_null() {
+        PENDING.set(true);
+    } else {
+        arm(co);
+    }
+}
+
+/// Sets the one-instruction hook on `co` (a coroutine this thread runs or is about to).
+fn arm(co: *mut ffi::lua_State) {
+    if ARMED.get() != co {
+        // SAFETY: `co` is alive (it runs on this thread, or `resume` holds it on its stack),
+        // and `lua_sethook` only stores into the thread and marks its Lua frames.
+        unsafe { ffi::lua_sethook(co, Some(on_slice), ffi::LUA_MASKCOUNT, 1) };
+        ARMED.set(co);
+    }
+}
+
+/// The hook the handler set: takes itself off, then hands over to the preemption hook, which
+/// yields the coroutine if it can.
+unsafe extern "C-unwind" fn on_slice(state: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) {
+    // SAFETY: Lua calls the hook on the thread it is set on, with its debug record; the
+    // preemption hook is called the same way Lua would call it.
+    unsafe {
+        ffi::lua_sethook(state, None, 0, 0);
+        ARMED.set(ptr::null_mut());
+        if let Some(hook) = crate::preempt::hook_proc() {
+            hook(state, ar);
+        }
+    }
+}
+
+/// `RT.resume(co, ...)`: `coroutine.resume`, noting the coroutine as the one this thread runs
+/// while it runs (the prelude resumes every coroutine of a process through it).
+pub(crate) unsafe extern "C-unwind" fn resume(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: Lua calls this with its arguments on `state`'s stack. As Lua's own
+    // `coroutine.resume`: values move between the two stacks after room is checked, and
+    // `lua_resume` catches every error of the coroutine. What may raise here (a wrong
+    // argument, out of memory for a message) raises before anything needs undoing, or after
+    // the thread-locals are restored; this frame owns nothing to drop.
+    unsafe {
+        let co = ffi::lua_tothread(state, 1);
+        if co.is_null() {
+            return ffi::luaL_argerror(state, 1, c"coroutine expected".as_ptr());
+        }
+        let narg = ffi::lua_gettop(state) - 1;
+        if ffi::lua_checkstack(co, narg) == 0 {
+            ffi::lua_pushboolean(state, 0);
+            ffi::lua_pushstring(state, c"too many arguments to resume".as_ptr());
+            return 2;
+        }
+        ffi::lua_xmove(state, co, narg);
+        let outer = RUNNING.replace(co);
+        if PENDING.replace(false) {
+            arm(co);
+        }
+        let mut nres = 0;
+        let status = ffi::lua_resume(co, state, narg, &mut nres);
+        RUNNING.set(outer);
+        if ARMED.get() == co {
+            // Armed, but it stopped before an instruction ran: no stale preemption later.
+            ffi::lua_sethook(co, None, 0, 0);
+            ARMED.set(ptr::null_mut());
+        }
+        if status == ffi::LUA_OK || status == ffi::LUA_YIELD {
+            if ffi::lua_checkstack(state, nres + 1) == 0 {
+                ffi::lua_pop(co, nres);
+                ffi::lua_pushboolean(state, 0);
+                ffi::lua_pushstring(state, c"too many results to resume".as_ptr());
+                return 2;
+            }
+            ffi::lua_pushboolean(state, 1);
+            ffi::lua_xmove(co, state, nres);
+            nres + 1
+        } else {
+            ffi::lua_pushboolean(state, 0);
+            ffi::lua_xmove(co, state, 1);
+            2
+        }
+    }
+}
