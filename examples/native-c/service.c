@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 
@@ -150,6 +151,10 @@ static int handle(service *s, const spindle_host *h, spindle_cx *cx, const spind
     return 0;
 }
 
+/* receive_now came after the first host table: a host that has it says so by its size. */
+#define HAS_RECEIVE_NOW(h) \
+    ((h)->size >= offsetof(spindle_host, receive_now) + sizeof((h)->receive_now))
+
 /* The ring role: learn the successor, report ready, pass the token on with one hop less. */
 static int32_t ring(service *s, const spindle_host *h, spindle_cx *cx) {
     spindle_completion c;
@@ -159,9 +164,17 @@ static int32_t ring(service *s, const spindle_host *h, spindle_cx *cx) {
         uint8_t out[9];
         spindle_mp_buf b = {out, 0, sizeof out, 0}; /* an integer takes at most 9 bytes */
         c.size = sizeof c;
-        if (!s->recv) h->receive(cx, NULL, 0, &s->recv);
-        if (h->take_completion(cx, s->recv, &c) != SPINDLE_OK) return SPINDLE_STEP_WAIT_ANY;
-        s->recv = 0;
+        if (s->recv) {
+            if (h->take_completion(cx, s->recv, &c) != SPINDLE_OK) return SPINDLE_STEP_WAIT_ANY;
+            s->recv = 0;
+        } else if (HAS_RECEIVE_NOW(h)) {
+            /* One call: the waiting token, or the receive started (then wait for it). */
+            if (h->receive_now(cx, NULL, 0, &s->recv, &c) != SPINDLE_OK) return SPINDLE_STEP_WAIT_ANY;
+        } else {
+            h->receive(cx, NULL, 0, &s->recv);
+            if (h->take_completion(cx, s->recv, &c) != SPINDLE_OK) return SPINDLE_STEP_WAIT_ANY;
+            s->recv = 0;
+        }
         spindle_mp_reader_init(&r, c.value, c.value_len);
         if (spindle_mp_next(&r, &t) || t.type != SPINDLE_MP_INT) return fail(h, cx, "ring: not an integer");
         if (!s->next) {
