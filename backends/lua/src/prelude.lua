@@ -826,9 +826,35 @@ local function run(P)
 end
 
 -- A step, with the last completion that came (if any) as `tag, ...`.
-local function step(P, tag, ...)
+local function step(P, tag, kind, a, b, c, ...)
+    -- The common case first: a message for the inbox, where one coroutine waits in a plain
+    -- receive, and nothing else to do (what `deliver_now`, `on_source` and `run` would do).
+    if kind == MSG and QT == 1 and not P.ready and not P.preempted and not P.later then
+        local s = P[-tag]
+        local q = type(s) == "table" and s.src == to_message and s.recvq
+        local h = q and q[1]
+        if h and h == q[2] and type(q[h]) == "thread" then
+            local co = q[h]
+            q[h] = nil; q[1] = 3; q[2] = 2
+            P[-tag] = nil
+            s.tag = nil
+            CUR = P
+            RUNNING = co
+            local ok, r1, r2, r3 = co_resume(co, setmetatable({ a, b, c }, Message), true)
+            RUNNING = nil
+            if not ok or not rawequal(r1, PARK) then
+                local st, x, y = ran(P, co, ok, r1, r2, r3)
+                if st then return leave(P, st, x, y) end
+            end
+            if QH == QT and not P.preempted then
+                CUR = nil
+                return "wait"
+            end
+            return run(P)
+        end
+    end
     enter(P)
-    if tag ~= nil then deliver_now(P, tag, ...) end
+    if tag ~= nil then deliver_now(P, tag, kind, a, b, c, ...) end
     return run(P)
 end
 
