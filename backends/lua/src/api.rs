@@ -12,9 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mlua::{Lua, MultiValue, Table, Value as LuaValue, Variadic};
-use spindle_runtime::{
-    Completion, Cx, Dest, EntryId, Error, ErrorKind, Op, Spawn, Tag, Ties, Value,
-};
+use spindle_runtime::{Completion, Cx, Dest, EntryId, Error, ErrorKind, Op, Spawn, Tag, Value};
 
 use crate::convert::to_value;
 
@@ -46,6 +44,8 @@ pub(crate) struct Current {
     pub(crate) pushing: Cell<Option<Completion>>,
     /// The completion after the one being handed to the prelude (see the step entry).
     pub(crate) pending: Cell<Option<(Tag, Completion)>>,
+    /// The entry id spawned last, so that a loop that spawns one entry parses it once.
+    last_entry: RefCell<Option<EntryId>>,
 }
 
 impl Current {
@@ -70,6 +70,19 @@ impl Current {
     pub(crate) fn with_here<R>(&self, f: impl FnOnce(&Stepping) -> R) -> Option<R> {
         let s = self.stepping.try_borrow().ok()?;
         s.as_ref().map(f)
+    }
+
+    /// The entry id `text` names (checked and parsed unless it is the one spawned last).
+    pub(crate) fn entry_id(&self, text: &[u8]) -> Result<EntryId, Error> {
+        let mut last = self.last_entry.borrow_mut();
+        if let Some(id) = last.as_ref().filter(|id| id.as_str().as_bytes() == text) {
+            return Ok(id.clone());
+        }
+        let text = std::str::from_utf8(text)
+            .map_err(|_| Error::new(ErrorKind::Invalid, "entry id is not text"))?;
+        let id: EntryId = text.parse()?;
+        *last = Some(id.clone());
+        Ok(id)
     }
 
     /// The completion in [`Current::pushing`], to push it.
@@ -172,15 +185,6 @@ fn tag(n: i64) -> Tag {
 pub(crate) fn build(lua: &Lua, preempted: Preempted) -> mlua::Result<Table> {
     let rt = lua.create_table()?;
     rt.set("pid", lua.create_function(|lua, ()| with_cx(lua, |cx| cx.pid().to_string()))?)?;
-    rt.set(
-        "spawn",
-        lua.create_function(|lua, (mode, args): (i64, Variadic<LuaValue>)| {
-            let cx = cx(lua)?;
-            let ties = Ties { monitor: mode & 1 != 0, link: mode & 2 != 0 };
-            let r = spawn_of(&args).and_then(|s| cx.spawn(s, ties)).map(|p| p.to_string());
-            result(lua, r)
-        })?,
-    )?;
     rt.set(
         "start_exec",
         lua.create_function(|lua, args: Variadic<LuaValue>| {

@@ -1,6 +1,6 @@
-//! The RT primitives of every message as raw C functions: `send`, and the receives
-//! (`start_receive`, `start_event`, `try_take`, `take_completion`) that hand a waiting message
-//! or event over at once. An mlua callback costs its lock, a protected call and a reference
+//! The RT primitives of every message, and of spawning, as raw C functions: `send`, the
+//! receives (`start_receive`, `start_event`, `try_take`, `take_completion`) that hand a
+//! waiting message or event over at once, and `spawn`. An mlua callback costs its lock, a protected call and a reference
 //! slot per value; these read their arguments off the stack and push their results with
 //! [`crate::stack`].
 //!
@@ -13,10 +13,12 @@ use std::ffi::{c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use mlua::{Lua, Table, ffi};
-use spindle_runtime::{Completion, Cx, Dest, Error, ErrorKind, Op, Tag};
+use std::borrow::Cow;
+
+use spindle_runtime::{Completion, Cx, Dest, Error, ErrorKind, HostId, Op, Pid, Spawn, Tag, Ties};
 
 use crate::api::Current;
-use crate::stack::{push_bytes, push_completion, str_at, value_at};
+use crate::stack::{push_bytes, push_completion, push_pid, str_at, value_at};
 
 /// Adds the functions to the prelude's `RT` table.
 pub(crate) fn register(lua: &Lua, rt: &Table) -> mlua::Result<()> {
@@ -25,13 +27,14 @@ pub(crate) fn register(lua: &Lua, rt: &Table) -> mlua::Result<()> {
         let slot = slot.ok_or_else(|| mlua::Error::runtime("the Lua state has no process slot"))?;
         std::ptr::from_ref::<Current>(&slot)
     };
-    let fns: [(&std::ffi::CStr, ffi::lua_CFunction); 6] = [
+    let fns: [(&std::ffi::CStr, ffi::lua_CFunction); 7] = [
         (c"send", send),
         (c"start_receive", start_receive),
         (c"start_event", start_event),
         (c"try_take", try_take),
         (c"take_completion", take_completion),
         (c"resume", crate::slice::resume),
+        (c"spawn", spawn),
     ];
     // SAFETY: `exec_raw` runs the closure in protected mode with `rt` at index 1; each
     // function gets the pointer to `Current` as its one upvalue (the app data box outlives
@@ -62,6 +65,8 @@ enum Outcome {
     Done,
     /// Push the operation's tag.
     Started(Tag),
+    /// Push the pid (as text).
+    Pid(Pid),
     /// Push `false` and the completion parked in `Current::pushing`.
     Completed,
     /// Push nothing.
@@ -104,6 +109,10 @@ unsafe fn finish(state: *mut ffi::lua_State, cur: &Current, o: Outcome) -> c_int
             }
             Outcome::Started(tag) => {
                 ffi::lua_pushinteger(state, tag.get() as ffi::lua_Integer);
+                1
+            }
+            Outcome::Pid(pid) => {
+                push_pid(state, pid);
                 1
             }
             Outcome::Completed => {
@@ -238,6 +247,41 @@ unsafe extern "C-unwind" fn take_completion(state: *mut ffi::lua_State) -> c_int
                 Some(c) => completed(cur, c),
                 None => Outcome::Nothing,
             })
+        });
+        finish(state, cur, o)
+    }
+}
+
+/// `spawn(mode, id, host, ...)` → the child's pid, or `nil, kind, message`; `mode` 1 monitors
+/// the child, 2 links it, 3 both. A loop that spawns one entry parses its id once (the last
+/// one is kept) and names a known host without allocating.
+unsafe extern "C-unwind" fn spawn(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as in `send`.
+    unsafe {
+        let cur = current(state);
+        let o = run(cur, |cx| {
+            let mode = ffi::lua_tointegerx(state, 1, std::ptr::null_mut());
+            let ties = Ties { monitor: mode & 1 != 0, link: mode & 2 != 0 };
+            let id = match str_at(state, 2) {
+                Some(b) => cur.entry_id(b)?,
+                None => {
+                    return Err(Error::new(
+                        ErrorKind::Invalid,
+                        "entry id must be a string `namespace:name`",
+                    ));
+                }
+            };
+            let host = text(str_at(state, 3), "host")?;
+            let host: Cow<'static, str> = match HostId::lookup(host) {
+                Some(h) => Cow::Borrowed(h.name()),
+                None => Cow::Owned(host.to_owned()),
+            };
+            let top = ffi::lua_gettop(state);
+            let mut args = Vec::with_capacity(usize::try_from(top - 3).unwrap_or(0));
+            for i in 4..=top {
+                args.push(value_at(state, i)?);
+            }
+            Ok(Outcome::Pid(cx.spawn(Spawn::entry(id, host).args(args), ties)?))
         });
         finish(state, cur, o)
     }

@@ -55,6 +55,23 @@ local function main()
     assert(err:kind() == errors.NOT_FOUND)
     _, err = process.spawn(E .. "return_value", "no:host")
     assert(err:kind() == errors.NOT_FOUND)
+    for _, bad in ipairs({ { 42, H }, { "no-colon", H }, { E .. "return_value", 7 } }) do
+        _, err = process.spawn(bad[1], bad[2])
+        assert(err and err:kind() == errors.INVALID, tostring(err))
+    end
+    _, err = process.spawn(E .. "return_value", H, function() end)
+    assert(err and err:kind() == errors.INVALID, "functions cannot be spawn arguments")
+    -- Spawning one entry after another starts each (the last id parsed is not reused blindly).
+    for _, f in ipairs({ "return_value", "crash", "return_value", "crash" }) do
+        local p = assert(process.spawn_monitored(E .. f, H, f))
+        local ev = next_event(process.event.EXIT)
+        assert(ev.from == p)
+        if f == "crash" then
+            assert(ev.result.error, f)
+        else
+            assert(ev.result.value == f, f)
+        end
+    end
     for _, k in ipairs({ "NOT_FOUND", "ALREADY_EXISTS", "INVALID", "PERMISSION_DENIED",
         "UNAVAILABLE", "INTERNAL", "CANCELED", "TIMEOUT", "RATE_LIMITED", "UNKNOWN" }) do
         assert(errors[k] == k)
