@@ -48,7 +48,21 @@ impl HostId {
 
     /// The host's name.
     pub fn name(self) -> &'static str {
-        HOST_NAMES.read().unwrap_or_else(|e| e.into_inner())[self.0 as usize]
+        // Names never change once interned: each thread keeps a copy of the table it saw, so
+        // that printing a pid (every message a Lua process receives) takes no lock.
+        thread_local! {
+            static SEEN: std::cell::RefCell<Vec<&'static str>> = const {
+                std::cell::RefCell::new(Vec::new())
+            };
+        }
+        let i = self.0 as usize;
+        SEEN.with(|seen| {
+            let mut seen = seen.borrow_mut();
+            if i >= seen.len() {
+                seen.clone_from(&HOST_NAMES.read().unwrap_or_else(|e| e.into_inner()));
+            }
+            seen[i]
+        })
     }
 }
 
@@ -67,11 +81,35 @@ impl Pid {
     pub fn serial(self) -> u64 {
         self.serial
     }
+
+    /// Writes the pid as it prints (`{host|0x0000002a}`) into `buf`, without the formatting
+    /// machinery; returns the length, or `None` if `buf` is too short.
+    pub fn write_to(self, buf: &mut [u8]) -> Option<usize> {
+        let name = self.host.name().as_bytes();
+        let digits = (64 - self.serial.leading_zeros()).div_ceil(4).max(8) as usize;
+        let len = name.len() + digits + 5;
+        let out = buf.get_mut(..len)?;
+        out[0] = b'{';
+        out[1..=name.len()].copy_from_slice(name);
+        let mut at = name.len() + 1;
+        out[at..at + 3].copy_from_slice(b"|0x");
+        at += 3;
+        for k in (0..digits).rev() {
+            out[at] = b"0123456789abcdef"[((self.serial >> (4 * k)) & 0xf) as usize];
+            at += 1;
+        }
+        out[at] = b'}';
+        Some(len)
+    }
 }
 
 impl fmt::Display for Pid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{{{}|{:#010x}}}", self.host.name(), self.serial)
+        let mut buf = [0u8; 128];
+        match self.write_to(&mut buf).map(|n| std::str::from_utf8(&buf[..n])) {
+            Some(Ok(text)) => f.write_str(text),
+            _ => write!(f, "{{{}|{:#010x}}}", self.host.name(), self.serial),
+        }
     }
 }
 
@@ -94,5 +132,25 @@ impl FromStr for Pid {
         let serial = u64::from_str_radix(hex, 16).map_err(|_| bad())?;
         let host = HostId::lookup(host).ok_or_else(|| Error::not_found(format!("host {host}")))?;
         Ok(Pid { host, serial })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_as_printed() {
+        let host = HostId::intern("pid:test");
+        for serial in [0, 1, 0x2a, 0xffff_ffff, 0x1_0000_0000, u64::MAX] {
+            let pid = Pid { host, serial };
+            let mut buf = [0u8; 64];
+            let n = pid.write_to(&mut buf).expect("fits");
+            let expected = format!("{{pid:test|{serial:#010x}}}");
+            assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), expected);
+            assert_eq!(pid.to_string(), expected);
+            assert_eq!(pid.to_string().parse::<Pid>().unwrap(), pid);
+            assert_eq!(pid.write_to(&mut buf[..n - 1]), None);
+        }
     }
 }

@@ -7,7 +7,6 @@
 //! nothing.
 
 use std::ffi::{c_int, c_void};
-use std::io::Write;
 
 use mlua::ffi;
 use spindle_runtime::{Completion, Error, ErrorKind, Pid, Value};
@@ -47,11 +46,14 @@ pub(crate) unsafe fn push_bytes(state: *mut ffi::lua_State, bytes: &[u8]) {
 /// As for [`push_bytes`].
 pub(crate) unsafe fn push_pid(state: *mut ffi::lua_State, pid: Pid) {
     let mut buf = [0u8; 128];
-    let mut w = &mut buf[..];
-    let room = w.len();
-    let len = match write!(w, "{pid}") {
-        Ok(()) => room - w.len(),
-        Err(_) => 0,
+    let len = match pid.write_to(&mut buf) {
+        Some(n) => n,
+        None => {
+            let text = pid.to_string();
+            // SAFETY: the caller's contract (a host name longer than the buffer); the text
+            // leaks only if the push raises (out of memory).
+            return unsafe { push_bytes(state, text.as_bytes()) };
+        }
     };
     // SAFETY: the caller's contract.
     unsafe { push_bytes(state, &buf[..len]) }
