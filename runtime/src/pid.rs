@@ -3,6 +3,7 @@
 //! A [`Pid`] is a host index and a serial number that is never reused while the program runs
 //! (one counter for every runtime in the program). It prints as `{host|0x0000002a}`.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::RwLock;
@@ -25,6 +26,27 @@ pub struct HostId(u32);
 static HOST_NAMES: RwLock<Vec<&'static str>> = RwLock::new(Vec::new());
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
 
+thread_local! {
+    /// This thread's copy of `HOST_NAMES` as it last saw it. Names never change once interned
+    /// and are only appended, so a copy is right as far as it goes: printing or parsing a pid
+    /// (every message a Lua process sends or receives) takes no lock.
+    static SEEN: RefCell<Vec<&'static str>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `f` over this thread's copy of the host names, and again over a fresh copy if `found` says
+/// the first answer is not good enough.
+fn with_names<R>(f: impl Fn(&[&'static str]) -> R, found: impl Fn(&R) -> bool) -> R {
+    SEEN.with(|seen| {
+        let mut seen = seen.borrow_mut();
+        let r = f(&seen);
+        if found(&r) {
+            return r;
+        }
+        seen.clone_from(&HOST_NAMES.read().unwrap_or_else(|e| e.into_inner()));
+        f(&seen)
+    })
+}
+
 impl HostId {
     /// The id of host `name`, interning it on first use.
     pub fn intern(name: &str) -> HostId {
@@ -42,27 +64,15 @@ impl HostId {
 
     /// The id of host `name` if it was ever interned.
     pub fn lookup(name: &str) -> Option<HostId> {
-        let names = HOST_NAMES.read().unwrap_or_else(|e| e.into_inner());
-        names.iter().position(|n| *n == name).map(|i| HostId(i as u32))
+        with_names(|names| names.iter().position(|n| *n == name), Option::is_some)
+            .map(|i| HostId(i as u32))
     }
 
     /// The host's name.
     pub fn name(self) -> &'static str {
-        // Names never change once interned: each thread keeps a copy of the table it saw, so
-        // that printing a pid (every message a Lua process receives) takes no lock.
-        thread_local! {
-            static SEEN: std::cell::RefCell<Vec<&'static str>> = const {
-                std::cell::RefCell::new(Vec::new())
-            };
-        }
         let i = self.0 as usize;
-        SEEN.with(|seen| {
-            let mut seen = seen.borrow_mut();
-            if i >= seen.len() {
-                seen.clone_from(&HOST_NAMES.read().unwrap_or_else(|e| e.into_inner()));
-            }
-            seen[i]
-        })
+        // A `HostId` is only made by interning, so its name is there.
+        with_names(|names| names.get(i).copied(), Option::is_some).expect("an interned host")
     }
 }
 
