@@ -106,7 +106,7 @@ fn watchdog() -> &'static Watchdog {
         // Without the watchdog no step is ever preempted by time: failing to start a thread
         // at all leaves the runtime in no state to run either.
         std::thread::Builder::new()
-            .name("spindle-lua-slices".into())
+            .name("spindle:slices".into())
             .spawn(move || watch(w))
             .expect("starting the Lua time-slice watchdog");
     });
@@ -181,7 +181,7 @@ fn watch(w: &'static Watchdog) {
                 }
                 w.asleep.store(false, Ordering::SeqCst);
                 drop(slots);
-                quiet = 0;
+                // Still quiet after a timeout: the next look finds no step and sleeps again.
                 continue;
             }
         }
