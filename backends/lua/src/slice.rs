@@ -44,6 +44,9 @@ thread_local! {
     static ARMED: Cell<*mut ffi::lua_State> = const { Cell::new(ptr::null_mut()) };
     /// The signal came while no coroutine of the process ran: the next resume arms.
     static PENDING: Cell<bool> = const { Cell::new(false) };
+    /// A step under a time slice runs on this thread (a late signal finds none, or finds a
+    /// step preempted by instruction count, and leaves its hooks alone).
+    static TIMED: Cell<bool> = const { Cell::new(false) };
     /// This thread's record with the watchdog, made by its first Lua step.
     static SLOT: RefCell<Option<Registered>> = const { RefCell::new(None) };
 }
@@ -189,12 +192,13 @@ fn watch(w: &'static Watchdog) {
     }
 }
 
-/// The slot of this thread, registered with the watchdog on first use.
-fn slot() -> Arc<Slot> {
+/// The slot of this thread, registered with the watchdog on first use. It lives until the
+/// thread ends (its registration is a thread-local).
+fn slot() -> *const Slot {
     SLOT.with(|s| {
         let mut s = s.borrow_mut();
         if let Some(r) = s.as_ref() {
-            return r.0.clone();
+            return Arc::as_ptr(&r.0);
         }
         let slot = Arc::new(Slot {
             // SAFETY: `pthread_self` has no preconditions.
@@ -206,20 +210,25 @@ fn slot() -> Arc<Slot> {
             signalled_at: AtomicU64::new(0),
         });
         watchdog().lock().push(slot.clone());
-        *s = Some(Registered(slot.clone()));
-        slot
+        let ptr = Arc::as_ptr(&slot);
+        *s = Some(Registered(slot));
+        ptr
     })
 }
 
-/// A step under a time slice: from [`begin`] until dropped.
-pub(crate) struct Timed(Arc<Slot>);
+/// A step under a time slice: from [`begin`] until dropped, on the thread that began it (the
+/// pointer is to that thread's slot, which outlives every step of the thread).
+pub(crate) struct Timed(*const Slot);
 
 /// A step with slice `slice` begins on this thread.
 pub(crate) fn begin(slice: Duration) -> Timed {
-    let slot = slot();
+    let ptr = slot();
+    // SAFETY: see `slot`.
+    let slot = unsafe { &*ptr };
     RUNNING.set(ptr::null_mut());
     ARMED.set(ptr::null_mut());
     PENDING.set(false);
+    TIMED.set(true);
     slot.slice.store(u64::try_from(slice.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
     slot.start.store(now(), Ordering::Relaxed);
     slot.seq.fetch_add(1, Ordering::SeqCst);
@@ -229,12 +238,14 @@ pub(crate) fn begin(slice: Duration) -> Timed {
         w.asleep.store(false, Ordering::SeqCst);
         w.wake.notify_one();
     }
-    Timed(slot)
+    Timed(ptr)
 }
 
 impl Drop for Timed {
     fn drop(&mut self) {
-        self.0.seq.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: see `Timed`.
+        unsafe { &*self.0 }.seq.fetch_add(1, Ordering::SeqCst);
+        TIMED.set(false);
         RUNNING.set(ptr::null_mut());
         ARMED.set(ptr::null_mut());
         PENDING.set(false);
@@ -244,6 +255,9 @@ impl Drop for Timed {
 /// The signal handler: arms the coroutine running on this thread, or notes the signal for the
 /// next resume.
 extern "C" fn on_signal(_signal: c_int) {
+    if !TIMED.get() {
+        return;
+    }
     let co = RUNNING.get();
     if co.is_null() {
         PENDING.set(true);
