@@ -18,9 +18,9 @@ bash scripts/build-native-examples.sh
 echo "== tests"
 cargo test --workspace --locked
 
-echo "== loom models (state word, park protocol)"
+echo "== loom models (state word, park protocol, the Lua time-slice watchdog's sleep)"
 RUSTFLAGS="--cfg spindle_loom" CARGO_TARGET_DIR="$target/loom" \
-    cargo test -p spindle-runtime --lib --release --locked loom
+    cargo test -p spindle-runtime -p spindle-lua --lib --release --locked loom
 
 echo "== benchmark harness smoke run"
 cargo run --release --locked -p spindle-bench -- --quick

@@ -37,6 +37,7 @@
 
 mod api;
 mod convert;
+mod doze;
 mod island;
 mod json;
 mod messaging;

@@ -21,11 +21,13 @@
 use std::cell::{Cell, RefCell};
 use std::ffi::c_int;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use mlua::ffi;
+
+use crate::doze::{Doze, MutexGuard};
 
 /// Looks without a running step before the watchdog sleeps until one begins.
 const QUIET_LOOKS: u32 = 64;
@@ -81,16 +83,14 @@ impl Drop for Registered {
 }
 
 struct Watchdog {
-    slots: Mutex<Vec<Arc<Slot>>>,
-    /// The watchdog waits for a step to begin (see `watch` for the hand-shake).
-    asleep: AtomicBool,
-    wake: Condvar,
+    /// The threads that run Lua steps; the watchdog sleeps on it while none runs one.
+    slots: Doze<Vec<Arc<Slot>>>,
     signal: c_int,
 }
 
 impl Watchdog {
     fn lock(&self) -> MutexGuard<'_, Vec<Arc<Slot>>> {
-        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+        self.slots.lock()
     }
 }
 
@@ -98,12 +98,8 @@ impl Watchdog {
 fn watchdog() -> &'static Watchdog {
     static WATCHDOG: OnceLock<Watchdog> = OnceLock::new();
     static STARTED: OnceLock<()> = OnceLock::new();
-    let w = WATCHDOG.get_or_init(|| Watchdog {
-        slots: Mutex::new(Vec::new()),
-        asleep: AtomicBool::new(false),
-        wake: Condvar::new(),
-        signal: libc::SIGRTMAX() - 1,
-    });
+    let w = WATCHDOG
+        .get_or_init(|| Watchdog { slots: Doze::new(Vec::new()), signal: libc::SIGRTMAX() - 1 });
     STARTED.get_or_init(|| {
         install_handler(w.signal);
         // Without the watchdog no step is ever preempted by time: failing to start a thread
@@ -138,7 +134,7 @@ fn watch(w: &'static Watchdog) {
     loop {
         let mut sleep = slice;
         {
-            let mut slots = w.lock();
+            let slots = w.lock();
             let now = now();
             let mut running = false;
             for s in slots.iter() {
@@ -168,23 +164,12 @@ fn watch(w: &'static Watchdog) {
             }
             quiet = if running { 0 } else { quiet + 1 };
             if quiet >= QUIET_LOOKS {
-                // Announce the sleep, then look again: a step that began before it saw
-                // `asleep` false, and is seen here; one that begins after sees it true and
-                // wakes the watchdog (both sides store, then load, sequentially consistent).
-                // The timeout only bounds the harm of a missed wake-up.
-                w.asleep.store(true, Ordering::SeqCst);
-                if !slots.iter().any(|s| s.seq.load(Ordering::SeqCst) & 1 == 1) {
-                    slots = w
-                        .wake
-                        .wait_timeout_while(slots, ASLEEP_CHECK, |_| {
-                            w.asleep.load(Ordering::SeqCst)
-                        })
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                }
-                w.asleep.store(false, Ordering::SeqCst);
-                drop(slots);
-                // Still quiet after a timeout: the next look finds no step and sleeps again.
+                // Until a step begins (see `doze` for why none is missed). Still quiet after
+                // the timeout: the next look finds no step and sleeps again.
+                let running = |slots: &Vec<Arc<Slot>>| {
+                    slots.iter().any(|s| s.seq.load(Ordering::SeqCst) & 1 == 1)
+                };
+                drop(w.slots.sleep(slots, running, ASLEEP_CHECK));
                 continue;
             }
         }
@@ -231,20 +216,17 @@ pub(crate) fn begin(slice: Duration) -> Timed {
     TIMED.set(true);
     slot.slice.store(u64::try_from(slice.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
     slot.start.store(now(), Ordering::Relaxed);
-    slot.seq.fetch_add(1, Ordering::SeqCst);
-    let w = watchdog();
-    if w.asleep.load(Ordering::SeqCst) {
-        let _slots = w.lock();
-        w.asleep.store(false, Ordering::SeqCst);
-        w.wake.notify_one();
-    }
+    // Only this thread writes its counter.
+    slot.seq.store(slot.seq.load(Ordering::Relaxed) + 1, Ordering::Release);
+    watchdog().slots.rouse();
     Timed(ptr)
 }
 
 impl Drop for Timed {
     fn drop(&mut self) {
         // SAFETY: see `Timed`.
-        unsafe { &*self.0 }.seq.fetch_add(1, Ordering::SeqCst);
+        let slot = unsafe { &*self.0 };
+        slot.seq.store(slot.seq.load(Ordering::Relaxed) + 1, Ordering::Release);
         TIMED.set(false);
         RUNNING.set(ptr::null_mut());
         ARMED.set(ptr::null_mut());
