@@ -83,7 +83,9 @@ pub struct LuaConfig {
     pub islands_per_worker: usize,
     /// How long a process may run before it is preempted: a step that runs this long is
     /// yielded back to the scheduler at its next VM instruction (`Duration::ZERO` with
-    /// `slice_instructions` 0: never preempted, for hosts that trust their code).
+    /// `slice_instructions` 0: never preempted, for hosts that trust their code). A watchdog
+    /// thread tells the worker with the real-time signal `SIGRTMAX - 1`, which a program that
+    /// embeds the runtime must leave to it.
     pub slice: Duration,
     /// Preempt after this many VM instructions instead of by time (0: by time). Deterministic,
     /// for tests; the count hook costs about a quarter of the interpreter's speed.
