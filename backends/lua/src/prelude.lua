@@ -18,12 +18,15 @@
 --   * `start` returns the process's state table and then what `step` returns: "wait",
 --     "yield", "exit", ok, value, or "upgrade", id, args.
 --
--- A process's state table `P`: `main` (its main coroutine), `env` (its globals), `granted`
--- (modules it may require), `[-tag]` (what waits for operation `tag`), `inbox` / `events` /
--- `topics` (runtime channels, made on first use), `preempted` and `later` (a coroutine stopped
--- by the hook and the completions that came meanwhile), `ready` (the ready queue of a step
--- that ended preempted or with coroutines still ready). Kept small: an idle process is mostly
--- this table and its coroutine.
+-- A process's state table `P`: in its array part `P[MAIN]` (its main coroutine), `P[ENV]` (its
+-- globals), `P[GRANTED]` (modules it may require) and `P[INBOX]` (its inbox, `false` until
+-- first used); in its hash part `[-tag]` (what waits for operation `tag`), `events` / `topics`
+-- (runtime channels, made on first use), `preempted` and `later` (a coroutine stopped by the
+-- hook and the completions that came meanwhile), `ready` (the ready queue of a step that ended
+-- preempted or with coroutines still ready). Kept small: an idle process is mostly this table
+-- and its coroutine, so the fields every process has sit in an array made at its exact size
+-- (a hash node costs half as much again as an array slot, and hash parts grow in powers of
+-- two).
 
 local RT = ...
 
@@ -36,6 +39,8 @@ local RT_start_receive, RT_start_event, RT_start_sleep = RT.start_receive, RT.st
 local RT_drop, RT_take_preempted, RT_arm = RT.drop, RT.take_preempted, RT.arm
 local box, unbox = RT.box, RT.unbox
 local RT_send = RT.send
+
+local MAIN <const>, ENV <const>, GRANTED <const>, INBOX <const> = 1, 2, 3, 4
 
 local PARK = setmetatable({}, { __name = "spindle.park" })
 local UPGRADE = setmetatable({}, { __name = "spindle.upgrade" })
@@ -182,7 +187,9 @@ end
 -- coroutine (when a completion feeds a runtime channel) and must find only what the prelude
 -- put there. The state: `size`, and made on first use `buf` (values), `recvq` and `sendq`
 -- (waiters), `closed`. A waiter is a receiving coroutine itself, or {co = coroutine, value =
--- for a sender, sel = select state, case = index}. A runtime channel (inbox, events, a topic)
+-- for a sender, sel = select state, case = index}. `recvq` is a queue, or the one receiving
+-- coroutine itself while it is the only waiter: every idle process waits so in its inbox,
+-- and a queue would cost it two more tables. A runtime channel (inbox, events, a topic)
 -- also has `src` (turns a completion into `true, value`, or `false` if it is not one), `topic`,
 -- and `tag` while its one operation is outstanding.
 
@@ -208,6 +215,39 @@ local function next_waiter(q)
     return nil
 end
 
+-- The next receiver that has not fired yet.
+local function next_receiver(s)
+    local q = s.recvq
+    if type(q) == "thread" then
+        s.recvq = nil
+        return q
+    end
+    return next_waiter(q)
+end
+
+-- Whether receivers wait (select waiters that already fired included).
+local function has_receivers(s)
+    local q = s.recvq
+    if q == nil then return false end
+    return type(q) == "thread" or q[1] <= q[2]
+end
+
+-- Queues receiver `w` (a coroutine or a select waiter).
+local function add_receiver(s, w)
+    local q = s.recvq
+    if q == nil and type(w) == "thread" then
+        s.recvq = w
+        return
+    end
+    if type(q) ~= "table" then
+        local first = q
+        q = qnew()
+        if first then qpush(q, first) end
+        s.recvq = q
+    end
+    qpush(q, w)
+end
+
 local function fire(w, a, b)
     if type(w) == "thread" then
         wake(w, a, b)
@@ -222,7 +262,7 @@ end
 -- Puts `v` into the channel (from a runtime source or a sender): to a waiting receiver, or
 -- the buffer. Returns false if it had to be dropped (a full ticker channel).
 local function offer(s, v, may_drop)
-    local w = next_waiter(s.recvq)
+    local w = next_receiver(s)
     if w then fire(w, v, true); return true end
     local buf = s.buf
     if not buf then buf = qnew(); s.buf = buf end
@@ -240,8 +280,7 @@ end
 -- already waits in the mailbox is handed over at once.
 local function pump(s)
     while s.tag == nil and not s.closed do
-        local q = s.recvq
-        if not q or q[1] > q[2] then return end
+        if not has_receivers(s) then return end
         local tag, kind, a, b, c, d, e, f = start_source(s)
         if tag then
             s.tag = tag
@@ -258,17 +297,17 @@ end
 local function on_source(s, kind, a, b, c, d, e, f)
     s.tag = nil
     local ok, v = s.src(kind, a, b, c, d, e, f)
-    local q = s.recvq
     if ok then
-        local h = q and q[1]
-        if h and h <= q[2] and type(q[h]) == "thread" then
+        local q = s.recvq
+        if type(q) == "thread" then
             -- The common case: one coroutine waits in a plain receive.
-            wake(qpop(q), v, true)
-        else
-            offer(s, v)
+            s.recvq = nil
+            wake(q, v, true)
+            return
         end
+        offer(s, v)
     end
-    if q and q[1] <= q[2] then pump(s) end
+    if has_receivers(s) then pump(s) end
 end
 
 local function take(s)
@@ -308,7 +347,7 @@ function Channel:send(v)
     if s.closed then error("send on closed channel", 2) end
     if s.src then error("cannot send on a runtime channel", 2) end
     local co = me()
-    local w = next_waiter(s.recvq)
+    local w = next_receiver(s)
     if w then fire(w, v, true); return true end
     local size = s.size
     if size > 0 then
@@ -334,8 +373,7 @@ function Channel:receive()
     if got then return v, true end
     if s.closed then return nil, false end
     local co = me()
-    local q = s.recvq
-    if s.src and s.tag == nil and (not q or q[1] > q[2]) then
+    if s.src and s.tag == nil and not has_receivers(s) then
         -- Nobody else waits here: what waits in the mailbox is mine at once; else I wait for
         -- the operation this starts.
         local tag, kind, a, b, c, d, e, f = start_source(s)
@@ -347,8 +385,7 @@ function Channel:receive()
             if ok then return val, true end
         end
     end
-    if not q then q = qnew(); s.recvq = q end
-    qpush(q, co)
+    add_receiver(s, co)
     local val, ok = co_yield(PARK)
     return val, ok
 end
@@ -356,7 +393,7 @@ end
 local function close(s)
     s.closed = true
     while true do
-        local w = next_waiter(s.recvq)
+        local w = next_receiver(s)
         if not w then break end
         fire(w, nil, false)
     end
@@ -399,7 +436,7 @@ local function select_(cases)
         else
             if s.closed then error("send on closed channel", 2) end
             if s.src then error("cannot send on a runtime channel", 2) end
-            local w = next_waiter(s.recvq)
+            local w = next_receiver(s)
             if w then fire(w, values[i], true); return { channel = chs[i], ok = true } end
             local buf = s.buf
             if s.size > 0 and (not buf or qlen(buf) < s.size) then
@@ -425,9 +462,7 @@ local function select_(cases)
     for i = 1, n do
         local s = states[i]
         if not sends[i] then
-            local q = s.recvq
-            if not q then q = qnew(); s.recvq = q end
-            qpush(q, { co = co, sel = sel, case = i })
+            add_receiver(s, { co = co, sel = sel, case = i })
             if s.src then pump(s) end
         else
             local q = s.sendq
@@ -456,10 +491,9 @@ local channel = {
 }
 
 local function runtime_channel(src, topic)
-    local ch, s = new_channel(0)
-    s.src = src
-    s.topic = topic
-    return ch
+    -- Made at the size it keeps: with `tag` and `recvq` added, an inbox's state fills the four
+    -- hash nodes this makes and never grows (growing leaves the smaller parts as garbage).
+    return box({ size = 0, src = src, topic = topic }, Channel)
 end
 
 -- Runtime channels ------------------------------------------------------------------------------
@@ -467,8 +501,8 @@ end
 -- limit: what the runtime handed over is never dropped.
 local function inbox()
     local P = CUR
-    local ch = P.inbox
-    if not ch then ch = runtime_channel(to_message); P.inbox = ch end
+    local ch = P[INBOX]
+    if not ch then ch = runtime_channel(to_message); P[INBOX] = ch end
     return ch
 end
 
@@ -781,7 +815,7 @@ end
 local function ran(P, co, ok, r1, r2, r3)
     if not ok then return "exit", false, r1 end
     if co_status(co) == "dead" then
-        if co == P.main then return "exit", true, r1 end
+        if co == P[MAIN] then return "exit", true, r1 end
         return nil
     end
     if r1 == nil and RT_take_preempted() then
@@ -831,11 +865,9 @@ local function step(P, tag, kind, a, b, c, ...)
     -- receive, and nothing else to do (what `deliver_now`, `on_source` and `run` would do).
     if kind == MSG and QT == 1 and not P.ready and not P.preempted and not P.later then
         local s = P[-tag]
-        local q = type(s) == "table" and s.src == to_message and s.recvq
-        local h = q and q[1]
-        if h and h == q[2] and type(q[h]) == "thread" then
-            local co = q[h]
-            q[h] = nil; q[1] = 3; q[2] = 2
+        local co = type(s) == "table" and s.src == to_message and s.recvq
+        if type(co) == "thread" then
+            s.recvq = nil
             P[-tag] = nil
             s.tag = nil
             CUR = P
@@ -955,7 +987,7 @@ end
 BASE.load = function(chunk, chunkname, mode, env)
     if mode ~= nil and mode ~= "t" then return nil, "only text chunks can be loaded" end
     if env == nil then
-        env = CUR and CUR.env
+        env = CUR and CUR[ENV]
         if env == nil then return nil, "load outside a process" end
     end
     return raw_load(chunk, chunkname, "t", env)
@@ -993,8 +1025,8 @@ if json then modules.json = readonly(json, "json") end
 BASE.require = function(name)
     local P = CUR
     local m = modules[name]
-    if P and P.granted[name] and m then return m end
-    if P and P.granted[name] and RT.module then
+    if P and P[GRANTED][name] and m then return m end
+    if P and P[GRANTED][name] and RT.module then
         local got = RT.module(name)
         if got then return got end
     end
@@ -1025,7 +1057,7 @@ local function start(chunk, method, granted, ...)
     local env = new_env()
     local main = co_create(run_main)
     RT_arm(main)
-    local P = { main = main, env = env, granted = granted }
+    local P = { main, env, granted, false }
     enter(P)
     RUNNING = main
     local ok, r1, r2, r3 = co_resume(main, chunk, env, method, ...)

@@ -98,6 +98,25 @@ local function main()
         if r.default then coroutine.yield() end
     until not r.default or deadline > 100000
     assert(not r.default and r.value.from == child2, "select took the default over a waiting event")
+
+    -- Coroutines waiting in the inbox at once, in a plain receive or in a select, are served
+    -- in the order they began to wait; so is one that waits alone after them.
+    local served = channel.new(4)
+    local function receiver(name)
+        coroutine.spawn(function() served:send(name .. inbox:receive():payload():data()) end)
+    end
+    receiver("a")
+    coroutine.spawn(function()
+        served:send("b" .. channel.select({ inbox:case_receive() }).value:payload():data())
+    end)
+    receiver("c")
+    coroutine.yield() -- the three start waiting
+    for i = 1, 3 do assert(process.send(process.pid(), "t", i)) end
+    receiver("d")
+    assert(process.send(process.pid(), "t", 4))
+    local order = {}
+    for i = 1, 4 do order[i] = served:receive() end
+    assert(table.concat(order, " ") == "a1 b2 c3 d4", table.concat(order, " "))
     return "ok"
 end
 
