@@ -80,7 +80,8 @@ local function run_ping_pong(k)
     return us
 end
 
--- idle_memory: N processes blocked in a receive; the Rust side reads VmRSS.
+-- idle_memory: N processes blocked in a receive; the Rust side reads VmRSS. The parent keeps
+-- their pids, as the Rust and Erlang sides keep theirs in a list; the children outlive it.
 local function idle(parent)
     process.send(parent, "ready", true)
     process.inbox():receive()
@@ -88,10 +89,11 @@ end
 
 local function run_idle(n)
     local me = process.pid()
-    for _ = 1, n do assert(process.spawn_linked("bench:lua.idle", HOST, me)) end
+    local pids = {}
+    for i = 1, n do pids[i] = assert(process.spawn("bench:lua.idle", HOST, me)) end
     receive_n(n)
     process.registry.register("lua_idle_ready")
-    process.inbox():receive() -- until terminated: the children go with it (linked)
+    process.inbox():receive() -- until terminated
 end
 
 -- fairness: B busy loops, then K timed round trips between two other processes.

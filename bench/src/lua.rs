@@ -92,9 +92,7 @@ impl LuaBench {
 /// by earlier workloads does not absorb the growth.
 pub fn idle_memory(b: &Bench) -> Result<()> {
     let exe = std::env::current_exe().map_err(|e| failure(format!("the harness's path: {e}")))?;
-    // 20,000 rather than 100,000: the Lua heaps' garbage collection makes starting 100,000
-    // Lua processes take minutes today (see BENCHMARKS.md).
-    let n = b.size(20_000);
+    let n = b.size(100_000);
     let out = Command::new(&exe)
         .env(IDLE_CHILD, n.to_string())
         .output()
@@ -114,8 +112,8 @@ pub fn idle_memory(b: &Bench) -> Result<()> {
         &format!("{per:.1}"),
         "bytes_per_process",
         &format!(
-            "N={n} Lua processes blocked in process.inbox():receive(), islands mode; OS VmRSS \
-             delta / N after {} ms settle, in a fresh process",
+            "N={n} Lua processes blocked in process.inbox():receive(), islands mode, their \
+             pids kept by the parent; OS VmRSS delta / N after {} ms settle, in a fresh process",
             SETTLE.as_millis()
         ),
     );
