@@ -363,5 +363,6 @@ pub(crate) fn build(lua: &Lua, preempted: Preempted) -> mlua::Result<Table> {
     crate::terminal::register(lua, &rt)?;
     crate::opaque::register(lua, &rt)?;
     crate::messaging::register(lua, &rt)?;
+    crate::parking::register(lua, &rt)?;
     Ok(rt)
 }

@@ -42,6 +42,7 @@ mod island;
 mod json;
 mod messaging;
 mod opaque;
+mod parking;
 mod preempt;
 mod process;
 mod slice;

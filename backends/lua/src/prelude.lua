@@ -319,7 +319,10 @@ local function take(s)
         if w then qpush(buf, w.value); fire(w, true) end
         return true, v
     end
-    local w = next_waiter(s.sendq)
+    -- No call when no sender waits: each call level a receive reaches is a call record its
+    -- coroutine keeps (the collector frees only every other spare one).
+    local sq = s.sendq
+    local w = sq and next_waiter(sq)
     if w then fire(w, true); return true, w.value end
     return false
 end
@@ -363,16 +366,22 @@ function Channel:send(v)
     return true
 end
 
--- Every process waiting in a receive has this frame on its stack: a few more registers here
--- push an idle coroutine's stack past Lua's initial 40 slots, and it doubles (measured: about
--- 600 bytes more per idle process for an inlined version that saved a tenth of a hop).
-function Channel:receive()
+-- A channel receive up to its wait: `true, value, ok` when it needs none, or `false` once the
+-- running coroutine is queued to be woken. `Channel.receive` is a C function around it that
+-- yields itself (`RT.parking`, see parking.rs): a process waiting in a receive, as most idle
+-- ones do, holds that one frame above its own code and none of this one's registers. These
+-- still count while it runs: inlining `start_source` here made every receiving coroutine's
+-- stack outgrow Lua's initial 40 slots (it doubles, and is shrunk to 57 slots at best: about
+-- 190 bytes more per idle process).
+local function receive_or_queue(self)
     local s = unbox(self, Channel)
-    if not s then error("not a channel", 2) end
+    -- Level 3: past the C function, the caller's line.
+    if not s then error("not a channel", 3) end
     local got, v = take(s)
-    if got then return v, true end
-    if s.closed then return nil, false end
-    local co = me()
+    if got then return true, v, true end
+    if s.closed then return true, nil, false end
+    local co = RUNNING
+    if not co then error("blocking call outside a process", 3) end
     if s.src and s.tag == nil and not has_receivers(s) then
         -- Nobody else waits here: what waits in the mailbox is mine at once; else I wait for
         -- the operation this starts.
@@ -382,13 +391,13 @@ function Channel:receive()
             await(tag, s)
         else
             local ok, val = s.src(kind, a, b, c, d, e, f)
-            if ok then return val, true end
+            if ok then return true, val, true end
         end
     end
     add_receiver(s, co)
-    local val, ok = co_yield(PARK)
-    return val, ok
+    return false
 end
+Channel.receive = RT.parking(receive_or_queue, PARK)
 
 local function close(s)
     s.closed = true

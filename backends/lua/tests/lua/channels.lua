@@ -59,6 +59,16 @@ local function main()
     assert(sum == 360, sum)
     assert(not pcall(channel.new, -1) and not pcall(channel.new, 1.5))
 
+    -- A receive returns the value and `ok`, no more, whether it waited or not; on what is not
+    -- a channel it fails at the caller's line.
+    local two = channel.new(1)
+    two:send("now")
+    assert(select("#", two:receive()) == 2)
+    coroutine.spawn(function() two:send("later") end)
+    assert(select("#", two:receive()) == 2)
+    local ok, err = pcall(function() return two.receive({}) end)
+    assert(not ok and err:find("channels.lua:%d+: not a channel"), err)
+
     -- A message waiting in the mailbox makes a receive case on the inbox ready: select does
     -- not take the default then.
     local inbox = process.inbox()
