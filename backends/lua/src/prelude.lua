@@ -372,7 +372,9 @@ end
 -- ones do, holds that one frame above its own code and none of this one's registers. These
 -- still count while it runs: inlining `start_source` here made every receiving coroutine's
 -- stack outgrow Lua's initial 40 slots (it doubles, and is shrunk to 57 slots at best: about
--- 190 bytes more per idle process).
+-- 190 bytes more per idle process). Nor does it call what calls on (not even `type`): a
+-- coroutine keeps a 64-byte call record for each call level it ever reached (collections free
+-- every other spare one); the idle benchmark's processes kept five, now four.
 local function receive_or_queue(self)
     local s = unbox(self, Channel)
     -- Level 3: past the C function, the caller's line.
@@ -385,7 +387,10 @@ local function receive_or_queue(self)
     if s.src and s.tag == nil and not has_receivers(s) then
         -- Nobody else waits here: what waits in the mailbox is mine at once; else I wait for
         -- the operation this starts.
-        local tag, kind, a, b, c, d, e, f = start_source(s)
+        -- (`start_source`, without its call level; written as statements it needed
+        -- registers enough to grow the stack.)
+        local tag, kind, a, b, c, d, e, f =
+            (s.src == to_event and RT_start_event or RT_start_receive)(s.topic)
         if tag then
             s.tag = tag
             await(tag, s)
@@ -394,7 +399,7 @@ local function receive_or_queue(self)
             if ok then return true, val, true end
         end
     end
-    add_receiver(s, co)
+    if s.recvq == nil then s.recvq = co else add_receiver(s, co) end -- (`add_receiver`)
     return false
 end
 Channel.receive = RT.parking(receive_or_queue, PARK)
