@@ -7,8 +7,7 @@
 //! protocol); the primitives of every message are raw C functions ([`crate::messaging`]).
 
 use std::cell::{Cell, RefCell};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mlua::{Lua, MultiValue, Table, Value as LuaValue, Variadic};
@@ -96,9 +95,6 @@ impl Current {
     }
 }
 
-/// Set by the preemption hook when it preempts; read (and cleared) by the prelude.
-pub(crate) type Preempted = Arc<AtomicBool>;
-
 type Ret = mlua::Result<MultiValue>;
 
 pub(crate) fn cx(lua: &Lua) -> mlua::Result<Cx> {
@@ -182,7 +178,7 @@ fn tag(n: i64) -> Tag {
 }
 
 /// Builds the `RT` table.
-pub(crate) fn build(lua: &Lua, preempted: Preempted) -> mlua::Result<Table> {
+pub(crate) fn build(lua: &Lua) -> mlua::Result<Table> {
     let rt = lua.create_table()?;
     rt.set("pid", lua.create_function(|lua, ()| with_cx(lua, |cx| cx.pid().to_string()))?)?;
     rt.set(
@@ -345,19 +341,6 @@ pub(crate) fn build(lua: &Lua, preempted: Preempted) -> mlua::Result<Table> {
             let now = lua.used_memory();
             Ok(Current::with(lua, |s| (s.memory_before + now).saturating_sub(s.memory_at_start))
                 .unwrap_or(0))
-        })?,
-    )?;
-    let p = preempted.clone();
-    rt.set(
-        "take_preempted",
-        lua.create_function(move |_, ()| Ok(p.swap(false, Ordering::Relaxed)))?,
-    )?;
-    let p = preempted;
-    rt.set(
-        "mark_preempted",
-        lua.create_function(move |_, ()| {
-            p.store(true, Ordering::Relaxed);
-            Ok(())
         })?,
     )?;
     crate::terminal::register(lua, &rt)?;

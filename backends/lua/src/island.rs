@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use mlua::{Function, Lua, LuaOptions, LuaString, StdLib, Table, ffi};
 use spindle_runtime::scheduler::Strand;
 use spindle_runtime::{EntryId, Error, ErrorKind};
 
-use crate::api::{self, Current, Preempted};
+use crate::api::{self, Current};
 use crate::preempt;
 
 const PRELUDE: &str = include_str!("prelude.lua");
@@ -49,8 +49,6 @@ pub(crate) struct Island {
     /// The state's process slot (its app data, never replaced, so its address is fixed).
     current: CurrentPtr,
     pub(crate) describe_error: Function,
-    /// Set by the hook when it preempts a coroutine; cleared when a step begins.
-    pub(crate) preempted: Preempted,
     /// The time slice of a step, if preemption is by time (see [`crate::slice`]).
     pub(crate) slice: Option<Duration>,
     /// Steps that ended preempted.
@@ -113,17 +111,11 @@ impl Island {
             let slot = slot.ok_or_else(|| lua_err(mlua::Error::runtime("no process slot")))?;
             CurrentPtr(std::ptr::from_ref::<Current>(&slot))
         };
-        let preempted: Preempted = Arc::new(AtomicBool::new(false));
-        let rt = api::build(&lua, preempted.clone()).map_err(lua_err)?;
+        let rt = api::build(&lua).map_err(lua_err)?;
         rt.set(
             "arm",
-            preempt::install(
-                &lua,
-                slicing.instructions,
-                slicing.time().is_some(),
-                preempted.clone(),
-            )
-            .map_err(lua_err)?,
+            preempt::install(&lua, slicing.instructions, slicing.time().is_some())
+                .map_err(lua_err)?,
         )
         .map_err(lua_err)?;
         lua.globals()
@@ -158,7 +150,6 @@ impl Island {
             describe_error: exports.get("describe_error").map_err(lua_err)?,
             lua,
             strand,
-            preempted,
             slice: slicing.time(),
             preemptions: AtomicUsize::new(0),
             chunks: Mutex::new(HashMap::new()),

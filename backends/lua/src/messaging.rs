@@ -46,6 +46,8 @@ pub(crate) fn register(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 ffi::lua_pushcclosure(state, f, 1);
                 ffi::lua_setfield(state, 1, name.as_ptr());
             }
+            crate::slice::push_preempted(state);
+            ffi::lua_setfield(state, 1, c"PREEMPTED".as_ptr());
         })
     }
 }

@@ -12,14 +12,14 @@
 //! threads it creates). The prelude's scheduler runs on the main thread: it does a bounded
 //! amount of work per step and is not counted against the process.
 
+use std::cell::Cell;
 use std::ffi::c_int;
 use std::ptr;
 use std::sync::OnceLock;
-use std::sync::atomic::Ordering;
 
 use mlua::{Function, HookTriggers, Lua, VmState, ffi};
 
-use crate::api::{Current, Preempted};
+use crate::api::Current;
 
 /// The message of the error that ends a process past its memory budget.
 pub(crate) const MEMORY_BUDGET: &str = "the process exceeded its memory budget";
@@ -38,20 +38,44 @@ const STUCK_SLICES: u32 = 20;
 /// the state it is called for.
 static HOOK_PROC: OnceLock<ffi::lua_Hook> = OnceLock::new();
 
-/// mlua's hook function, once an island has set up preemption.
-pub(crate) fn hook_proc() -> Option<ffi::lua_Hook> {
-    HOOK_PROC.get().copied()
+thread_local! {
+    /// The coroutine the preemption hook is yielding, for the `RT.resume` it yields to.
+    static YIELDING: Cell<*mut ffi::lua_State> = const { Cell::new(ptr::null_mut()) };
+}
+
+/// Runs mlua's hook function (the preemption callback, which yields `state` if it can) on
+/// `state`, noting that a yield of `state` from here is a preemption (see [`preempted`]).
+///
+/// # Safety
+/// Called as a hook is: by Lua, on the thread the hook is set on, with its debug record.
+pub(crate) unsafe fn preempt(state: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) {
+    let Some(&hook) = HOOK_PROC.get() else { return };
+    // SAFETY: the caller's contract; an error leaves this frame by `longjmp`, and it holds
+    // nothing to drop. A hook's yield returns here (Lua leaves the hook, then yields).
+    unsafe {
+        hook(state, ar);
+        if ffi::lua_status(state) == ffi::LUA_YIELD {
+            YIELDING.set(state);
+        }
+    }
+}
+
+/// Whether `co`, which has just yielded no values to a resume, was preempted by the hook
+/// rather than yielding by itself (`coroutine.yield()`). Forgets the note either way.
+pub(crate) fn preempted(co: *mut ffi::lua_State) -> bool {
+    YIELDING.replace(ptr::null_mut()) == co
+}
+
+/// The count hook: [`preempt`] every N instructions.
+unsafe extern "C-unwind" fn on_count(state: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) {
+    // SAFETY: Lua calls the hook as a hook.
+    unsafe { preempt(state, ar) }
 }
 
 /// Sets up preemption in `lua`: after `instructions` VM instructions if that is not 0, else
 /// when [`crate::slice`] arms a coroutine (if `timed`), else never. Returns the function that
 /// arms a new process coroutine (`arm(co)`; it does nothing unless counting instructions).
-pub(crate) fn install(
-    lua: &Lua,
-    instructions: u32,
-    timed: bool,
-    preempted: Preempted,
-) -> mlua::Result<Function> {
+pub(crate) fn install(lua: &Lua, instructions: u32, timed: bool) -> mlua::Result<Function> {
     if instructions == 0 && !timed {
         return lua.create_function(|_, _: mlua::Value| Ok(()));
     }
@@ -77,7 +101,6 @@ pub(crate) fn install(
         if stuck == Some(true) {
             return Err(mlua::Error::runtime(STUCK));
         }
-        preempted.store(true, Ordering::Relaxed);
         Ok(VmState::Yield)
     })?;
     // SAFETY: `exec_raw` runs the closure with the state's lock held and in protected mode, on
@@ -105,9 +128,9 @@ unsafe extern "C-unwind" fn arm(state: *mut ffi::lua_State) -> c_int {
     unsafe {
         let co = ffi::lua_tothread(state, 1);
         let count = ffi::lua_tointegerx(state, ffi::lua_upvalueindex(1), ptr::null_mut());
-        if let (false, true, Some(&hook)) = (co.is_null(), count > 0, HOOK_PROC.get()) {
+        if !co.is_null() && count > 0 {
             let count = c_int::try_from(count).unwrap_or(c_int::MAX);
-            ffi::lua_sethook(co, Some(hook), ffi::LUA_MASKCOUNT, count);
+            ffi::lua_sethook(co, Some(on_count), ffi::LUA_MASKCOUNT, count);
         }
     }
     0

@@ -36,7 +36,9 @@ local co_status, co_running, co_wrap, co_close = coroutine.status, coroutine.run
 local pack, unpack, select, type, error, tostring = table.pack, table.unpack, select, type, error, tostring
 local setmetatable, getmetatable, rawget, rawset, rawequal, pairs = setmetatable, getmetatable, rawget, rawset, rawequal, pairs
 local RT_start_receive, RT_start_event, RT_start_sleep = RT.start_receive, RT.start_event, RT.start_sleep
-local RT_drop, RT_take_preempted, RT_arm = RT.drop, RT.take_preempted, RT.arm
+local RT_drop, RT_arm = RT.drop, RT.arm
+-- What RT.resume returns after `true` when the hook preempted the coroutine.
+local PREEMPTED = RT.PREEMPTED
 local box, unbox = RT.box, RT.unbox
 local RT_send = RT.send
 
@@ -720,10 +722,9 @@ local function passthrough(co, ok, ...)
         local first = ...
         if first == PARK or first == UPGRADE then
             return passthrough(co, co_resume(co, co_yield(...)))
-        elseif select("#", ...) == 0 and RT_take_preempted() then
+        elseif first == PREEMPTED then
             -- Preempted inside the user's coroutine: the whole process gives way.
-            RT.mark_preempted()
-            co_yield()
+            co_yield(PREEMPTED)
             return passthrough(co, co_resume(co))
         else
             break
@@ -832,7 +833,7 @@ local function ran(P, co, ok, r1, r2, r3)
         if co == P[MAIN] then return "exit", true, r1 end
         return nil
     end
-    if r1 == nil and RT_take_preempted() then
+    if r1 == PREEMPTED then
         P.preempted = co
         return "yield"
     end
@@ -1100,7 +1101,6 @@ local function describe_error(e)
         local co = co_create(f)
         RT_arm(co)
         local ok, text = co_resume(co, e)
-        RT_take_preempted()
         if ok and co_status(co) == "dead" and type(text) == "string" then return "UNKNOWN", text end
     end
     return "UNKNOWN", "(error object is a " .. t .. " value)"

@@ -264,7 +264,6 @@ impl Process for LuaProcess {
         let at_start = lua.used_memory();
         let left =
             if self.budget == 0 { usize::MAX } else { self.budget.saturating_sub(self.memory) };
-        island.preempted.store(false, std::sync::atomic::Ordering::Relaxed);
         let _timed = island.slice.map(crate::slice::begin);
         island.current().enter(Stepping {
             cx: cx.clone(),

@@ -266,14 +266,26 @@ unsafe extern "C-unwind" fn on_slice(state: *mut ffi::lua_State, ar: *mut ffi::l
     unsafe {
         ffi::lua_sethook(state, None, 0, 0);
         ARMED.set(ptr::null_mut());
-        if let Some(hook) = crate::preempt::hook_proc() {
-            hook(state, ar);
-        }
+        crate::preempt::preempt(state, ar);
     }
 }
 
+/// What `RT.resume` returns after `true` for a coroutine that the hook preempted (it yielded no
+/// values, but not by itself): a light userdata, which no Lua code can make.
+static PREEMPTED: u8 = 0;
+
+/// Pushes the mark of a preemption (see [`PREEMPTED`]).
+///
+/// # Safety
+/// `state` has room for one more value.
+pub(crate) unsafe fn push_preempted(state: *mut ffi::lua_State) {
+    // SAFETY: the caller's contract; the address of a static is a valid light userdata.
+    unsafe { ffi::lua_pushlightuserdata(state, (&raw const PREEMPTED).cast_mut().cast()) };
+}
+
 /// `RT.resume(co, ...)`: `coroutine.resume`, noting the coroutine as the one this thread runs
-/// while it runs (the prelude resumes every coroutine of a process through it).
+/// while it runs (the prelude resumes every coroutine of a process through it), and telling a
+/// preemption apart from the coroutine's own yield: `true, PREEMPTED` (`RT.PREEMPTED`).
 pub(crate) unsafe extern "C-unwind" fn resume(state: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls this with its arguments on `state`'s stack. As Lua's own
     // `coroutine.resume`: values move between the two stacks after room is checked, and
@@ -298,11 +310,17 @@ pub(crate) unsafe extern "C-unwind" fn resume(state: *mut ffi::lua_State) -> c_i
         }
         let mut nres = 0;
         let status = ffi::lua_resume(co, state, narg, &mut nres);
+        let preempted = crate::preempt::preempted(co) && status == ffi::LUA_YIELD && nres == 0;
         RUNNING.set(outer);
         if ARMED.get() == co {
             // Armed, but it stopped before an instruction ran: no stale preemption later.
             ffi::lua_sethook(co, None, 0, 0);
             ARMED.set(ptr::null_mut());
+        }
+        if preempted {
+            ffi::lua_pushboolean(state, 1);
+            push_preempted(state);
+            return 2;
         }
         if status == ffi::LUA_OK || status == ffi::LUA_YIELD {
             if ffi::lua_checkstack(state, nres + 1) == 0 {

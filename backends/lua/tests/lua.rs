@@ -124,6 +124,17 @@ fn preemption_by_instruction_count() {
     run_on(&rt, "unyielding.lua", &["sorter", "gsubber", "catcher", "echo"]);
 }
 
+/// A preemption is told apart from a coroutine's own `coroutine.yield()` per resume: with a
+/// slice of a few instructions, the hook also fires in the prelude's code that hands a
+/// preempted inner coroutine's yield up to the scheduler, and a spinner must still never see
+/// its wrapped loop return.
+#[test]
+fn preemption_is_never_taken_for_a_plain_yield() {
+    let config = LuaConfig { slice_instructions: 7, ..LuaConfig::default() };
+    let rt = runtime_with(HostConfig::new(HOST).workers(1), config);
+    run_on(&rt, "preemption.lua", &["spin", "spin_nested", "spin_spawned", "echo"]);
+}
+
 /// Loops where the hook cannot yield (inside a library function's callback) end with an
 /// error after a bounded number of slices instead of holding the worker.
 #[test]
