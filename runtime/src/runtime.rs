@@ -126,19 +126,21 @@ impl Shared {
             Some(p) if p.host.name() == spawn.host => p.host.clone(),
             _ => self.host(&spawn.host)?,
         };
-        if let Some(max) = host.config.max_processes
-            && host.live.load(Ordering::Relaxed) >= max
-        {
+        if !host.live.try_add(&host.sched) {
+            let max = host.config.max_processes.unwrap_or_default();
             return Err(Error::new(
                 ErrorKind::Unavailable,
                 format!("host `{}` is full ({max} processes)", host.name()),
             ));
         }
         let (body, strand, entry) = match spawn.code {
-            Code::Entry(id) => {
-                let inst = self.instantiate(&id, spawn.args, &host, None)?;
-                (inst.process, inst.strand, Some(id))
-            }
+            Code::Entry(id) => match self.instantiate(&id, spawn.args, &host, None) {
+                Ok(inst) => (inst.process, inst.strand, Some(id)),
+                Err(e) => {
+                    host.live.remove(&host.sched);
+                    return Err(e);
+                }
+            },
             Code::Instance(p) => (p, None, None),
         };
         let pid = Pid::fresh(host.id);
@@ -159,7 +161,6 @@ impl Shared {
         if let Some(s) = &strand {
             s.joined();
         }
-        host.live.fetch_add(1, Ordering::Relaxed);
         let cell = Arc::new(ProcessCell::new(pid, self.clone(), host, strand, body, inner));
         self.table.insert(cell.clone());
         cell.enqueue();

@@ -187,7 +187,7 @@ fn exit(cell: &Arc<ProcessCell>, result: Result<Value, Error>) {
     cell.state.complete();
     let rt = &cell.rt;
     rt.table.remove(cell.pid);
-    cell.host.live.fetch_sub(1, Ordering::Relaxed);
+    cell.host.live.remove(&cell.host.sched);
     if let Some(s) = &cell.strand {
         s.left();
     }
