@@ -18,7 +18,7 @@ bash scripts/build-native-examples.sh
 echo "== tests"
 cargo test --workspace --locked
 
-echo "== loom models (state word, park protocol)"
+echo "== loom models (state word, park protocol, table delivery)"
 RUSTFLAGS="--cfg spindle_loom" CARGO_TARGET_DIR="$target/loom" \
     cargo test -p spindle-runtime --lib --release --locked loom
 

@@ -190,16 +190,15 @@ impl Shared {
     ) -> Result<()> {
         check_topic(topic)?;
         let msg = Message { from, topic: Topic::new(topic), payload };
-        // Delivered under the table shard's lock: a reference is taken only to queue a receiver
-        // that must wake.
-        let delivered = self.table.with_serial(serial, |cell| {
-            let mut inner = lock(&cell.inner);
+        // Delivered under the receiver's lock, reached through the table without a reference
+        // of its own: one is taken only to queue a receiver that must wake.
+        let delivered = self.table.lock_serial(serial, |cell, inner| {
             if inner.exited {
                 return Ok(None);
             }
             let limit = cell.host.config.mailbox_limit;
             let wake = inner.mailbox.deliver(msg, limit).map_err(|e| e.context(cell.pid))?;
-            Ok(wake.then(|| cell.clone()))
+            Ok(wake.then(|| cell.to_arc()))
         });
         if let Some(cell) = delivered.transpose()?.flatten() {
             cell.wake();
