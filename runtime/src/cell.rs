@@ -28,17 +28,23 @@ use crate::value::Value;
 /// Aligned to a cache line: records of processes that run on different workers never share
 /// one (with the reference counts in front, the allocation is 256 bytes; unaligned records of
 /// 208 bytes measured a quarter slower on `ring`).
-#[repr(align(64))]
+///
+/// Laid out in order (`repr(C)`): the first line holds what is set at spawn and then only read
+/// (identity, runtime, host, body pointer), the next two what other processes write (the state
+/// word, the lock and the mailbox). A parent that spawns in a loop reads its own `rt` and
+/// `host` for every child while its children write its mailbox: on one line, every spawn
+/// waited for that line to come back from the children's worker.
+#[repr(C, align(64))]
 pub(crate) struct ProcessCell {
-    pub(crate) pid: Pid,
-    pub(crate) state: State,
     pub(crate) rt: Arc<Shared>,
     pub(crate) host: Arc<Host>,
+    pub(crate) pid: Pid,
     pub(crate) strand: Option<Arc<Strand>>,
-    pub(crate) inner: SpinLock<Inner>,
+    body: UnsafeCell<Option<Box<dyn Process>>>,
     /// Mirrors `inner.kill.is_some()` so that a step can check it without the lock.
     pub(crate) killed: AtomicBool,
-    body: UnsafeCell<Option<Box<dyn Process>>>,
+    pub(crate) state: State,
+    pub(crate) inner: SpinLock<Inner>,
 }
 
 // SAFETY: `body` is only accessed by the one thread that holds the RUNNING bit of `state` (or by
@@ -208,6 +214,10 @@ mod tests {
     /// is three cache lines, and with its reference counts one 256-byte allocation.
     #[test]
     fn a_process_record_fits_256_bytes() {
+        assert!(
+            std::mem::offset_of!(ProcessCell, state) >= 64,
+            "what other processes write starts on the second line"
+        );
         assert!(
             size_of::<ProcessCell>() <= 192,
             "ProcessCell is {} bytes",
