@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use crossbeam_utils::CachePadded;
 
 use crate::pid::HostId;
+use crate::runtime::Shared;
 use crate::scheduler::{Scheduler, Strand};
 
 /// How a host is set up.
@@ -92,16 +93,20 @@ pub struct Host {
     pub(crate) config: HostConfig,
     pub(crate) sched: Arc<Scheduler>,
     pub(crate) live: LiveCount,
+    /// The runtime, for the host's processes. The runtime's host map refers back to the host;
+    /// `Runtime::shutdown` clears that map, which ends the cycle.
+    pub(crate) rt: Arc<Shared>,
 }
 
 impl Host {
-    pub(crate) fn start(config: HostConfig) -> Arc<Host> {
+    pub(crate) fn start(config: HostConfig, rt: Arc<Shared>) -> Arc<Host> {
         let sched = Scheduler::start(&config.name, config.workers);
         Arc::new(Host {
             id: HostId::intern(&config.name),
             live: LiveCount::new(sched.workers(), config.max_processes),
             sched,
             config,
+            rt,
         })
     }
 

@@ -165,7 +165,7 @@ impl Shared {
         if let Some(s) = &strand {
             s.joined();
         }
-        let cell = Arc::new(ProcessCell::new(pid, self.clone(), host, strand, body, inner));
+        let cell = Arc::new(ProcessCell::new(pid, host, strand, body, inner));
         self.table.insert(cell.clone());
         cell.enqueue();
         Ok(pid)
@@ -275,7 +275,7 @@ impl Shared {
                 let wake = inner.mailbox.start(tag, PendingOp::Exec);
                 drop(inner);
                 let watcher = Watcher::Exec(cell.pid, tag);
-                if let Err(e) = cell.rt.spawn(Some(cell), spawn, Ties::default(), Some(watcher)) {
+                if let Err(e) = cell.rt().spawn(Some(cell), spawn, Ties::default(), Some(watcher)) {
                     self.complete(cell, tag, Completion::Failed(e));
                 }
                 if wake {
@@ -573,7 +573,7 @@ impl Runtime {
     /// Starts another host.
     ///
     /// # Errors
-    /// `ALREADY_EXISTS` if a host of that name runs.
+    /// `ALREADY_EXISTS` if a host of that name runs; `UNAVAILABLE` after [`Runtime::shutdown`].
     pub fn add_host(&self, config: HostConfig) -> Result<Arc<Host>> {
         let mut hosts = self.shared.hosts.write().unwrap_or_else(|e| e.into_inner());
         if hosts.contains_key(&config.name) {
@@ -582,7 +582,12 @@ impl Runtime {
                 format!("host `{}` already exists", config.name),
             ));
         }
-        let host = Host::start(config);
+        // A host added after shutdown would never be cleared from the map, and host and
+        // runtime would keep each other alive.
+        if self.shared.stopped.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorKind::Unavailable, "the runtime is shutting down"));
+        }
+        let host = Host::start(config, self.shared.clone());
         hosts.insert(host.name().to_owned(), host.clone());
         Ok(host)
     }
