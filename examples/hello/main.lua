@@ -16,6 +16,9 @@ end
 
 local function main(count)
     print("[main] running as " .. process.pid())
+    -- `requires` orders the starts, but the greeter registers its name in its own first step,
+    -- which may come after ours: the workers ask for it by name, so wait until it answers to it.
+    while not process.registry.lookup("greeter") do time.sleep("1ms") end
     local workers = {}
     for n = 1, count do workers[n] = start_worker(n) end
 

@@ -28,18 +28,29 @@ use crate::value::Value;
 /// Aligned to a cache line: records of processes that run on different workers never share
 /// one (with the reference counts in front, the allocation is 256 bytes; unaligned records of
 /// 208 bytes measured a quarter slower on `ring`).
-#[repr(align(64))]
+///
+/// Laid out in order (`repr(C)`): the first line holds what is set at spawn and then only read
+/// (host, identity, body pointer), the next two what other processes write (the state
+/// word, the lock and the mailbox). A parent that spawns in a loop reads its own `rt` and
+/// `host` for every child while its children write its mailbox: on one line, every spawn
+/// waited for that line to come back from the children's worker.
+#[repr(C, align(64))]
 pub(crate) struct ProcessCell {
-    pub(crate) pid: Pid,
-    pub(crate) state: State,
-    pub(crate) rt: Arc<Shared>,
+    /// Its host, and through it the runtime (one reference count per process, not two).
     pub(crate) host: Arc<Host>,
+    pub(crate) pid: Pid,
     pub(crate) strand: Option<Arc<Strand>>,
-    pub(crate) inner: SpinLock<Inner>,
+    body: UnsafeCell<Option<Box<dyn Process>>>,
     /// Mirrors `inner.kill.is_some()` so that a step can check it without the lock.
     pub(crate) killed: AtomicBool,
-    body: UnsafeCell<Option<Box<dyn Process>>>,
+    _second_line: LineStart,
+    pub(crate) state: State,
+    pub(crate) inner: SpinLock<Inner>,
 }
+
+/// Takes no room; the field after it starts a cache line.
+#[repr(align(64))]
+struct LineStart;
 
 // SAFETY: `body` is only accessed by the one thread that holds the RUNNING bit of `state` (or by
 // shutdown after every worker has stopped); the state word's AcqRel transitions order those
@@ -133,7 +144,6 @@ pub(crate) enum Watcher {
 impl ProcessCell {
     pub(crate) fn new(
         pid: Pid,
-        rt: Arc<Shared>,
         host: Arc<Host>,
         strand: Option<Arc<Strand>>,
         body: Box<dyn Process>,
@@ -142,13 +152,18 @@ impl ProcessCell {
         ProcessCell {
             pid,
             state: State::new_scheduled(),
-            rt,
             host,
             strand,
             inner: SpinLock::new(inner),
             killed: AtomicBool::new(false),
+            _second_line: LineStart,
             body: UnsafeCell::new(Some(body)),
         }
+    }
+
+    /// The runtime the process belongs to.
+    pub(crate) fn rt(&self) -> &Arc<Shared> {
+        &self.host.rt
     }
 
     /// The body, for the worker that holds `RUNNING`.
@@ -208,6 +223,10 @@ mod tests {
     /// is three cache lines, and with its reference counts one 256-byte allocation.
     #[test]
     fn a_process_record_fits_256_bytes() {
+        assert!(
+            std::mem::offset_of!(ProcessCell, state) >= 64,
+            "what other processes write starts on the second line"
+        );
         assert!(
             size_of::<ProcessCell>() <= 192,
             "ProcessCell is {} bytes",

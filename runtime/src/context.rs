@@ -99,7 +99,7 @@ impl Cx {
         topic: &str,
         payload: impl Into<Value>,
     ) -> Result<()> {
-        self.cell.rt.send(self.cell.pid, &dest.into(), topic, payload.into())
+        self.cell.rt().send(self.cell.pid, &dest.into(), topic, payload.into())
     }
 
     /// Starts a process; `ties` link it to this one and/or make this one receive its EXIT.
@@ -108,7 +108,7 @@ impl Cx {
     /// `NOT_FOUND` for an unknown host or entry, `UNAVAILABLE` when the host is full, or the
     /// backend's error when the code cannot start.
     pub fn spawn(&self, spawn: Spawn, ties: Ties) -> Result<Pid> {
-        self.cell.rt.spawn(Some(&self.cell), spawn, ties, None)
+        self.cell.rt().spawn(Some(&self.cell), spawn, ties, None)
     }
 
     /// Links this process and `pid` both ways.
@@ -116,23 +116,23 @@ impl Cx {
     /// # Errors
     /// `NOT_FOUND` if `pid` is not alive; `INVALID` for the process itself.
     pub fn link(&self, pid: Pid) -> Result<()> {
-        self.cell.rt.link(&self.cell, pid)
+        self.cell.rt().link(&self.cell, pid)
     }
 
     /// Removes the link with `pid` (if any).
     pub fn unlink(&self, pid: Pid) {
-        self.cell.rt.unlink(&self.cell, pid);
+        self.cell.rt().unlink(&self.cell, pid);
     }
 
     /// Receive an EXIT event when `pid` ends (at once, with a `NOT_FOUND` error, if it is not
     /// alive).
     pub fn monitor(&self, pid: Pid) {
-        self.cell.rt.monitor(&self.cell, pid);
+        self.cell.rt().monitor(&self.cell, pid);
     }
 
     /// Stops monitoring `pid`.
     pub fn unmonitor(&self, pid: Pid) {
-        self.cell.rt.unmonitor(&self.cell, pid);
+        self.cell.rt().unmonitor(&self.cell, pid);
     }
 
     /// Registers `name` for `pid` (this process when `None`); released when that process ends.
@@ -140,12 +140,12 @@ impl Cx {
     /// # Errors
     /// `ALREADY_EXISTS` if taken, `INVALID` for a bad name, `NOT_FOUND` if `pid` is not alive.
     pub fn register(&self, name: &str, pid: Option<Pid>) -> Result<()> {
-        self.cell.rt.register(name, pid.unwrap_or(self.cell.pid))
+        self.cell.rt().register(name, pid.unwrap_or(self.cell.pid))
     }
 
     /// The pid registered as `name`.
     pub fn lookup(&self, name: &str) -> Option<Pid> {
-        self.cell.rt.names.lookup(name)
+        self.cell.rt().names.lookup(name)
     }
 
     /// Removes the registration of `name`.
@@ -153,7 +153,7 @@ impl Cx {
     /// # Errors
     /// `NOT_FOUND` if nobody is registered as `name`.
     pub fn unregister(&self, name: &str) -> Result<()> {
-        self.cell.rt.unregister(name)
+        self.cell.rt().unregister(name)
     }
 
     /// Asks `dest` to stop: it receives a CANCEL event and decides.
@@ -161,7 +161,7 @@ impl Cx {
     /// # Errors
     /// `NOT_FOUND` for a name nobody registered.
     pub fn cancel(&self, dest: impl Into<Dest>, reason: Option<Value>) -> Result<()> {
-        self.cell.rt.cancel(self.cell.pid, &dest.into(), reason)
+        self.cell.rt().cancel(self.cell.pid, &dest.into(), reason)
     }
 
     /// Stops `dest` hard: it ends before its next step with a `CANCELED` error.
@@ -169,7 +169,7 @@ impl Cx {
     /// # Errors
     /// `NOT_FOUND` for a name nobody registered.
     pub fn terminate(&self, dest: impl Into<Dest>) -> Result<()> {
-        self.cell.rt.terminate(self.cell.pid, &dest.into())
+        self.cell.rt().terminate(self.cell.pid, &dest.into())
     }
 
     /// With `true`, a linked process's abnormal exit arrives as a LINK_DOWN event instead of
@@ -220,13 +220,13 @@ impl Cx {
 
     /// Starts a blocking operation; its completion carries the returned tag.
     pub fn start(&self, op: Op) -> Tag {
-        self.cell.rt.start_op(&self.cell, op)
+        self.cell.rt().start_op(&self.cell, op)
     }
 
     /// Like [`Cx::start`], but an operation that can complete at once (a receive that finds a
     /// message waiting) returns its completion instead of a tag.
     pub fn start_or_take(&self, op: Op) -> std::result::Result<Completion, Tag> {
-        self.cell.rt.start_or_take(&self.cell, op, true)
+        self.cell.rt().start_or_take(&self.cell, op, true)
     }
 
     /// Starts an operation that something outside the runtime carries out (a thread reading
@@ -247,7 +247,7 @@ impl Cx {
 
     /// The time since the runtime started, on the runtime's [`Clock`](crate::Clock).
     pub fn now(&self) -> Duration {
-        self.cell.rt.driver.now()
+        self.cell.rt().driver.now()
     }
 
     /// Takes the oldest waiting message of `topic` (the inbox for `None`) without blocking.
@@ -291,18 +291,18 @@ impl Cx {
     /// # Errors
     /// As for [`Cx::send`].
     pub fn send_serial(&self, serial: u64, topic: &str, payload: impl Into<Value>) -> Result<()> {
-        self.cell.rt.send_serial(self.cell.pid, serial, topic, payload.into())
+        self.cell.rt().send_serial(self.cell.pid, serial, topic, payload.into())
     }
 
     /// The pid of the live process whose serial number is `serial` (see [`Pid::serial`]); for
     /// interfaces that carry pids as plain integers.
     pub fn pid_from_serial(&self, serial: u64) -> Option<Pid> {
-        self.cell.rt.table.pid_of(serial)
+        self.cell.rt().table.pid_of(serial)
     }
 
     /// Whether `pid` is alive.
     pub fn is_alive(&self, pid: Pid) -> bool {
-        self.cell.rt.table.get(pid).is_some()
+        self.cell.rt().table.get(pid).is_some()
     }
 }
 
@@ -324,7 +324,7 @@ impl Completer {
     /// dropped the operation.
     pub fn complete(mut self, result: Result<Value>) {
         if let Some(cell) = self.cell.take() {
-            cell.rt.complete(&cell, self.tag, Completion::Exit(result));
+            cell.rt().complete(&cell, self.tag, Completion::Exit(result));
         }
     }
 
@@ -338,7 +338,7 @@ impl Drop for Completer {
     fn drop(&mut self) {
         if let Some(cell) = self.cell.take() {
             let err = Error::new(ErrorKind::Canceled, "the operation was abandoned");
-            cell.rt.complete(&cell, self.tag, Completion::Exit(Err(err)));
+            cell.rt().complete(&cell, self.tag, Completion::Exit(Err(err)));
         }
     }
 }

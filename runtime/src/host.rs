@@ -2,9 +2,12 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use crossbeam_utils::CachePadded;
 
 use crate::pid::HostId;
+use crate::runtime::Shared;
 use crate::scheduler::{Scheduler, Strand};
 
 /// How a host is set up.
@@ -81,20 +84,29 @@ impl HostConfig {
 }
 
 /// A running host: its scheduler and limits. Backends see it when they place a new process.
+///
+/// Aligned to a cache line so that its reference counts (which every process's spawn and end
+/// change) have a line of their own, apart from the fields every spawn reads.
+#[repr(align(64))]
 pub struct Host {
     pub(crate) id: HostId,
     pub(crate) config: HostConfig,
     pub(crate) sched: Arc<Scheduler>,
-    pub(crate) live: AtomicUsize,
+    pub(crate) live: LiveCount,
+    /// The runtime, for the host's processes. The runtime's host map refers back to the host;
+    /// `Runtime::shutdown` clears that map, which ends the cycle.
+    pub(crate) rt: Arc<Shared>,
 }
 
 impl Host {
-    pub(crate) fn start(config: HostConfig) -> Arc<Host> {
+    pub(crate) fn start(config: HostConfig, rt: Arc<Shared>) -> Arc<Host> {
+        let sched = Scheduler::start(&config.name, config.workers);
         Arc::new(Host {
             id: HostId::intern(&config.name),
-            sched: Scheduler::start(&config.name, config.workers),
+            live: LiveCount::new(sched.workers(), config.max_processes),
+            sched,
             config,
-            live: AtomicUsize::new(0),
+            rt,
         })
     }
 
@@ -115,7 +127,7 @@ impl Host {
 
     /// Live processes on this host.
     pub fn live_processes(&self) -> usize {
-        self.live.load(Ordering::Relaxed)
+        self.live.get()
     }
 
     /// A new strand on this host: processes placed in it are never stepped at the same time.
@@ -127,5 +139,75 @@ impl Host {
 impl fmt::Debug for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Host").field("name", &self.config.name).field("sched", &self.sched).finish()
+    }
+}
+
+/// How many processes a host holds.
+///
+/// A host without a process limit counts in one slot per worker (each on its own cache line)
+/// plus one for threads that are not its workers: a process is usually born on one worker and
+/// ends on another, and one shared counter would move between their caches twice per process.
+/// A worker's slot has one writer, so it is updated with a plain load and store; the total is
+/// the sum of the slots (a slot alone may go negative). A host with a limit keeps one exact
+/// counter instead: a spawn reserves its place before it starts, so the limit is never
+/// exceeded, even by spawns racing on several threads.
+pub(crate) struct LiveCount {
+    slots: Box<[CachePadded<AtomicIsize>]>,
+    limit: Option<usize>,
+}
+
+impl LiveCount {
+    fn new(workers: usize, limit: Option<usize>) -> LiveCount {
+        let n = if limit.is_some() { 1 } else { workers + 1 };
+        LiveCount { slots: (0..n).map(|_| CachePadded::new(AtomicIsize::new(0))).collect(), limit }
+    }
+
+    /// Counts one more process; `false` (and nothing counted) if the host is full.
+    #[must_use]
+    pub(crate) fn try_add(&self, sched: &Scheduler) -> bool {
+        match self.limit {
+            Some(max) => {
+                let limit = isize::try_from(max).unwrap_or(isize::MAX);
+                self.slots[0]
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                        (n < limit).then_some(n + 1)
+                    })
+                    .is_ok()
+            }
+            None => {
+                self.bump(sched, 1);
+                true
+            }
+        }
+    }
+
+    /// Counts one process less (it ended on a worker of `sched`).
+    pub(crate) fn remove(&self, sched: &Scheduler) {
+        match self.limit {
+            Some(_) => {
+                self.slots[0].fetch_sub(1, Ordering::Relaxed);
+            }
+            None => self.bump(sched, -1),
+        }
+    }
+
+    fn bump(&self, sched: &Scheduler, by: isize) {
+        match sched.current_worker() {
+            Some(w) => {
+                // Only worker `w` writes its slot: no read-modify-write needed.
+                let slot = &self.slots[w];
+                slot.store(slot.load(Ordering::Relaxed) + by, Ordering::Relaxed);
+            }
+            None => {
+                self.slots[self.slots.len() - 1].fetch_add(by, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The count (a sum of slots read one after another: exact when nothing spawns or ends
+    /// meanwhile).
+    pub(crate) fn get(&self) -> usize {
+        let n: isize = self.slots.iter().map(|s| s.load(Ordering::Relaxed)).sum();
+        n.max(0) as usize
     }
 }

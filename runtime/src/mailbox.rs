@@ -14,7 +14,7 @@ use crate::time::TimerHandle;
 
 #[derive(Default)]
 pub(crate) struct Mailbox {
-    inbox: VecDeque<Message>,
+    inbox: Queue<Message>,
     /// Listened topics and queued events: most processes never have either, so they live
     /// behind one pointer that is allocated on first use.
     rare: Option<Box<Rare>>,
@@ -68,7 +68,7 @@ impl Done {
 
 #[derive(Default)]
 struct Rare {
-    topics: Vec<(String, VecDeque<Message>)>,
+    topics: Vec<(String, Queue<Message>)>,
     events: VecDeque<Event>,
 }
 
@@ -97,7 +97,7 @@ impl Mailbox {
         self.rare.get_or_insert_with(Box::default)
     }
 
-    fn queue_for(&mut self, topic: Option<&str>) -> Option<&mut VecDeque<Message>> {
+    fn queue_for(&mut self, topic: Option<&str>) -> Option<&mut Queue<Message>> {
         match topic {
             None => Some(&mut self.inbox),
             Some(t) => {
@@ -299,7 +299,7 @@ impl Mailbox {
 
     /// For an exit: everything goes; returns what must be undone outside the lock.
     pub(crate) fn close(&mut self) -> Vec<PendingOp> {
-        self.inbox = VecDeque::new();
+        self.inbox = Queue::default();
         self.rare = None;
         self.done = Done::default();
         self.queued = 0;
@@ -314,7 +314,7 @@ impl Mailbox {
             ));
         }
         // Messages of this topic that wait in the inbox now belong to the topic, in order.
-        let (moved, kept): (VecDeque<_>, VecDeque<_>) =
+        let (moved, kept): (Queue<_>, Queue<_>) =
             std::mem::take(&mut self.inbox).into_iter().partition(|m| m.topic == topic);
         self.inbox = kept;
         self.rare().topics.push((topic.to_owned(), moved));
@@ -340,5 +340,112 @@ impl Mailbox {
             }
         }
         Ok(self.wake_check())
+    }
+}
+
+/// A FIFO of queued messages in chunks of at most `CHUNK`. A process that falls behind (a parent
+/// spawning thousands of children that each report back) queues a great many messages; in one
+/// `VecDeque` every doubling copied all of them, under the process's lock, into a fresh
+/// allocation so large that the allocator maps it from the system (and returns it, so the next
+/// burst pays the page faults again). In chunks a push never copies more than one chunk, and the
+/// chunks are ordinary allocations the allocator keeps and reuses. A queue that never holds more
+/// than a chunk is one `VecDeque` that grows as usual, so a few waiting messages cost no more.
+pub(crate) struct Queue<T> {
+    chunks: VecDeque<VecDeque<T>>,
+}
+
+impl<T> Default for Queue<T> {
+    fn default() -> Queue<T> {
+        Queue { chunks: VecDeque::new() }
+    }
+}
+
+/// Messages per chunk: 64 of about 72 bytes, a 4.5 KB allocation.
+const CHUNK: usize = 64;
+
+impl<T> Queue<T> {
+    pub(crate) fn push_back(&mut self, item: T) {
+        match self.chunks.back_mut() {
+            Some(last) if last.len() < CHUNK => last.push_back(item),
+            _ => {
+                // The first chunk starts small and grows; later ones are needed whole.
+                let mut chunk = if self.chunks.is_empty() {
+                    VecDeque::new()
+                } else {
+                    VecDeque::with_capacity(CHUNK)
+                };
+                chunk.push_back(item);
+                self.chunks.push_back(chunk);
+            }
+        }
+    }
+
+    /// Puts `item` back in front (a received message returned by `drop_op`).
+    pub(crate) fn push_front(&mut self, item: T) {
+        match self.chunks.front_mut() {
+            Some(first) => first.push_front(item),
+            None => self.chunks.push_back(VecDeque::from([item])),
+        }
+    }
+
+    pub(crate) fn pop_front(&mut self) -> Option<T> {
+        let first = self.chunks.front_mut()?;
+        let item = first.pop_front();
+        if first.is_empty() && self.chunks.len() > 1 {
+            self.chunks.pop_front();
+        }
+        item
+    }
+}
+
+impl<T> IntoIterator for Queue<T> {
+    type Item = T;
+    type IntoIter = std::iter::Flatten<std::collections::vec_deque::IntoIter<VecDeque<T>>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.chunks.into_iter().flatten()
+    }
+}
+
+impl<T> Extend<T> for Queue<T> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, items: I) {
+        items.into_iter().for_each(|item| self.push_back(item));
+    }
+}
+
+impl<T> FromIterator<T> for Queue<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Queue<T> {
+        let mut q = Queue::default();
+        q.extend(items);
+        q
+    }
+}
+
+#[cfg(all(test, not(spindle_loom)))]
+mod tests {
+    use super::{CHUNK, Queue};
+
+    #[test]
+    fn a_chunked_queue_keeps_fifo_order_across_chunks() {
+        let mut q = Queue::default();
+        let n = 3 * CHUNK + 5;
+        q.extend(0..n);
+        assert_eq!(q.chunks.len(), 4, "full chunks, then a partial one");
+        for i in 0..CHUNK + 1 {
+            assert_eq!(q.pop_front(), Some(i));
+        }
+        q.push_front(CHUNK);
+        let rest: Vec<_> = q.into_iter().collect();
+        assert_eq!(rest, (CHUNK..n).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn an_emptied_queue_takes_pushes_again() {
+        let mut q = Queue::default();
+        q.push_back(1);
+        assert_eq!(q.pop_front(), Some(1));
+        assert_eq!(q.pop_front(), None);
+        q.push_front(2);
+        q.push_back(3);
+        assert_eq!((q.pop_front(), q.pop_front(), q.pop_front()), (Some(2), Some(3), None));
     }
 }

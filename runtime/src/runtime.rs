@@ -26,6 +26,10 @@ use crate::topic::Topic;
 use crate::value::Value;
 
 /// What every process and every handle of one runtime shares.
+///
+/// Aligned to a cache line so that its reference counts (which every process's spawn and end
+/// change) have a line of their own, apart from the fields every operation reads.
+#[repr(align(64))]
 pub(crate) struct Shared {
     hosts: RwLock<HashMap<String, Arc<Host>>>,
     pub(crate) table: Table,
@@ -126,19 +130,21 @@ impl Shared {
             Some(p) if p.host.name() == spawn.host => p.host.clone(),
             _ => self.host(&spawn.host)?,
         };
-        if let Some(max) = host.config.max_processes
-            && host.live.load(Ordering::Relaxed) >= max
-        {
+        if !host.live.try_add(&host.sched) {
+            let max = host.config.max_processes.unwrap_or_default();
             return Err(Error::new(
                 ErrorKind::Unavailable,
                 format!("host `{}` is full ({max} processes)", host.name()),
             ));
         }
         let (body, strand, entry) = match spawn.code {
-            Code::Entry(id) => {
-                let inst = self.instantiate(&id, spawn.args, &host, None)?;
-                (inst.process, inst.strand, Some(id))
-            }
+            Code::Entry(id) => match self.instantiate(&id, spawn.args, &host, None) {
+                Ok(inst) => (inst.process, inst.strand, Some(id)),
+                Err(e) => {
+                    host.live.remove(&host.sched);
+                    return Err(e);
+                }
+            },
             Code::Instance(p) => (p, None, None),
         };
         let pid = Pid::fresh(host.id);
@@ -159,8 +165,7 @@ impl Shared {
         if let Some(s) = &strand {
             s.joined();
         }
-        host.live.fetch_add(1, Ordering::Relaxed);
-        let cell = Arc::new(ProcessCell::new(pid, self.clone(), host, strand, body, inner));
+        let cell = Arc::new(ProcessCell::new(pid, host, strand, body, inner));
         self.table.insert(cell.clone());
         cell.enqueue();
         Ok(pid)
@@ -189,16 +194,15 @@ impl Shared {
     ) -> Result<()> {
         check_topic(topic)?;
         let msg = Message { from, topic: Topic::new(topic), payload };
-        // Delivered under the table shard's lock: a reference is taken only to queue a receiver
-        // that must wake.
-        let delivered = self.table.with_serial(serial, |cell| {
-            let mut inner = lock(&cell.inner);
+        // Delivered under the receiver's lock, reached through the table without a reference
+        // of its own: one is taken only to queue a receiver that must wake.
+        let delivered = self.table.lock_serial(serial, |cell, inner| {
             if inner.exited {
                 return Ok(None);
             }
             let limit = cell.host.config.mailbox_limit;
             let wake = inner.mailbox.deliver(msg, limit).map_err(|e| e.context(cell.pid))?;
-            Ok(wake.then(|| cell.clone()))
+            Ok(wake.then(|| cell.to_arc()))
         });
         if let Some(cell) = delivered.transpose()?.flatten() {
             cell.wake();
@@ -271,7 +275,7 @@ impl Shared {
                 let wake = inner.mailbox.start(tag, PendingOp::Exec);
                 drop(inner);
                 let watcher = Watcher::Exec(cell.pid, tag);
-                if let Err(e) = cell.rt.spawn(Some(cell), spawn, Ties::default(), Some(watcher)) {
+                if let Err(e) = cell.rt().spawn(Some(cell), spawn, Ties::default(), Some(watcher)) {
                     self.complete(cell, tag, Completion::Failed(e));
                 }
                 if wake {
@@ -569,7 +573,7 @@ impl Runtime {
     /// Starts another host.
     ///
     /// # Errors
-    /// `ALREADY_EXISTS` if a host of that name runs.
+    /// `ALREADY_EXISTS` if a host of that name runs; `UNAVAILABLE` after [`Runtime::shutdown`].
     pub fn add_host(&self, config: HostConfig) -> Result<Arc<Host>> {
         let mut hosts = self.shared.hosts.write().unwrap_or_else(|e| e.into_inner());
         if hosts.contains_key(&config.name) {
@@ -578,7 +582,12 @@ impl Runtime {
                 format!("host `{}` already exists", config.name),
             ));
         }
-        let host = Host::start(config);
+        // A host added after shutdown would never be cleared from the map, and host and
+        // runtime would keep each other alive.
+        if self.shared.stopped.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorKind::Unavailable, "the runtime is shutting down"));
+        }
+        let host = Host::start(config, self.shared.clone());
         hosts.insert(host.name().to_owned(), host.clone());
         Ok(host)
     }

@@ -138,7 +138,7 @@ fn upgrade(cell: &Arc<ProcessCell>, entry: Option<EntryId>, args: Vec<Value>) ->
         })?,
     };
     let fail = |e: Error| e.context(format!("upgrade of {pid} to {id}"));
-    let inst = cell.rt.instantiate(&id, args, &cell.host, cell.strand.as_ref()).map_err(fail)?;
+    let inst = cell.rt().instantiate(&id, args, &cell.host, cell.strand.as_ref()).map_err(fail)?;
     let same_strand = match (&inst.strand, &cell.strand) {
         (None, None) => true,
         (Some(a), Some(b)) => Arc::ptr_eq(a, b),
@@ -185,9 +185,9 @@ fn exit(cell: &Arc<ProcessCell>, result: Result<Value, Error>) {
     // SAFETY: called from `run`, which holds the RUNNING bit until `complete` below.
     let body = unsafe { cell.body() }.take();
     cell.state.complete();
-    let rt = &cell.rt;
+    let rt = &cell.rt();
     rt.table.remove(cell.pid);
-    cell.host.live.fetch_sub(1, Ordering::Relaxed);
+    cell.host.live.remove(&cell.host.sched);
     if let Some(s) = &cell.strand {
         s.left();
     }

@@ -79,7 +79,7 @@ impl ManualClock {
             std::mem::replace(&mut m.timers, later)
         };
         for (cell, tag) in due.into_values() {
-            cell.rt.complete(&cell, tag, Completion::Timer);
+            cell.rt().complete(&cell, tag, Completion::Timer);
         }
     }
 
@@ -167,7 +167,7 @@ impl Driver {
                 self.handle
                     .spawn(async move {
                         tokio::time::sleep(d).await;
-                        cell.rt.complete(&cell, tag, Completion::Timer);
+                        cell.rt().complete(&cell, tag, Completion::Timer);
                     })
                     .abort_handle(),
             ),

@@ -71,6 +71,11 @@ impl Scheduler {
         self.stealers.len()
     }
 
+    /// The index of the calling thread among this scheduler's workers, if it is one of them.
+    pub(crate) fn current_worker(&self) -> Option<usize> {
+        worker::current_index(self)
+    }
+
     /// Queues a task that was just woken or spawned: in the current worker's `next` slot when
     /// called from one of this scheduler's workers, else on the injector.
     pub(crate) fn schedule(&self, task: Task) {

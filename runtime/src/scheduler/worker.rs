@@ -37,6 +37,7 @@ const STREAK_CLOCK_EVERY: u32 = 16;
 
 struct Local {
     sched: *const Scheduler,
+    index: usize,
     queue: Worker<Task>,
     next: Cell<Option<Task>>,
 }
@@ -81,8 +82,16 @@ pub(super) fn push_local(sched: &Scheduler, task: Task, how: Push) -> Result<boo
     })
 }
 
+/// The index of the calling thread among the workers of `sched`, if it is one of them.
+pub(super) fn current_index(sched: &Scheduler) -> Option<usize> {
+    LOCAL.with(|l| {
+        // SAFETY: as in `push_local`.
+        unsafe { l.get().as_ref() }.filter(|local| ptr::eq(local.sched, sched)).map(|l| l.index)
+    })
+}
+
 pub(super) fn run(sched: Arc<Scheduler>, index: usize, queue: Worker<Task>) {
-    let local = Local { sched: Arc::as_ptr(&sched), queue, next: Cell::new(None) };
+    let local = Local { sched: Arc::as_ptr(&sched), index, queue, next: Cell::new(None) };
     LOCAL.with(|l| l.set(&local));
     let parker = Parker::new();
     sched.idle.register(index, &parker);
