@@ -7,7 +7,6 @@
 //! protocol); the primitives of every message are raw C functions ([`crate::messaging`]).
 
 use std::cell::{Cell, RefCell};
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mlua::{Lua, MultiValue, Table, Value as LuaValue, Variadic};
@@ -77,9 +76,7 @@ impl Current {
         if let Some(id) = last.as_ref().filter(|id| id.as_str().as_bytes() == text) {
             return Ok(id.clone());
         }
-        let text = std::str::from_utf8(text)
-            .map_err(|_| Error::new(ErrorKind::Invalid, "entry id is not text"))?;
-        let id: EntryId = text.parse()?;
+        let id = parse_entry_id(text)?;
         *last = Some(id.clone());
         Ok(id)
     }
@@ -148,11 +145,16 @@ fn pid_arg(cx: &Cx, v: &LuaValue) -> Result<spindle_runtime::Pid, Error> {
 
 fn entry_id(v: &LuaValue) -> Result<EntryId, Error> {
     match v {
-        LuaValue::String(s) => {
-            s.to_str().map_err(|_| Error::new(ErrorKind::Invalid, "entry id is not text"))?.parse()
-        }
+        LuaValue::String(s) => parse_entry_id(&s.as_bytes()),
         _ => Err(Error::new(ErrorKind::Invalid, "entry id must be a string `namespace:name`")),
     }
+}
+
+/// The entry id the bytes of a Lua string spell.
+fn parse_entry_id(text: &[u8]) -> Result<EntryId, Error> {
+    std::str::from_utf8(text)
+        .map_err(|_| Error::new(ErrorKind::Invalid, "entry id is not text"))?
+        .parse()
 }
 
 fn host_name(v: &LuaValue) -> Result<String, Error> {
