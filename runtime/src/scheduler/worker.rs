@@ -108,8 +108,10 @@ pub(super) fn run(sched: Arc<Scheduler>, index: usize, queue: Worker<Task>) {
             if streak > MAX_NEXT_STREAK && streak_spent(&mut streak_since, streak, &local.queue) {
                 // Into the global queue rather than behind this worker's queue: the first
                 // worker whose task ends (one that spent its slice looks there first) takes
-                // it, so it waits for at most one slice, not for one on this worker.
+                // it, so it waits for at most one slice, not for one on this worker (or a
+                // parked worker takes it at once).
                 sched.injector.push(task.take().expect("checked"));
+                sched.idle.notify_one();
                 streak = 0;
                 streak_since = None;
             }
