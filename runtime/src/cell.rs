@@ -33,7 +33,8 @@ use crate::value::Value;
 /// Four lines, 256 bytes, and that is the whole allocation: the reference count is inside
 /// (see [`ProcessRef`]). Three lines would save nothing: an allocator with size classes serves
 /// a 64-aligned power of two as it is, but mimalloc puts a 64-aligned request of 192 bytes in
-/// its 256-byte class all the same.
+/// its 256-byte class all the same. So the fourth line holds the mailbox's oldest outstanding
+/// operation, which would otherwise take an allocation of its own.
 ///
 /// Laid out in order (`repr(C)`): the first line holds what is set at spawn and then only read
 /// (host, identity, body pointer), the other three what other processes write (the state
