@@ -5,13 +5,12 @@
 //! [`Cx::take_completion`] in a later step.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cell::ProcessCell;
 use crate::error::{Error, ErrorKind, Result};
 use crate::pid::Pid;
 use crate::process::{Completion, Event, Message, Op, Spawn, Tag, Ties};
+use crate::process_ref::ProcessRef;
 use crate::registry::EntryId;
 use crate::sync::lock;
 use crate::value::Value;
@@ -56,7 +55,7 @@ impl From<String> for Dest {
 /// A process's handle on the runtime, valid for the process's whole life. Cloning is cheap.
 #[derive(Clone)]
 pub struct Cx {
-    pub(crate) cell: Arc<ProcessCell>,
+    pub(crate) cell: ProcessRef,
 }
 
 impl fmt::Debug for Cx {
@@ -315,7 +314,7 @@ impl From<&Cx> for Dest {
 /// Completes one external operation (see [`Cx::start_external`]). `Send`: hand it to the
 /// thread that does the work.
 pub struct Completer {
-    cell: Option<Arc<ProcessCell>>,
+    cell: Option<ProcessRef>,
     tag: Tag,
 }
 

@@ -46,6 +46,7 @@ mod mailbox;
 mod msgpack;
 mod pid;
 mod process;
+mod process_ref;
 pub mod registry;
 mod runtime;
 pub mod rust;

@@ -20,7 +20,7 @@ pub(crate) struct Mailbox {
     rare: Option<Box<Rare>>,
     /// Messages waiting in `inbox` and `topics`, for the host's mailbox limit.
     queued: u32,
-    pending: Vec<Pending>,
+    pending: Pendings,
     /// Completions not yet taken, oldest first (rarely more than one or two).
     done: Done,
     next_tag: u64,
@@ -77,6 +77,56 @@ struct Pending {
     what: PendingOp,
 }
 
+/// Outstanding operations, oldest first. Most processes wait on one thing at a time (a
+/// receive), so the oldest is kept in place and only the others go to a vector: a process
+/// parked in a receive needs no allocation for it.
+#[derive(Default)]
+struct Pendings {
+    /// The oldest; `None` only when `rest` is empty too.
+    first: Option<Pending>,
+    rest: Vec<Pending>,
+}
+
+impl Pendings {
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    fn push(&mut self, p: Pending) {
+        if self.first.is_none() {
+            self.first = Some(p);
+            return;
+        }
+        // A second one is rare: no room for four on first use.
+        if self.rest.capacity() == 0 {
+            self.rest.reserve_exact(1);
+        }
+        self.rest.push(p);
+    }
+
+    /// Takes out the oldest operation that satisfies `f`.
+    fn take_first(&mut self, mut f: impl FnMut(&Pending) -> bool) -> Option<Pending> {
+        if self.first.as_ref().is_some_and(&mut f) {
+            let next = (!self.rest.is_empty()).then(|| self.rest.remove(0));
+            return std::mem::replace(&mut self.first, next);
+        }
+        let i = self.rest.iter().position(f)?;
+        Some(self.rest.remove(i))
+    }
+}
+
+impl IntoIterator for Pendings {
+    type Item = Pending;
+    type IntoIter = std::iter::Chain<std::option::IntoIter<Pending>, std::vec::IntoIter<Pending>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
+    }
+}
+
 /// What an outstanding operation waits for, and what to undo when it is dropped.
 pub(crate) enum PendingOp {
     Receive(Option<String>),
@@ -115,13 +165,12 @@ impl Mailbox {
     /// Returns whether the process must be woken.
     pub(crate) fn deliver(&mut self, msg: Message, limit: Option<usize>) -> Result<bool> {
         let listened = self.is_listened(&msg.topic);
-        let waiting = self.pending.iter().position(|p| match &p.what {
+        let waiting = self.pending.take_first(|p| match &p.what {
             PendingOp::Receive(Some(t)) => listened && t.as_str() == msg.topic.as_str(),
             PendingOp::Receive(None) => !listened,
             _ => false,
         });
-        if let Some(i) = waiting {
-            let tag = self.pending.remove(i).tag;
+        if let Some(Pending { tag, .. }) = waiting {
             self.done.push((tag, Completion::Message(msg)));
             return Ok(self.wake_check());
         }
@@ -144,8 +193,9 @@ impl Mailbox {
 
     /// Delivers `event` to the oldest waiting event receive, or queues it.
     pub(crate) fn deliver_event(&mut self, event: Event) -> bool {
-        if let Some(i) = self.pending.iter().position(|p| matches!(p.what, PendingOp::Event)) {
-            let tag = self.pending.remove(i).tag;
+        if let Some(Pending { tag, .. }) =
+            self.pending.take_first(|p| matches!(p.what, PendingOp::Event))
+        {
             self.done.push((tag, Completion::Event(event)));
             self.wake_check()
         } else {
@@ -190,10 +240,6 @@ impl Mailbox {
                 self.wake_check()
             }
             None => {
-                // Most processes wait on one thing at a time: no room for four on first use.
-                if self.pending.capacity() == 0 {
-                    self.pending.reserve_exact(1);
-                }
                 self.pending.push(Pending { tag, what });
                 self.arm();
                 false
@@ -216,8 +262,9 @@ impl Mailbox {
     /// Completes operation `tag`; returns whether the process must be woken. A completion for
     /// an operation that was dropped meanwhile is discarded.
     pub(crate) fn complete(&mut self, tag: Tag, completion: Completion) -> bool {
-        let Some(i) = self.pending.iter().position(|p| p.tag == tag) else { return false };
-        self.pending.remove(i);
+        if self.pending.take_first(|p| p.tag == tag).is_none() {
+            return false;
+        }
         self.done.push((tag, completion));
         self.wake_check()
     }
@@ -264,8 +311,8 @@ impl Mailbox {
     /// Drops operation `tag`, whether outstanding or completed but not yet taken. A message or
     /// event it had already received goes back to the front of its queue: nothing is lost.
     pub(crate) fn drop_op(&mut self, tag: Tag) -> Option<PendingOp> {
-        if let Some(i) = self.pending.iter().position(|p| p.tag == tag) {
-            return Some(self.pending.remove(i).what);
+        if let Some(p) = self.pending.take_first(|p| p.tag == tag) {
+            return Some(p.what);
         }
         if let Some(c) = self.take_completion(tag) {
             self.put_back(c);
@@ -289,21 +336,21 @@ impl Mailbox {
 
     /// For an upgrade: every operation of the old code ends; received but untaken messages and
     /// events return to their queues in order. Returns what must be undone outside the lock.
-    pub(crate) fn reset_ops(&mut self) -> Vec<PendingOp> {
+    pub(crate) fn reset_ops(&mut self) -> impl Iterator<Item = PendingOp> + use<> {
         while let Some((_, c)) = self.done.pop() {
             self.put_back(c);
         }
         self.notified = false;
-        self.pending.drain(..).map(|p| p.what).collect()
+        std::mem::take(&mut self.pending).into_iter().map(|p| p.what)
     }
 
     /// For an exit: everything goes; returns what must be undone outside the lock.
-    pub(crate) fn close(&mut self) -> Vec<PendingOp> {
+    pub(crate) fn close(&mut self) -> impl Iterator<Item = PendingOp> + use<> {
         self.inbox = Queue::default();
         self.rare = None;
         self.done = Done::default();
         self.queued = 0;
-        std::mem::take(&mut self.pending).into_iter().map(|p| p.what).collect()
+        std::mem::take(&mut self.pending).into_iter().map(|p| p.what)
     }
 
     pub(crate) fn listen(&mut self, topic: &str) -> Result<()> {
@@ -329,15 +376,10 @@ impl Mailbox {
         let i = rare.topics.iter().position(|(t, _)| t == topic).ok_or_else(not_listened)?;
         let (_, q) = rare.topics.remove(i);
         self.inbox.extend(q);
-        let mut j = 0;
-        while j < self.pending.len() {
-            if matches!(&self.pending[j].what, PendingOp::Receive(Some(t)) if t == topic) {
-                let tag = self.pending.remove(j).tag;
-                let err = Error::new(ErrorKind::Canceled, format!("topic `{topic}` closed"));
-                self.done.push((tag, Completion::Failed(err)));
-            } else {
-                j += 1;
-            }
+        let on_topic = |p: &Pending| matches!(&p.what, PendingOp::Receive(Some(t)) if t == topic);
+        while let Some(Pending { tag, .. }) = self.pending.take_first(on_topic) {
+            let err = Error::new(ErrorKind::Canceled, format!("topic `{topic}` closed"));
+            self.done.push((tag, Completion::Failed(err)));
         }
         Ok(self.wake_check())
     }
@@ -422,7 +464,24 @@ impl<T> FromIterator<T> for Queue<T> {
 
 #[cfg(all(test, not(spindle_loom)))]
 mod tests {
-    use super::{CHUNK, Queue};
+    use super::{CHUNK, Pending, PendingOp, Pendings, Queue};
+    use crate::process::Tag;
+
+    #[test]
+    fn pending_operations_stay_oldest_first() {
+        let mut p = Pendings::default();
+        for n in 1..=4 {
+            p.push(Pending { tag: Tag(n), what: PendingOp::Exec });
+        }
+        let take = |p: &mut Pendings, n| p.take_first(|x| x.tag == Tag(n)).map(|x| x.tag);
+        assert_eq!(take(&mut p, 3), Some(Tag(3)));
+        assert_eq!(take(&mut p, 1), Some(Tag(1)), "the inline one, replaced by the next oldest");
+        assert_eq!(take(&mut p, 1), None);
+        p.push(Pending { tag: Tag(5), what: PendingOp::Exec });
+        assert_eq!(p.len(), 3);
+        let order: Vec<_> = p.into_iter().map(|x| x.tag).collect();
+        assert_eq!(order, [Tag(2), Tag(4), Tag(5)]);
+    }
 
     #[test]
     fn a_chunked_queue_keeps_fifo_order_across_chunks() {

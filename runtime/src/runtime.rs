@@ -16,6 +16,7 @@ use crate::host::{Host, HostConfig};
 use crate::mailbox::PendingOp;
 use crate::pid::{HostId, Pid};
 use crate::process::{Code, Completion, Event, EventKind, Message, Op, Spawn, Tag, Ties};
+use crate::process_ref::ProcessRef;
 use crate::registry::{Entries, Entry, EntryId, Names};
 use crate::rust::RustBackend;
 use crate::scheduler::Strand;
@@ -70,7 +71,7 @@ impl Shared {
             .ok_or_else(|| Error::not_found(format!("host `{name}` does not exist")))
     }
 
-    fn resolve(&self, dest: &Dest) -> Result<Option<Arc<ProcessCell>>> {
+    fn resolve(&self, dest: &Dest) -> Result<Option<ProcessRef>> {
         match dest {
             Dest::Pid(pid) => Ok(self.table.get(*pid)),
             Dest::Name(name) => {
@@ -117,7 +118,7 @@ impl Shared {
 
     pub(crate) fn spawn(
         self: &Arc<Self>,
-        parent: Option<&Arc<ProcessCell>>,
+        parent: Option<&ProcessRef>,
         spawn: Spawn,
         ties: Ties,
         watcher: Option<Watcher>,
@@ -165,7 +166,7 @@ impl Shared {
         if let Some(s) = &strand {
             s.joined();
         }
-        let cell = Arc::new(ProcessCell::new(pid, host, strand, body, inner));
+        let cell = ProcessRef::new(ProcessCell::new(pid, host, strand, body, inner));
         self.table.insert(cell.clone());
         cell.enqueue();
         Ok(pid)
@@ -202,7 +203,7 @@ impl Shared {
             }
             let limit = cell.host.config.mailbox_limit;
             let wake = inner.mailbox.deliver(msg, limit).map_err(|e| e.context(cell.pid))?;
-            Ok(wake.then(|| cell.to_arc()))
+            Ok(wake.then(|| cell.to_ref()))
         });
         if let Some(cell) = delivered.transpose()?.flatten() {
             cell.wake();
@@ -218,11 +219,11 @@ impl Shared {
     }
 
     /// Completes operation `tag` of `cell`.
-    pub(crate) fn complete(&self, cell: &Arc<ProcessCell>, tag: Tag, c: Completion) {
+    pub(crate) fn complete(&self, cell: &ProcessRef, tag: Tag, c: Completion) {
         cell.with(|i| ((), !i.exited && i.mailbox.complete(tag, c)));
     }
 
-    pub(crate) fn start_op(&self, cell: &Arc<ProcessCell>, op: Op) -> Tag {
+    pub(crate) fn start_op(&self, cell: &ProcessRef, op: Op) -> Tag {
         match self.start_or_take(cell, op, false) {
             Err(tag) => tag,
             Ok(_) => unreachable!("start_or_take(.., false) always starts"),
@@ -233,7 +234,7 @@ impl Shared {
     /// instead of starting anything (one lock round trip for the common case).
     pub(crate) fn start_or_take(
         &self,
-        cell: &Arc<ProcessCell>,
+        cell: &ProcessRef,
         op: Op,
         take_ready: bool,
     ) -> Result<Completion, Tag> {
@@ -291,7 +292,7 @@ impl Shared {
         Err(tag)
     }
 
-    pub(crate) fn link(&self, me: &Arc<ProcessCell>, other: Pid) -> Result<()> {
+    pub(crate) fn link(&self, me: &ProcessRef, other: Pid) -> Result<()> {
         if other == me.pid {
             return Err(Error::invalid(format!("process {other} cannot link to itself")));
         }
@@ -313,7 +314,7 @@ impl Shared {
         Ok(())
     }
 
-    pub(crate) fn unlink(&self, me: &Arc<ProcessCell>, other: Pid) {
+    pub(crate) fn unlink(&self, me: &ProcessRef, other: Pid) {
         if let Some(r) = lock(&me.inner).rel_mut() {
             r.links.retain(|p| *p != other);
         }
@@ -324,7 +325,7 @@ impl Shared {
         }
     }
 
-    pub(crate) fn monitor(&self, me: &Arc<ProcessCell>, target: Pid) {
+    pub(crate) fn monitor(&self, me: &ProcessRef, target: Pid) {
         let added = self.table.get(target).is_some_and(|cell| {
             let mut t = lock(&cell.inner);
             !t.exited && {
@@ -343,7 +344,7 @@ impl Shared {
         }
     }
 
-    pub(crate) fn unmonitor(&self, me: &Arc<ProcessCell>, target: Pid) {
+    pub(crate) fn unmonitor(&self, me: &ProcessRef, target: Pid) {
         if let Some(r) = lock(&me.inner).rel_mut() {
             remove_first(&mut r.monitoring, |p| *p == target);
         }
@@ -479,7 +480,7 @@ impl Shared {
 }
 
 /// Ends `cell` before its next step with `err` (the first kill wins).
-fn kill(cell: &Arc<ProcessCell>, err: Error) {
+fn kill(cell: &ProcessRef, err: Error) {
     cell.with(|i| {
         if i.exited || i.kill_pending() {
             return ((), false);

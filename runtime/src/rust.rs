@@ -110,7 +110,7 @@ impl Process for AsyncProcess {
         let Body::Running(fut) = &mut self.body else {
             return Step::Exit(Err(Error::new(ErrorKind::Internal, "process stepped after exit")));
         };
-        let waker = self.waker.get_or_insert_with(|| Waker::from(cx.cell.clone()));
+        let waker = self.waker.get_or_insert_with(|| cx.cell.clone().into_waker());
         let mut task_cx = Context::from_waker(waker);
         SIGNAL.with(|s| *s.borrow_mut() = None);
         match fut.as_mut().poll(&mut task_cx) {

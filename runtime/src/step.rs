@@ -10,10 +10,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::cell::{ProcessCell, Relations};
+use crate::cell::Relations;
 use crate::context::Cx;
 use crate::error::{Error, ErrorKind, Result};
 use crate::process::{Step, WaitFor};
+use crate::process_ref::ProcessRef;
 use crate::registry::EntryId;
 use crate::runtime::undo;
 use crate::scheduler::state::Idle;
@@ -41,16 +42,17 @@ pub(crate) enum After {
     Requeue,
 }
 
-pub(crate) fn run(cell: &Arc<ProcessCell>) -> After {
+pub(crate) fn run(cell: &ProcessRef) -> After {
     if !cell.state.start() {
         return After::Done;
     }
     // The context lent to the steps aliases the caller's reference instead of taking one of its
     // own (two atomic read-modify-writes per run saved).
+    let alias = ProcessRef::as_ptr(cell);
     // SAFETY: `cell` outlives this frame; the alias is never dropped (`ManuallyDrop`) and is
     // only lent by shared reference, so nothing can move it out: clones of it take their own
     // reference, and the count stays right.
-    let cx = ManuallyDrop::new(Cx { cell: unsafe { Arc::from_raw(Arc::as_ptr(cell)) } });
+    let cx = ManuallyDrop::new(Cx { cell: unsafe { ProcessRef::from_raw(alias) } });
     for _ in 0..STEP_BUDGET {
         if cell.killed.load(Ordering::Acquire) {
             let err = lock(&cell.inner).take_kill();
@@ -129,7 +131,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Swaps in the code of `entry` (the current entry if `None`), keeping identity and mailbox.
-fn upgrade(cell: &Arc<ProcessCell>, entry: Option<EntryId>, args: Vec<Value>) -> Result<()> {
+fn upgrade(cell: &ProcessRef, entry: Option<EntryId>, args: Vec<Value>) -> Result<()> {
     let pid = cell.pid;
     let id = match entry {
         Some(id) => id,
@@ -164,7 +166,7 @@ fn upgrade(cell: &Arc<ProcessCell>, entry: Option<EntryId>, args: Vec<Value>) ->
 
 /// Ends `cell` with `result`: it leaves the table, its names are released, its operations are
 /// dropped, its code is dropped, and its monitors and links are told.
-fn exit(cell: &Arc<ProcessCell>, result: Result<Value, Error>) {
+fn exit(cell: &ProcessRef, result: Result<Value, Error>) {
     let (rel, ops, entry) = {
         let mut inner = lock(&cell.inner);
         inner.exited = true;

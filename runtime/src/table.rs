@@ -11,10 +11,10 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Deref;
-use std::sync::Arc;
 
 use crate::cell::{Inner, ProcessCell};
 use crate::pid::Pid;
+use crate::process_ref::ProcessRef;
 use crate::sync::{SpinLock, lock};
 
 const SHARDS: usize = 64;
@@ -46,7 +46,7 @@ impl Hasher for SerialHasher {
     }
 }
 
-type Shard = HashMap<u64, Arc<ProcessCell>, BuildHasherDefault<SerialHasher>>;
+type Shard = HashMap<u64, ProcessRef, BuildHasherDefault<SerialHasher>>;
 
 pub(crate) struct Table {
     shards: Vec<SpinLock<Shard>>,
@@ -65,16 +65,16 @@ impl Table {
         &self.shards[(serial as usize) % SHARDS]
     }
 
-    pub(crate) fn insert(&self, cell: Arc<ProcessCell>) {
+    pub(crate) fn insert(&self, cell: ProcessRef) {
         lock(self.shard(cell.pid)).insert(cell.pid.serial(), cell);
     }
 
-    pub(crate) fn get(&self, pid: Pid) -> Option<Arc<ProcessCell>> {
+    pub(crate) fn get(&self, pid: Pid) -> Option<ProcessRef> {
         lock(self.shard(pid)).get(&pid.serial()).cloned()
     }
 
     /// Runs `f` on the live process with serial `serial` under that process's lock (the message
-    /// path: most deliveries need no reference of their own; [`Reached::to_arc`] takes one for a
+    /// path: most deliveries need no reference of their own; [`Reached::to_ref`] takes one for a
     /// receiver that must be queued). `f` must not touch the table. Lock order: a shard, then a
     /// process — never the other way.
     pub(crate) fn lock_serial<R>(
@@ -83,7 +83,7 @@ impl Table {
         f: impl FnOnce(&Reached<'_>, &mut Inner) -> R,
     ) -> Option<R> {
         let shard = lock(self.shard_of(serial));
-        let cell: *const ProcessCell = Arc::as_ptr(shard.get(&serial)?);
+        let cell: *const ProcessCell = ProcessRef::as_ptr(shard.get(&serial)?);
         // SAFETY: the table holds a reference to the process now, and whoever takes it out
         // takes and releases the process's lock before giving that reference up (`remove`,
         // `drain`). The lock is taken below before the shard is let go, so the process
@@ -101,7 +101,7 @@ impl Table {
 
     /// Takes process `pid` out of the table. Returns once no delivery that found it in the
     /// table still holds its lock (see the module docs).
-    pub(crate) fn remove(&self, pid: Pid) -> Option<Arc<ProcessCell>> {
+    pub(crate) fn remove(&self, pid: Pid) -> Option<ProcessRef> {
         let cell = lock(self.shard(pid)).remove(&pid.serial())?;
         drop(lock(&cell.inner));
         Some(cell)
@@ -112,7 +112,7 @@ impl Table {
     }
 
     /// Takes every process out of the table (shutdown), as [`Table::remove`] does.
-    pub(crate) fn drain(&self) -> Vec<Arc<ProcessCell>> {
+    pub(crate) fn drain(&self) -> Vec<ProcessRef> {
         let cells: Vec<_> = self
             .shards
             .iter()
@@ -127,7 +127,7 @@ impl Table {
 
 impl Table {
     /// Every live process at one moment (for broadcasts such as OUTDATED).
-    pub(crate) fn snapshot(&self) -> Vec<Arc<ProcessCell>> {
+    pub(crate) fn snapshot(&self) -> Vec<ProcessRef> {
         self.shards.iter().flat_map(|s| lock(s).values().cloned().collect::<Vec<_>>()).collect()
     }
 }
@@ -137,13 +137,13 @@ pub(crate) struct Reached<'a>(&'a ProcessCell);
 
 impl Reached<'_> {
     /// A reference of its own, to queue the process after its lock is released.
-    pub(crate) fn to_arc(&self) -> Arc<ProcessCell> {
+    pub(crate) fn to_ref(&self) -> ProcessRef {
         let ptr: *const ProcessCell = self.0;
-        // SAFETY: `ptr` came from `Arc::as_ptr` of the table's reference, which is alive for as
-        // long as `self` (see `Table::lock_serial`), so the count is at least one.
+        // SAFETY: `ptr` came from `ProcessRef::as_ptr` of the table's reference, which is alive
+        // for as long as `self` (see `Table::lock_serial`), so the count is at least one.
         unsafe {
-            Arc::increment_strong_count(ptr);
-            Arc::from_raw(ptr)
+            ProcessRef::increment_strong_count(ptr);
+            ProcessRef::from_raw(ptr)
         }
     }
 }

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use tokio::runtime::{Builder, Handle, Runtime as Tokio};
 use tokio::task::AbortHandle;
 
-use crate::cell::ProcessCell;
 use crate::error::{Error, ErrorKind, Result};
 use crate::process::{Completion, Tag};
+use crate::process_ref::ProcessRef;
 use crate::sync::{Mutex, lock};
 
 /// Where a runtime's time comes from: the real clock (the default) or a [`ManualClock`].
@@ -55,7 +55,7 @@ struct Manual {
     now: Duration,
     next_id: u64,
     /// Timers by deadline, then by the order they were started.
-    timers: BTreeMap<(Duration, u64), (Arc<ProcessCell>, Tag)>,
+    timers: BTreeMap<(Duration, u64), (ProcessRef, Tag)>,
 }
 
 impl ManualClock {
@@ -161,7 +161,7 @@ impl Driver {
     /// Completes operation `tag` of `cell` with [`Completion::Timer`] after `d`. Called under
     /// the cell's lock, so a timer that is already due is not completed here: the handle says
     /// [`TimerHandle::Due`] and the caller completes it once the lock is released.
-    pub(crate) fn sleep(&self, cell: Arc<ProcessCell>, tag: Tag, d: Duration) -> TimerHandle {
+    pub(crate) fn sleep(&self, cell: ProcessRef, tag: Tag, d: Duration) -> TimerHandle {
         match &self.clock {
             Source::Real => TimerHandle::Real(
                 self.handle

@@ -19,14 +19,14 @@ use std::thread::JoinHandle;
 
 use crossbeam_deque::{Injector, Stealer, Worker};
 
-use crate::cell::ProcessCell;
+use crate::process_ref::ProcessRef;
 use crate::sync::{Mutex, lock};
 use idle::Idle;
 use worker::Push;
 
 /// Something a worker can run.
 pub(crate) enum Task {
-    Process(Arc<ProcessCell>),
+    Process(ProcessRef),
     Strand(Arc<Strand>),
 }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::state::{Idle, State, Wake};
 use super::{Scheduler, Task};
-use crate::cell::ProcessCell;
+use crate::process_ref::ProcessRef;
 use crate::step;
 use crate::sync::{Mutex, lock};
 
@@ -28,7 +28,7 @@ const STRAND_SLICE: Duration = Duration::from_micros(500);
 /// A serial group of processes on one host (see the module docs).
 pub struct Strand {
     state: State,
-    ready: Mutex<VecDeque<Arc<ProcessCell>>>,
+    ready: Mutex<VecDeque<ProcessRef>>,
     sched: Arc<Scheduler>,
     members: AtomicUsize,
 }
@@ -57,7 +57,7 @@ impl Strand {
     }
 
     /// Queues member `cell` (whose own state word the caller already set to scheduled).
-    pub(crate) fn push(self: &Arc<Self>, cell: Arc<ProcessCell>) {
+    pub(crate) fn push(self: &Arc<Self>, cell: ProcessRef) {
         lock(&self.ready).push_back(cell);
         if self.state.wake() == Wake::Schedule {
             self.sched.schedule(Task::Strand(self.clone()));
