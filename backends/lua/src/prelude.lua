@@ -329,15 +329,36 @@ local function take(s)
     return false
 end
 
+-- The completion of operation `tag` that came while a coroutine of process `P` was preempted
+-- (kept back in `P.later` until the run goes on: see `deliver_now`), taken out of there.
+local function take_later(P, tag)
+    local later = P.later
+    if not later then return nil end
+    for i = 1, #later do
+        local l = later[i]
+        if l[1] == tag then
+            table.remove(later, i)
+            if later[1] == nil then P.later = nil end
+            return l[2], l[3], l[4], l[5], l[6], l[7], l[8]
+        end
+    end
+    return nil
+end
+
 -- For a select that would take its default: what already waits for runtime channel `s` (in
--- the mailbox, or as the completion of its outstanding operation) without blocking.
+-- the mailbox, or as the completion of its outstanding operation, taken by the runtime or
+-- kept back during a preemption) without blocking.
 local function poll(s)
     if s.closed then return false end
     local tag = s.tag
     if tag then
+        local P = CUR
         local t, kind, a, b, c, d, e, f = RT.take_completion(tag)
-        if t == nil then return false end
-        CUR[-tag] = nil
+        if t == nil then
+            kind, a, b, c, d, e, f = take_later(P, tag)
+            if kind == nil then return false end
+        end
+        P[-tag] = nil
         on_source(s, kind, a, b, c, d, e, f)
         return take(s)
     end

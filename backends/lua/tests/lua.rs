@@ -309,3 +309,19 @@ fn preemption_anywhere_loses_no_message() {
         run_on(&rt, "ping_pong.lua", &["pong"]);
     }
 }
+
+/// The channel rules hold wherever a process is preempted: completions that arrive while a
+/// coroutine is preempted are seen by that coroutine's next non-blocking check (a select with
+/// `default`), and receivers are still served in the order they began to wait.
+#[test]
+fn channels_hold_under_preemption_anywhere() {
+    for isolation in [spindle_lua::Isolation::Islands, spindle_lua::Isolation::State] {
+        for instructions in 2..160 {
+            let config =
+                LuaConfig { slice_instructions: instructions, isolation, ..LuaConfig::default() };
+            let rt = runtime_with(HostConfig::new(HOST).workers(1), config);
+            eprintln!("{isolation:?}, a slice of {instructions} instructions");
+            run_on(&rt, "channels.lua", &["quick"]);
+        }
+    }
+}
