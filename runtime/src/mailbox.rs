@@ -32,37 +32,59 @@ pub(crate) struct Mailbox {
 }
 
 /// Completions not yet taken, oldest first. Rarely more than one, and none for most idle
-/// processes: one pointer until the first completion, then room for one.
+/// processes: one pointer until the first completion, then one allocation that keeps the
+/// oldest completion in place (a message handed to a waiting receive is written there, and
+/// taken from there, without a second pointer to follow).
 #[derive(Default)]
-#[expect(clippy::box_collection, reason = "one pointer instead of three in the process record")]
-struct Done(Option<Box<Vec<(Tag, Completion)>>>);
+struct Done(Option<Box<DoneSlots>>);
+
+/// `first` is `None` only when `more` is empty too.
+#[derive(Default)]
+struct DoneSlots {
+    first: Option<(Tag, Completion)>,
+    more: VecDeque<(Tag, Completion)>,
+}
 
 impl Done {
     fn push(&mut self, item: (Tag, Completion)) {
-        self.0.get_or_insert_with(|| Box::new(Vec::with_capacity(1))).push(item);
+        let slots = self.0.get_or_insert_with(Box::default);
+        if slots.first.is_none() {
+            slots.first = Some(item);
+        } else {
+            slots.more.push_back(item);
+        }
     }
 
     fn is_empty(&self) -> bool {
-        self.0.as_ref().is_none_or(|v| v.is_empty())
+        self.0.as_ref().is_none_or(|d| d.first.is_none())
     }
 
     fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |v| v.len())
+        self.0.as_ref().map_or(0, |d| usize::from(d.first.is_some()) + d.more.len())
     }
 
     fn take_first(&mut self) -> Option<(Tag, Completion)> {
-        let v = self.0.as_mut()?;
-        (!v.is_empty()).then(|| v.remove(0))
+        let d = self.0.as_mut()?;
+        let first = d.first.take();
+        d.first = d.more.pop_front();
+        first
     }
 
     fn take(&mut self, tag: Tag) -> Option<Completion> {
-        let v = self.0.as_mut()?;
-        let i = v.iter().position(|(t, _)| *t == tag)?;
-        Some(v.remove(i).1)
+        let d = self.0.as_mut()?;
+        if d.first.as_ref().is_some_and(|(t, _)| *t == tag) {
+            let (_, c) = d.first.take()?;
+            d.first = d.more.pop_front();
+            return Some(c);
+        }
+        let i = d.more.iter().position(|(t, _)| *t == tag)?;
+        d.more.remove(i).map(|(_, c)| c)
     }
 
+    /// The newest.
     fn pop(&mut self) -> Option<(Tag, Completion)> {
-        self.0.as_mut()?.pop()
+        let d = self.0.as_mut()?;
+        d.more.pop_back().or_else(|| d.first.take())
     }
 }
 
@@ -464,8 +486,28 @@ impl<T> FromIterator<T> for Queue<T> {
 
 #[cfg(all(test, not(spindle_loom)))]
 mod tests {
-    use super::{CHUNK, Pending, PendingOp, Pendings, Queue};
-    use crate::process::Tag;
+    use super::{CHUNK, Done, Pending, PendingOp, Pendings, Queue};
+    use crate::process::{Completion, Tag};
+
+    #[test]
+    fn completions_stay_oldest_first() {
+        let mut d = Done::default();
+        assert!(d.is_empty());
+        for n in 1..=4 {
+            d.push((Tag(n), Completion::Timer));
+        }
+        assert_eq!(d.len(), 4);
+        assert!(d.take(Tag(3)).is_some());
+        assert!(d.take(Tag(1)).is_some(), "the one in place, replaced by the next oldest");
+        assert!(d.take(Tag(1)).is_none());
+        d.push((Tag(5), Completion::Timer));
+        assert_eq!(d.take_first().map(|(t, _)| t), Some(Tag(2)));
+        assert_eq!(d.pop().map(|(t, _)| t), Some(Tag(5)), "pop takes the newest");
+        assert_eq!(d.take_first().map(|(t, _)| t), Some(Tag(4)));
+        assert!(d.is_empty() && d.take_first().is_none());
+        d.push((Tag(6), Completion::Timer));
+        assert_eq!(d.len(), 1);
+    }
 
     #[test]
     fn pending_operations_stay_oldest_first() {
