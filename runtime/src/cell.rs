@@ -22,8 +22,8 @@ use crate::process_ref::ProcessRef;
 use crate::registry::EntryId;
 use crate::runtime::Shared;
 use crate::scheduler::Strand;
-use crate::scheduler::Task;
 use crate::scheduler::state::{State, Wake};
+use crate::scheduler::{Scheduler, Task};
 use crate::sync::{AtomicUsize, SpinLock, lock};
 use crate::value::Value;
 
@@ -195,6 +195,22 @@ impl ProcessRef {
     pub(crate) fn wake(&self) {
         if self.state.wake() == Wake::Schedule {
             self.enqueue();
+        }
+    }
+
+    /// Queues the process as [`ProcessRef::wake`] does, handing this reference to the run
+    /// queue instead of taking a new one and dropping this (two reference count changes fewer
+    /// for every message that wakes its receiver).
+    pub(crate) fn wake_owned(self) {
+        if self.state.wake() != Wake::Schedule {
+            return;
+        }
+        if self.strand.is_some() {
+            return self.enqueue();
+        }
+        let sched: *const Scheduler = &*self.host.sched;
+        if let Err(Task::Process(cell)) = Scheduler::schedule_here(sched, Task::Process(self)) {
+            cell.enqueue();
         }
     }
 

@@ -206,7 +206,7 @@ impl Shared {
             Ok(wake.then(|| cell.to_ref()))
         });
         if let Some(cell) = delivered.transpose()?.flatten() {
-            cell.wake();
+            cell.wake_owned();
         }
         Ok(())
     }

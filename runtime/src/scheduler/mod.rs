@@ -82,14 +82,17 @@ impl Scheduler {
         self.push(task, Push::Wake);
     }
 
+    /// Queues `task` as [`Scheduler::schedule`] does when the caller is one of the workers of
+    /// the scheduler at `sched`; gives it back otherwise. For a waker whose only reference to
+    /// the scheduler is kept alive by `task` itself.
+    pub(crate) fn schedule_here(sched: *const Scheduler, task: Task) -> Result<(), Task> {
+        worker::push_local(sched, task, Push::Wake)
+    }
+
     fn push(&self, task: Task, how: Push) {
-        match worker::push_local(self, task, how) {
-            Ok(false) => {}
-            Ok(true) => self.idle.notify_one(),
-            Err(task) => {
-                self.injector.push(task);
-                self.idle.notify_one();
-            }
+        if let Err(task) = worker::push_local(self, task, how) {
+            self.injector.push(task);
+            self.idle.notify_one();
         }
     }
 

@@ -55,30 +55,32 @@ thread_local! {
     static LOCAL: Cell<*const Local> = const { Cell::new(ptr::null()) };
 }
 
-/// Pushes `task` onto the calling worker's own queues if the caller is a worker of `sched`;
-/// returns whether stealable work was added (so a sleeping worker should be woken).
-pub(super) fn push_local(sched: &Scheduler, task: Task, how: Push) -> Result<bool, Task> {
+/// Pushes `task` onto the calling worker's own queues if the caller is a worker of the
+/// scheduler at `sched` (only compared: the address may come from a reference that `task`
+/// itself keeps alive); wakes a sleeping worker if stealable work was added. Gives the task
+/// back otherwise.
+pub(super) fn push_local(sched: *const Scheduler, task: Task, how: Push) -> Result<(), Task> {
     LOCAL.with(|l| {
         let local = l.get();
         // SAFETY: `LOCAL` points at the `Local` on the stack of `run` below for exactly as long
         // as that frame lives on this thread (it is reset before `run` returns), and only this
         // thread reads it.
-        match unsafe { local.as_ref() } {
-            Some(local) if ptr::eq(local.sched, sched) => match how {
-                Push::Wake => match local.next.replace(Some(task)) {
-                    Some(displaced) => {
-                        local.queue.push(displaced);
-                        Ok(true)
-                    }
-                    None => Ok(false),
-                },
-                Push::Yield => {
-                    local.queue.push(task);
-                    Ok(true)
-                }
-            },
-            _ => Err(task),
+        let Some(local) = (unsafe { local.as_ref() }).filter(|l| ptr::eq(l.sched, sched)) else {
+            return Err(task);
+        };
+        // What goes into the local queue can be stolen: a yielded task, or the one a woken
+        // task displaces from the `next` slot.
+        let queued = match how {
+            Push::Wake => local.next.replace(Some(task)),
+            Push::Yield => Some(task),
+        };
+        if let Some(queued) = queued {
+            local.queue.push(queued);
+            // SAFETY: `local.sched` comes from the `Arc` that `run` holds for as long as `LOCAL`
+            // points at its frame.
+            unsafe { &*local.sched }.idle.notify_one();
         }
+        Ok(())
     })
 }
 
