@@ -98,8 +98,8 @@ impl fmt::Debug for NativePrototype {
 
 impl Prototype for NativePrototype {
     fn instantiate(&self, args: Vec<Value>, _: &Placement<'_>) -> Result<Instance> {
-        // No arguments (the common case) costs no allocation: `init` gets a static `[]`.
-        let args = if args.is_empty() { Vec::new() } else { Value::Array(args).to_msgpack() };
+        // The arguments are encoded by the first step, on the worker that runs the process, not
+        // by the spawner (a parent that spawns in a loop does less per child).
         let process = NativeProcess { plugin: self.0.clone(), phase: Phase::Fresh(args) };
         Ok(Instance { process: Box::new(process), strand: None })
     }
@@ -107,8 +107,8 @@ impl Prototype for NativePrototype {
 
 /// Where an instance is in its life.
 enum Phase {
-    /// Not initialized yet: the spawn arguments as MessagePack (empty: none).
-    Fresh(Vec<u8>),
+    /// Not initialized yet: the spawn arguments.
+    Fresh(Vec<Value>),
     /// Initialized: the plugin's state.
     Running(*mut c_void),
     /// Ended, or `init` failed: nothing to drop.
@@ -133,7 +133,7 @@ impl Process for NativeProcess {
         let plugin = &*self.plugin;
         let mut call = Call::new(cx, &plugin.log);
         let state = match std::mem::replace(&mut self.phase, Phase::Done) {
-            Phase::Fresh(args) => match plugin.init(&mut call, &args) {
+            Phase::Fresh(args) => match plugin.init(&mut call, &encode_args(args)) {
                 Ok(state) => state,
                 Err(e) => return Step::Exit(Err(e)),
             },
@@ -146,6 +146,12 @@ impl Process for NativeProcess {
         self.phase = Phase::Running(state);
         plugin.step(&mut call, state)
     }
+}
+
+/// Spawn arguments as MessagePack; none (the common case) costs no allocation: `init` then
+/// gets a static `[]`.
+fn encode_args(args: Vec<Value>) -> Vec<u8> {
+    if args.is_empty() { Vec::new() } else { Value::Array(args).to_msgpack() }
 }
 
 impl Drop for NativeProcess {
