@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use crate::error::{Error, Result};
 use crate::host::Host;
 use crate::process::Process;
-use crate::registry::{Entry, EntryId};
+use crate::registry::{Entry, EntryId, IdHash};
 use crate::scheduler::Strand;
 use crate::value::Value;
 
@@ -63,7 +63,7 @@ type Versioned = (u64, Arc<dyn Prototype>);
 /// The prototype cache: one prototype per entry id, at its current version.
 #[derive(Default)]
 pub(crate) struct Prototypes {
-    map: RwLock<HashMap<EntryId, Versioned>>,
+    map: RwLock<HashMap<EntryId, Versioned, IdHash>>,
 }
 
 impl Prototypes {

@@ -85,6 +85,9 @@ impl Shared {
 
     /// The prototype of entry `id` at its current version, built on first use.
     pub(crate) fn prototype(&self, id: &EntryId) -> Result<Arc<dyn crate::Prototype>> {
+        if let Some(p) = self.entries.built(id) {
+            return Ok(p);
+        }
         let entry = self
             .entries
             .get(id)

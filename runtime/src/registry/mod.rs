@@ -83,6 +83,28 @@ impl std::hash::Hash for EntryId {
     }
 }
 
+/// For maps keyed by [`EntryId`]: its hash was computed when the id was made, and is used as
+/// it is.
+pub(crate) type IdHash = std::hash::BuildHasherDefault<IdHasher>;
+
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `EntryId` is hashed with this, through `write_u64`; anything else still spreads.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+}
+
 impl PartialOrd for EntryId {
     fn partial_cmp(&self, other: &EntryId) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
@@ -168,7 +190,7 @@ impl fmt::Debug for Entry {
 /// The in-memory registry of entries, filled in code or from entry files.
 #[derive(Default)]
 pub(crate) struct Entries {
-    map: RwLock<HashMap<EntryId, Arc<Entry>>>,
+    map: RwLock<HashMap<EntryId, Arc<Entry>, IdHash>>,
     next_version: AtomicU64,
 }
 
@@ -185,6 +207,12 @@ impl Entries {
     /// The current version of entry `id`.
     pub(crate) fn get(&self, id: &EntryId) -> Option<Arc<Entry>> {
         self.map.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+    }
+
+    /// The prototype already built for the current version of entry `id` (the spawn path: one
+    /// reference taken, none to the entry).
+    pub(crate) fn built(&self, id: &EntryId) -> Option<Arc<dyn Prototype>> {
+        self.map.read().unwrap_or_else(|e| e.into_inner()).get(id)?.prototype.get().cloned()
     }
 
     pub(crate) fn remove(&self, id: &EntryId) -> Option<Arc<Entry>> {
