@@ -41,7 +41,7 @@ mod value;
 
 pub use combinators::{Either, join, select};
 pub use cx::{
-    Completion, Cx, Event, EventKind, Message, Op, OpFuture, Pid, Ties, Upgrade, YieldNow,
+    Completion, Cx, Event, EventKind, Message, Op, OpFuture, Pid, Recv, Ties, Upgrade, YieldNow,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use spindle_abi as abi;

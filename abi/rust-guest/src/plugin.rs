@@ -17,7 +17,7 @@ use spindle_abi::*;
 
 use crate::cx::Cx;
 use crate::error::{Error, ErrorKind, Result};
-use crate::value::Value;
+use crate::value::{Packed, Value};
 
 /// The future of a process body.
 pub type BodyFuture = Pin<Box<dyn Future<Output = Result<Value>> + 'static>>;
@@ -34,24 +34,37 @@ pub(crate) enum Signal {
 pub(crate) const WANTS_ANY: u8 = 1;
 pub(crate) const WANTS_ALL: u8 = 2;
 
+/// What the step running on this thread lends to the process's operations. One thread-local
+/// for all of it: in a shared library each thread-local access is a call into the loader.
+struct Current {
+    host: Cell<*const SpindleHost>,
+    cx: Cell<*mut SpindleCx>,
+    signal: Cell<Signal>,
+    wants: Cell<u8>,
+}
+
 thread_local! {
-    static CURRENT: Cell<(*const SpindleHost, *mut SpindleCx)> =
-        const { Cell::new((ptr::null(), ptr::null_mut())) };
-    static SIGNAL: Cell<Signal> = const { Cell::new(Signal::None) };
-    static WANTS: Cell<u8> = const { Cell::new(0) };
+    static CURRENT: Current = const {
+        Current {
+            host: Cell::new(ptr::null()),
+            cx: Cell::new(ptr::null_mut()),
+            signal: Cell::new(Signal::None),
+            wants: Cell::new(0),
+        }
+    };
 }
 
 pub(crate) fn signal(s: Signal) {
-    SIGNAL.with(|c| c.set(s));
+    CURRENT.with(|c| c.signal.set(s));
 }
 
 pub(crate) fn wants(flag: u8) {
-    WANTS.with(|w| w.set(w.get() | flag));
+    CURRENT.with(|c| c.wants.set(c.wants.get() | flag));
 }
 
 /// Whether a step is running on this thread (host functions may be called).
 pub(crate) fn in_step() -> bool {
-    CURRENT.with(|c| !c.get().1.is_null())
+    CURRENT.with(|c| !c.cx.get().is_null())
 }
 
 /// Calls `f` with the host table and context of the step running on this thread.
@@ -59,8 +72,9 @@ pub(crate) fn in_step() -> bool {
 /// # Panics
 /// When no step runs on this thread: the process context was kept and used outside its
 /// process's step, which the ABI forbids.
+#[inline]
 pub(crate) fn with_host<R>(f: impl FnOnce(&SpindleHost, *mut SpindleCx) -> R) -> R {
-    let (host, cx) = CURRENT.with(Cell::get);
+    let (host, cx) = CURRENT.with(|c| (c.host.get(), c.cx.get()));
     assert!(!cx.is_null(), "spindle-guest: the process context was used outside its step");
     // SAFETY: set by `Enter` from the host's arguments for the step running on this thread;
     // the host table is static.
@@ -92,15 +106,31 @@ struct Enter {
 
 impl Enter {
     fn new(host: *const SpindleHost, cx: *mut SpindleCx) -> Enter {
-        SIGNAL.with(|s| s.set(Signal::None));
-        WANTS.with(|w| w.set(0));
-        Enter { saved: CURRENT.with(|c| c.replace((host, cx))) }
+        CURRENT.with(|c| {
+            c.signal.set(Signal::None);
+            c.wants.set(0);
+            Enter { saved: (c.host.replace(host), c.cx.replace(cx)) }
+        })
+    }
+
+    /// What the step's pending futures asked for, as the step's return code.
+    fn pending(&self) -> i32 {
+        CURRENT.with(|c| match c.signal.get() {
+            Signal::Upgrade => STEP_UPGRADE,
+            Signal::Yield => STEP_YIELD,
+            Signal::None if c.wants.get() == WANTS_ALL => STEP_WAIT_ALL,
+            Signal::None => STEP_WAIT_ANY,
+        })
     }
 }
 
 impl Drop for Enter {
     fn drop(&mut self) {
-        CURRENT.with(|c| c.set(self.saved));
+        let (host, cx) = self.saved;
+        CURRENT.with(|c| {
+            c.host.set(host);
+            c.cx.set(cx);
+        });
     }
 }
 
@@ -179,7 +209,7 @@ pub unsafe extern "C" fn step(
     host: *const SpindleHost,
     cx: *mut SpindleCx,
 ) -> i32 {
-    let _enter = Enter::new(host, cx);
+    let enter = Enter::new(host, cx);
     // SAFETY: `state` is the `Instance` `init` made, used by one thread at a time.
     let instance = unsafe { &mut *state.cast::<Instance>() };
     let polled = catch_unwind(AssertUnwindSafe(|| {
@@ -187,14 +217,7 @@ pub unsafe extern "C" fn step(
         instance.body.as_mut().poll(&mut task)
     }));
     let outcome = match polled {
-        Ok(Poll::Pending) => {
-            return match SIGNAL.with(Cell::get) {
-                Signal::Upgrade => STEP_UPGRADE,
-                Signal::Yield => STEP_YIELD,
-                Signal::None if WANTS.with(Cell::get) == WANTS_ALL => STEP_WAIT_ALL,
-                Signal::None => STEP_WAIT_ANY,
-            };
-        }
+        Ok(Poll::Pending) => return enter.pending(),
         Ok(Poll::Ready(r)) => r,
         Err(panic) => Err(Error::new(
             ErrorKind::Internal,
@@ -204,7 +227,8 @@ pub unsafe extern "C" fn step(
     // Reporting must not unwind either (a host call could fail in a way that panics).
     let reported = catch_unwind(|| match outcome {
         Ok(v) => {
-            let b = v.to_msgpack();
+            let mut p = Packed::new();
+            let b = p.value(&v);
             // SAFETY: a host function of the running step; the bytes are valid for the call.
             let rc = with_host(|h, cx| unsafe { (h.set_result)(cx, b.as_ptr(), b.len()) });
             check(rc).map_or(STEP_EXIT_ERROR, |()| STEP_EXIT_OK)
