@@ -493,7 +493,13 @@ fn poll_receive(topic: &str, stage: &mut Stage, out: &mut SpindleCompletion) -> 
                     *stage = Stage::Finished;
                     return Poll::Ready(OK);
                 }
-                OK | NONE => tag,
+                // Started by `receive_now`: nothing was waiting, so there is nothing to take.
+                NONE => {
+                    *stage = Stage::Waiting(tag);
+                    return Poll::Pending;
+                }
+                // Started by `receive`: a message may be waiting already.
+                OK => tag,
                 rc => {
                     *stage = Stage::Finished;
                     return Poll::Ready(rc);
