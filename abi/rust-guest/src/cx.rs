@@ -4,13 +4,14 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use spindle_abi::*;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::plugin::{Signal, check, in_step, signal, with_host};
+use crate::topic::Topic;
 use crate::value::{Packed, Value};
 
 /// A process id, as the ABI carries it (a serial number, never reused).
@@ -29,7 +30,7 @@ pub struct Message {
     /// The sender.
     pub from: Pid,
     /// The topic.
-    pub topic: String,
+    pub topic: Topic,
     /// The payload.
     pub payload: Value,
 }
@@ -110,25 +111,21 @@ impl fmt::Debug for Cx {
     }
 }
 
+/// The `n` bytes at `p` the host lends until its next completion (read them at once); `None`
+/// for none.
+#[inline]
+fn lent<'a>(p: *const u8, n: usize) -> Option<&'a [u8]> {
+    // SAFETY: the host lends `n` readable bytes at `p` (NULL only with 0).
+    (!p.is_null() && n > 0).then(|| unsafe { std::slice::from_raw_parts(p, n) })
+}
+
 #[inline]
 fn decode(p: *const u8, n: usize) -> Value {
-    if p.is_null() || n == 0 {
-        return Value::Nil;
-    }
-    // SAFETY: the host lends `n` bytes at `p` until the next completion; copied at once.
-    crate::value::lent(unsafe { std::slice::from_raw_parts(p, n) })
+    lent(p, n).map_or(Value::Nil, crate::value::lent)
 }
 
 fn text(p: *const u8, n: usize) -> String {
-    if p.is_null() || n == 0 {
-        return String::new();
-    }
-    // SAFETY: as for `decode`.
-    let b = unsafe { std::slice::from_raw_parts(p, n) };
-    match std::str::from_utf8(b) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(b).into_owned(),
-    }
+    lent(p, n).map_or_else(String::new, |b| String::from_utf8_lossy(b).into_owned())
 }
 
 impl Message {
@@ -136,7 +133,7 @@ impl Message {
     fn from_raw(c: &SpindleCompletion) -> Message {
         Message {
             from: Pid(c.from),
-            topic: text(c.topic, c.topic_len),
+            topic: lent(c.topic, c.topic_len).map_or_else(Topic::default, Topic::lent),
             payload: decode(c.value, c.value_len),
         }
     }
@@ -493,12 +490,10 @@ fn poll_receive(topic: &str, stage: &mut Stage, out: &mut SpindleCompletion) -> 
                     *stage = Stage::Finished;
                     return Poll::Ready(OK);
                 }
-                // Started by `receive_now`: nothing was waiting, so there is nothing to take.
                 NONE => {
                     *stage = Stage::Waiting(tag);
                     return Poll::Pending;
                 }
-                // Started by `receive`: a message may be waiting already.
                 OK => tag,
                 rc => {
                     *stage = Stage::Finished;
@@ -593,21 +588,6 @@ struct Receive<'a> {
     stage: Stage,
 }
 
-impl Receive<'_> {
-    /// The message, or why there is none.
-    #[inline]
-    fn poll_message(&mut self) -> Poll<Result<Message>> {
-        let mut c = SpindleCompletion::new();
-        match poll_receive(self.topic, &mut self.stage, &mut c) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(OK) if c.kind == COMPLETION_MESSAGE => {
-                Poll::Ready(Ok(Message::from_raw(&c)))
-            }
-            Poll::Ready(rc) => Poll::Ready(Err(not_a_message(rc, &c))),
-        }
-    }
-}
-
 /// Why a receive that ended with host code `rc` and completion `c` brought no message.
 #[cold]
 fn not_a_message(rc: i32, c: &SpindleCompletion) -> Error {
@@ -622,7 +602,12 @@ impl Future for Receive<'_> {
     type Output = Result<Message>;
 
     fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<Message>> {
-        self.get_mut().poll_message()
+        let this = self.get_mut();
+        let mut c = SpindleCompletion::new();
+        Poll::Ready(match ready!(poll_receive(this.topic, &mut this.stage, &mut c)) {
+            OK if c.kind == COMPLETION_MESSAGE => Ok(Message::from_raw(&c)),
+            rc => Err(not_a_message(rc, &c)),
+        })
     }
 }
 
@@ -642,7 +627,14 @@ impl Future for Recv {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Message> {
-        self.get_mut().0.poll_message().map(|r| r.unwrap_or_else(|e| panic!("spindle-guest: {e}")))
+        // Built right here, not mapped from `Receive`'s result: moving the fresh message once
+        // more would reload it wider than it was stored, which stalls.
+        let inbox = &mut self.get_mut().0;
+        let mut c = SpindleCompletion::new();
+        Poll::Ready(match ready!(poll_receive(inbox.topic, &mut inbox.stage, &mut c)) {
+            OK if c.kind == COMPLETION_MESSAGE => Message::from_raw(&c),
+            rc => panic!("spindle-guest: {}", not_a_message(rc, &c)),
+        })
     }
 }
 

@@ -37,6 +37,7 @@ mod cx;
 mod error;
 #[doc(hidden)]
 pub mod plugin;
+mod topic;
 mod value;
 
 pub use combinators::{Either, join, select};
@@ -45,6 +46,7 @@ pub use cx::{
 };
 pub use error::{Error, ErrorKind, Result};
 pub use spindle_abi as abi;
+pub use topic::Topic;
 pub use value::Value;
 
 /// Exports `spindle_plugin_entry` for the process body `main`, an
