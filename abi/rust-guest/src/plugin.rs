@@ -82,10 +82,15 @@ pub(crate) fn with_host<R>(f: impl FnOnce(&SpindleHost, *mut SpindleCx) -> R) ->
 }
 
 /// An ABI status as a result, with the host's message for failures.
+#[inline]
 pub(crate) fn check(rc: i32) -> Result<()> {
-    if rc == OK || rc == NONE {
-        return Ok(());
-    }
+    if rc == OK || rc == NONE { Ok(()) } else { Err(failed(rc)) }
+}
+
+/// The error of a host call that returned `rc`, with the host's message.
+#[cold]
+#[inline(never)]
+fn failed(rc: i32) -> Error {
     let message = with_host(|h, cx| {
         let (mut p, mut n) = (ptr::null(), 0);
         // SAFETY: a host function of the running step, with valid out pointers.
@@ -96,7 +101,7 @@ pub(crate) fn check(rc: i32) -> Result<()> {
             format!("host call failed with code {rc}")
         }
     });
-    Err(Error::new(ErrorKind::from_code(rc), message))
+    Error::new(ErrorKind::from_code(rc), message)
 }
 
 /// Makes the host's table and context current on this thread for one init or step call.

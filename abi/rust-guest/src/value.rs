@@ -164,21 +164,30 @@ impl Packed {
     fn as_bytes(&self) -> &[u8] {
         if self.heap.is_empty() { &self.inline[..self.len] } else { &self.heap }
     }
-}
 
-impl Sink for Packed {
-    #[inline]
-    fn put(&mut self, bytes: &[u8]) {
+    /// `put` once the bytes no longer fit inline.
+    #[cold]
+    #[inline(never)]
+    fn spill(&mut self, bytes: &[u8]) {
         if self.heap.is_empty() {
-            if let Some(to) = self.inline.get_mut(self.len..self.len + bytes.len()) {
-                to.copy_from_slice(bytes);
-                self.len += bytes.len();
-                return;
-            }
             self.heap.reserve(2 * (self.len + bytes.len()));
             self.heap.extend_from_slice(&self.inline[..self.len]);
         }
         self.heap.extend_from_slice(bytes);
+    }
+}
+
+impl Sink for Packed {
+    // Small enough to inline into the writer, where each token's length is a constant.
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        match self.inline.get_mut(self.len..self.len + bytes.len()) {
+            Some(to) if self.heap.is_empty() => {
+                to.copy_from_slice(bytes);
+                self.len += bytes.len();
+            }
+            _ => self.spill(bytes),
+        }
     }
 }
 
