@@ -59,8 +59,8 @@ macro_rules! plugin {
             fn __spindle_make(
                 cx: $crate::Cx,
                 args: ::std::vec::Vec<$crate::Value>,
-            ) -> $crate::plugin::BodyFuture {
-                ::std::boxed::Box::pin($main(cx, args))
+            ) -> impl $crate::plugin::Body {
+                $main(cx, args)
             }
 
             unsafe extern "C" fn __spindle_init(
@@ -74,12 +74,26 @@ macro_rules! plugin {
                 unsafe { $crate::plugin::init(host, cx, args, args_len, state, __spindle_make) }
             }
 
+            unsafe extern "C" fn __spindle_step(
+                state: *mut ::core::ffi::c_void,
+                host: *const $crate::abi::SpindleHost,
+                cx: *mut $crate::abi::SpindleCx,
+            ) -> i32 {
+                // SAFETY: forwarded as the host passed them; `state` is from `__spindle_init`.
+                unsafe { $crate::plugin::step(state, host, cx, __spindle_make) }
+            }
+
+            unsafe extern "C" fn __spindle_drop(state: *mut ::core::ffi::c_void) {
+                // SAFETY: forwarded as the host passed it; `state` is from `__spindle_init`.
+                unsafe { $crate::plugin::drop(state, __spindle_make) }
+            }
+
             static __SPINDLE_PLUGIN: $crate::abi::SpindlePlugin = $crate::abi::SpindlePlugin {
                 abi_version: $crate::abi::ABI_VERSION,
                 size: ::core::mem::size_of::<$crate::abi::SpindlePlugin>() as u32,
                 init: __spindle_init,
-                step: $crate::plugin::step,
-                drop: $crate::plugin::drop,
+                step: __spindle_step,
+                drop: __spindle_drop,
             };
 
             /// The plugin's entry point (spindle.h).

@@ -19,9 +19,6 @@ use crate::cx::Cx;
 use crate::error::{Error, ErrorKind, Result};
 use crate::value::{Packed, Value};
 
-/// The future of a process body.
-pub type BodyFuture = Pin<Box<dyn Future<Output = Result<Value>> + 'static>>;
-
 /// What a pending step asks for besides waiting.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Signal {
@@ -110,6 +107,7 @@ struct Enter {
 }
 
 impl Enter {
+    #[inline]
     fn new(host: *const SpindleHost, cx: *mut SpindleCx) -> Enter {
         CURRENT.with(|c| {
             c.signal.set(Signal::None);
@@ -119,6 +117,7 @@ impl Enter {
     }
 
     /// What the step's pending futures asked for, as the step's return code.
+    #[inline]
     fn pending(&self) -> i32 {
         CURRENT.with(|c| match c.signal.get() {
             Signal::Upgrade => STEP_UPGRADE,
@@ -130,6 +129,7 @@ impl Enter {
 }
 
 impl Drop for Enter {
+    #[inline]
     fn drop(&mut self) {
         let (host, cx) = self.saved;
         CURRENT.with(|c| {
@@ -153,23 +153,18 @@ fn set_error(e: &Error) {
     with_host(|h, cx| unsafe { (h.set_error)(cx, e.kind().code(), m.as_ptr(), m.len()) });
 }
 
-/// The plugin's state: the process body.
-struct Instance {
-    body: BodyFuture,
-}
-
-/// `init` for the body `make`: decodes the arguments, creates the future (which runs nothing
-/// until the first step).
+/// `init` for the body `make`: decodes the arguments and creates the future (which runs
+/// nothing until the first step), boxed once, as the plugin's state.
 ///
 /// # Safety
 /// The arguments of `spindle_plugin.init` as the host passes them (spindle.h).
-pub unsafe fn init(
+pub unsafe fn init<F: Body>(
     host: *const SpindleHost,
     cx: *mut SpindleCx,
     args: *const u8,
     args_len: usize,
     state: *mut *mut c_void,
-    make: fn(Cx, Vec<Value>) -> BodyFuture,
+    make: fn(Cx, Vec<Value>) -> F,
 ) -> i32 {
     let _enter = Enter::new(host, cx);
     let r = catch_unwind(|| {
@@ -187,12 +182,12 @@ pub unsafe fn init(
             }
             Err(e) => return Err(Error::new(ErrorKind::Invalid, format!("arguments: {e}"))),
         };
-        Ok(Box::into_raw(Box::new(Instance { body: make(Cx::current(), args) })))
+        Ok(Box::into_raw(Box::new(make(Cx::current(), args))))
     });
     let e = match r {
-        Ok(Ok(instance)) => {
+        Ok(Ok(body)) => {
             // SAFETY: the host passes a valid out pointer.
-            unsafe { *state = instance.cast() };
+            unsafe { *state = body.cast() };
             return OK;
         }
         Ok(Err(e)) => e,
@@ -205,30 +200,42 @@ pub unsafe fn init(
     e.kind().code()
 }
 
-/// `step`: polls the body once.
+/// The future of a process body.
+pub trait Body: Future<Output = Result<Value>> + 'static {}
+
+impl<F: Future<Output = Result<Value>> + 'static> Body for F {}
+
+/// `step` for the body `make` made: polls it once. (`make` only names the body's type: the
+/// state is a box of that type itself, so a step reaches the future without an indirection
+/// or a dynamic call.)
 ///
 /// # Safety
-/// The arguments of `spindle_plugin.step` as the host passes them: `state` from [`init`].
-pub unsafe extern "C" fn step(
+/// The arguments of `spindle_plugin.step` as the host passes them: `state` from [`init`] with
+/// the same `make`.
+pub unsafe fn step<F: Body>(
     state: *mut c_void,
     host: *const SpindleHost,
     cx: *mut SpindleCx,
+    _make: fn(Cx, Vec<Value>) -> F,
 ) -> i32 {
     let enter = Enter::new(host, cx);
-    // SAFETY: `state` is the `Instance` `init` made, used by one thread at a time.
-    let instance = unsafe { &mut *state.cast::<Instance>() };
-    let polled = catch_unwind(AssertUnwindSafe(|| {
-        let mut task = Context::from_waker(Waker::noop());
-        instance.body.as_mut().poll(&mut task)
-    }));
-    let outcome = match polled {
-        Ok(Poll::Pending) => return enter.pending(),
-        Ok(Poll::Ready(r)) => r,
-        Err(panic) => Err(Error::new(
+    // SAFETY: `state` is the box of `F` `init` made, used by one thread at a time and never
+    // moved out of its box until `drop`.
+    let body = unsafe { Pin::new_unchecked(&mut *state.cast::<F>()) };
+    let polled =
+        catch_unwind(AssertUnwindSafe(|| body.poll(&mut Context::from_waker(Waker::noop()))));
+    match polled {
+        Ok(Poll::Pending) => enter.pending(),
+        Ok(Poll::Ready(r)) => exit(r),
+        Err(panic) => exit(Err(Error::new(
             ErrorKind::Internal,
             format!("plugin panicked: {}", panic_message(&*panic)),
-        )),
-    };
+        ))),
+    }
+}
+
+/// Hands the body's outcome to the host; the step's return code.
+fn exit(outcome: Result<Value>) -> i32 {
     // Reporting must not unwind either (a host call could fail in a way that panics).
     let reported = catch_unwind(|| match outcome {
         Ok(v) => {
@@ -246,14 +253,15 @@ pub unsafe extern "C" fn step(
     reported.unwrap_or(STEP_EXIT_ERROR)
 }
 
-/// `drop`: frees the body. No host function may be called from here: operations the body still
-/// holds are not dropped one by one (the host drops them with the process).
+/// `drop` for the body `make` made: frees it. No host function may be called from here:
+/// operations the body still holds are not dropped one by one (the host drops them with the
+/// process).
 ///
 /// # Safety
-/// `state` from [`init`], dropped once.
-pub unsafe extern "C" fn drop(state: *mut c_void) {
-    // SAFETY: `state` is the `Instance` `init` made; the host drops it once.
-    let instance = unsafe { Box::from_raw(state.cast::<Instance>()) };
+/// `state` from [`init`] with the same `make`, dropped once.
+pub unsafe fn drop<F: Body>(state: *mut c_void, _make: fn(Cx, Vec<Value>) -> F) {
+    // SAFETY: `state` is the box of `F` `init` made; the host drops it once.
+    let body = unsafe { Box::from_raw(state.cast::<F>()) };
     // A destructor that panics must not unwind into the host; what it leaked stays leaked.
-    let _ = catch_unwind(AssertUnwindSafe(move || std::mem::drop(instance)));
+    let _ = catch_unwind(AssertUnwindSafe(move || std::mem::drop(body)));
 }
