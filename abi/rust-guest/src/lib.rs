@@ -27,6 +27,10 @@
 //! spindle_guest::plugin!(service);
 //! ```
 //!
+//! Receiving or sending a message with a short topic and a number, boolean or nil as payload
+//! allocates nothing: a [`Message`]'s [`Topic`] keeps up to 16 bytes inline, and payloads up to
+//! 64 bytes are encoded on the stack.
+//!
 //! A panic in the process is caught at the boundary: that process ends with an `INTERNAL`
 //! error carrying the panic message, and nothing else is affected (build with the default
 //! `panic = "unwind"`). The [`Cx`] is valid only inside the process's own future; keeping it
