@@ -4,14 +4,15 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use spindle_abi::*;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::plugin::{Signal, check, in_step, signal, with_host};
-use crate::value::Value;
+use crate::topic::Topic;
+use crate::value::{Packed, Value};
 
 /// A process id, as the ABI carries it (a serial number, never reused).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -29,7 +30,7 @@ pub struct Message {
     /// The sender.
     pub from: Pid,
     /// The topic.
-    pub topic: String,
+    pub topic: Topic,
     /// The payload.
     pub payload: Value,
 }
@@ -110,30 +111,32 @@ impl fmt::Debug for Cx {
     }
 }
 
-fn bytes(v: &Value) -> Vec<u8> {
-    v.to_msgpack()
+/// The `n` bytes at `p` the host lends until its next completion (read them at once); `None`
+/// for none.
+#[inline]
+fn lent<'a>(p: *const u8, n: usize) -> Option<&'a [u8]> {
+    // SAFETY: the host lends `n` readable bytes at `p` (NULL only with 0).
+    (!p.is_null() && n > 0).then(|| unsafe { std::slice::from_raw_parts(p, n) })
 }
 
-fn args_bytes(args: &[Value]) -> Vec<u8> {
-    if args.is_empty() { Vec::new() } else { crate::value::array_to_msgpack(args) }
-}
-
+#[inline]
 fn decode(p: *const u8, n: usize) -> Value {
-    if p.is_null() || n == 0 {
-        return Value::Nil;
-    }
-    // SAFETY: the host lends `n` bytes at `p` until the next completion; copied at once.
-    let b = unsafe { std::slice::from_raw_parts(p, n) };
-    // The host only hands out values it encoded itself.
-    Value::from_msgpack(b).unwrap_or(Value::Nil)
+    lent(p, n).map_or(Value::Nil, crate::value::lent)
 }
 
 fn text(p: *const u8, n: usize) -> String {
-    if p.is_null() || n == 0 {
-        return String::new();
+    lent(p, n).map_or_else(String::new, |b| String::from_utf8_lossy(b).into_owned())
+}
+
+impl Message {
+    #[inline]
+    fn from_raw(c: &SpindleCompletion) -> Message {
+        Message {
+            from: Pid(c.from),
+            topic: lent(c.topic, c.topic_len).map_or_else(Topic::default, Topic::lent),
+            payload: decode(c.value, c.value_len),
+        }
     }
-    // SAFETY: as for `decode`.
-    String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(p, n) }).into_owned()
 }
 
 impl Completion {
@@ -143,11 +146,7 @@ impl Completion {
         };
         let result = || if c.error != 0 { Err(err()) } else { Ok(decode(c.value, c.value_len)) };
         match c.kind {
-            COMPLETION_MESSAGE => Completion::Message(Message {
-                from: Pid(c.from),
-                topic: text(c.topic, c.topic_len),
-                payload: decode(c.value, c.value_len),
-            }),
+            COMPLETION_MESSAGE => Completion::Message(Message::from_raw(c)),
             COMPLETION_EVENT => {
                 let kind = match c.event {
                     EVENT_EXIT => EventKind::Exit,
@@ -187,7 +186,8 @@ impl Cx {
     /// # Errors
     /// `INVALID` for a bad topic, `RATE_LIMITED` for a full mailbox.
     pub fn send(&self, to: Pid, topic: &str, payload: impl Into<Value>) -> Result<()> {
-        let b = bytes(&payload.into());
+        let mut p = Packed::new();
+        let b = p.value(&payload.into());
         // SAFETY: a host function of the running step; byte strings valid for the call.
         check(with_host(|h, cx| unsafe {
             (h.send)(cx, to.0, topic.as_ptr(), topic.len(), b.as_ptr(), b.len())
@@ -199,7 +199,8 @@ impl Cx {
     /// # Errors
     /// `NOT_FOUND` for a name nobody registered, and as for [`Cx::send`].
     pub fn send_to(&self, dest: &str, topic: &str, payload: impl Into<Value>) -> Result<()> {
-        let b = bytes(&payload.into());
+        let mut p = Packed::new();
+        let b = p.value(&payload.into());
         // SAFETY: a host function of the running step; byte strings valid for the call.
         check(with_host(|h, cx| unsafe {
             (h.send_to)(
@@ -219,7 +220,8 @@ impl Cx {
     /// # Errors
     /// `NOT_FOUND` for an unknown entry, or the backend's error when the code cannot start.
     pub fn spawn(&self, entry: &str, args: Vec<Value>, ties: Ties) -> Result<Pid> {
-        let a = args_bytes(&args);
+        let mut p = Packed::new();
+        let a = p.array(&args);
         let ties =
             if ties.link { TIE_LINK } else { 0 } | if ties.monitor { TIE_MONITOR } else { 0 };
         let mut pid = 0;
@@ -319,7 +321,8 @@ impl Cx {
     /// # Errors
     /// Only for a pid of 0.
     pub fn cancel(&self, pid: Pid, reason: Option<Value>) -> Result<()> {
-        let b = reason.as_ref().map(bytes).unwrap_or_default();
+        let mut p = Packed::new();
+        let b = reason.as_ref().map_or(&[][..], |r| p.value(r));
         // SAFETY: a host function of the running step; byte strings valid for the call.
         check(with_host(|h, cx| unsafe { (h.cancel)(cx, pid.0, b.as_ptr(), b.len()) }))
     }
@@ -361,15 +364,12 @@ impl Cx {
 
     /// Starts `op` when first polled; resolves to its completion.
     pub fn op(&self, op: Op) -> OpFuture {
-        OpFuture { op: Some(op), tag: None }
+        OpFuture { op, stage: Stage::Unstarted }
     }
 
     /// The next inbox message (topics nobody listens to).
-    pub async fn recv(&self) -> Message {
-        match self.op(Op::Receive(None)).await {
-            Completion::Message(m) => m,
-            other => panic!("spindle-guest: a receive completed with {other:?}"),
-        }
+    pub fn recv(&self) -> Recv {
+        Recv(Receive { topic: "", stage: Stage::Unstarted })
     }
 
     /// The next message of a listened topic.
@@ -377,13 +377,7 @@ impl Cx {
     /// # Errors
     /// `INVALID` if the topic is not listened to.
     pub async fn recv_topic(&self, topic: &str) -> Result<Message> {
-        match self.op(Op::Receive(Some(topic.to_owned()))).await {
-            Completion::Message(m) => Ok(m),
-            Completion::Failed(e) => Err(e),
-            other => {
-                Err(Error::new(ErrorKind::Internal, format!("receive completed with {other:?}")))
-            }
-        }
+        Receive { topic, stage: Stage::Unstarted }.await
     }
 
     /// The next event (EXIT, LINK_DOWN, CANCEL, OUTDATED).
@@ -424,38 +418,106 @@ impl Cx {
     }
 }
 
+/// Where an operation stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Not started: it starts when first polled.
+    Unstarted,
+    /// Started under this tag, not completed yet.
+    Waiting(u64),
+    /// Completed (or failed to start); polling it again stays pending.
+    Finished,
+}
+
+impl Stage {
+    /// Abandons the operation if it is still waiting. Outside a step (the process is being
+    /// dropped) the host drops every operation itself.
+    fn abandon(&mut self) {
+        if let Stage::Waiting(tag) = std::mem::replace(self, Stage::Finished)
+            && in_step()
+        {
+            // SAFETY: a host function of the running step.
+            let _ = with_host(|h, cx| unsafe { (h.drop_op)(cx, tag) });
+        }
+    }
+}
+
+/// The error of a failed host call `what` that returned `rc`.
+#[cold]
+fn failure(rc: i32, what: &str) -> Error {
+    check(rc).err().unwrap_or_else(|| Error::msg(format!("{what} failed")))
+}
+
+/// Polls operation `tag`: `Ready(OK)` with its completion in `out`, or `Ready` with the host's
+/// error code.
+#[inline]
+fn take(tag: u64, out: &mut SpindleCompletion) -> Poll<i32> {
+    // SAFETY: a host function of the running step; `out` is a valid, sized completion.
+    match with_host(|h, cx| unsafe { (h.take_completion)(cx, tag, out) }) {
+        NONE => Poll::Pending,
+        rc => Poll::Ready(rc),
+    }
+}
+
+/// Polls a receive of `topic` ("" for the inbox) at `stage`: `Ready(OK)` with the message in
+/// `out`, or `Ready` with the host's error code. The completion is borrowed from the host
+/// until its next host call: read it at once.
+///
+/// The first poll goes through the host's `receive_now`: a message already waiting comes
+/// back at once, in the same call that would otherwise start the receive.
+#[inline]
+fn poll_receive(topic: &str, stage: &mut Stage, out: &mut SpindleCompletion) -> Poll<i32> {
+    let tag = match *stage {
+        Stage::Waiting(tag) => tag,
+        Stage::Finished => return Poll::Pending,
+        Stage::Unstarted => {
+            let end = std::mem::offset_of!(SpindleHost, receive_now) + std::mem::size_of::<usize>();
+            let mut tag = 0;
+            let rc = with_host(|h, cx| {
+                if SpindleHost::covers(h.size, end) {
+                    // SAFETY: a host function of the running step, present in the host's table
+                    // (its size covers it); topic, tag and the sized completion are valid.
+                    unsafe { (h.receive_now)(cx, topic.as_ptr(), topic.len(), &mut tag, out) }
+                } else {
+                    // SAFETY: a host function of the running step; the topic and the out
+                    // pointer are valid for the call.
+                    unsafe { (h.receive)(cx, topic.as_ptr(), topic.len(), &mut tag) }
+                }
+            });
+            match rc {
+                // Taken at once (only `receive_now` returns OK with a tag of 0).
+                OK if tag == 0 => {
+                    *stage = Stage::Finished;
+                    return Poll::Ready(OK);
+                }
+                NONE => {
+                    *stage = Stage::Waiting(tag);
+                    return Poll::Pending;
+                }
+                OK => tag,
+                rc => {
+                    *stage = Stage::Finished;
+                    return Poll::Ready(rc);
+                }
+            }
+        }
+    };
+    let polled = take(tag, out);
+    *stage = if polled.is_ready() { Stage::Finished } else { Stage::Waiting(tag) };
+    polled
+}
+
 /// A started operation; see [`Cx::op`].
 #[derive(Debug)]
 #[must_use = "an operation starts when first polled"]
 pub struct OpFuture {
-    op: Option<Op>,
-    tag: Option<u64>,
+    op: Op,
+    stage: Stage,
 }
 
-/// A receive through the host's `receive_now` (a message waiting comes back at once, else the
-/// started receive's tag); `None` if the host's table is older than that function.
-fn receive_now(topic: &str) -> Option<Result<std::result::Result<Completion, u64>>> {
-    let end = std::mem::offset_of!(SpindleHost, receive_now) + std::mem::size_of::<usize>();
+fn start(op: &Op) -> Result<u64> {
     let mut tag = 0;
-    let mut c = SpindleCompletion::new();
-    let rc = with_host(|h, cx| {
-        if !SpindleHost::covers(h.size, end) {
-            return None;
-        }
-        // SAFETY: a host function of the running step, present in the host's table (its size
-        // covers it); the topic, the tag and the sized completion are valid for the call.
-        Some(unsafe { (h.receive_now)(cx, topic.as_ptr(), topic.len(), &mut tag, &mut c) })
-    })?;
-    Some(match rc {
-        OK => Ok(Ok(Completion::from_raw(&c))),
-        NONE => Ok(Err(tag)),
-        other => Err(check(other).err().unwrap_or_else(|| Error::msg("receive_now failed"))),
-    })
-}
-
-fn start(op: Op) -> Result<u64> {
-    let mut tag = 0;
-    let rc = with_host(|h, cx| match &op {
+    let rc = with_host(|h, cx| match op {
         Op::Receive(topic) => {
             let t = topic.as_deref().unwrap_or("");
             // SAFETY: a host function of the running step; the topic and the out pointer are
@@ -470,7 +532,8 @@ fn start(op: Op) -> Result<u64> {
             unsafe { (h.timer)(cx, nanos, &mut tag) }
         }
         Op::Exec(entry, args) => {
-            let a = args_bytes(args);
+            let mut p = Packed::new();
+            let a = p.array(args);
             let (e, no_host) = (entry.as_bytes(), std::ptr::null());
             // SAFETY: a host function of the running step; byte strings and the out pointer
             // are valid for the call (an empty host name may be NULL).
@@ -485,54 +548,93 @@ impl Future for OpFuture {
 
     fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Completion> {
         let this = self.get_mut();
-        if let Some(op) = this.op.take() {
-            if let Op::Receive(topic) = &op
-                && let Some(now) = receive_now(topic.as_deref().unwrap_or(""))
-            {
-                return match now {
-                    Ok(Ok(c)) => Poll::Ready(c),
-                    // Started: nothing was waiting, so there is nothing to take yet.
-                    Ok(Err(tag)) => {
-                        this.tag = Some(tag);
-                        Poll::Pending
-                    }
-                    Err(e) => Poll::Ready(Completion::Failed(e)),
-                };
-            }
-            match start(op) {
-                Ok(tag) => this.tag = Some(tag),
-                Err(e) => return Poll::Ready(Completion::Failed(e)),
-            }
-        }
-        let Some(tag) = this.tag else { return Poll::Pending };
         let mut c = SpindleCompletion::new();
-        // SAFETY: a host function of the running step; `c` is a valid, sized completion.
-        let rc = with_host(|h, cx| unsafe { (h.take_completion)(cx, tag, &mut c) });
-        match rc {
-            OK => {
-                this.tag = None;
-                Poll::Ready(Completion::from_raw(&c))
+        let polled = match (&this.op, this.stage) {
+            (Op::Receive(topic), _) => {
+                poll_receive(topic.as_deref().unwrap_or(""), &mut this.stage, &mut c)
             }
-            NONE => Poll::Pending,
-            other => {
-                this.tag = None;
-                Poll::Ready(Completion::Failed(
-                    check(other).err().unwrap_or_else(|| Error::msg("take_completion failed")),
-                ))
-            }
-        }
+            (_, Stage::Finished) => return Poll::Pending,
+            (op, Stage::Unstarted) => match start(op) {
+                Ok(tag) => {
+                    this.stage = Stage::Waiting(tag);
+                    take(tag, &mut c)
+                }
+                Err(e) => {
+                    this.stage = Stage::Finished;
+                    return Poll::Ready(Completion::Failed(e));
+                }
+            },
+            (_, Stage::Waiting(tag)) => take(tag, &mut c),
+        };
+        let Poll::Ready(rc) = polled else { return Poll::Pending };
+        this.stage = Stage::Finished;
+        Poll::Ready(match rc {
+            OK => Completion::from_raw(&c),
+            rc => Completion::Failed(failure(rc, "the operation")),
+        })
     }
 }
 
 impl Drop for OpFuture {
     fn drop(&mut self) {
-        // Outside a step (the process is being dropped) the host drops every operation itself.
-        if let Some(tag) = self.tag.take()
-            && in_step()
-        {
-            // SAFETY: a host function of the running step.
-            let _ = with_host(|h, cx| unsafe { (h.drop_op)(cx, tag) });
-        }
+        self.stage.abandon();
+    }
+}
+
+/// A receive of a topic (`""`: the inbox), started when first polled.
+#[derive(Debug)]
+struct Receive<'a> {
+    topic: &'a str,
+    stage: Stage,
+}
+
+/// Why a receive that ended with host code `rc` and completion `c` brought no message.
+#[cold]
+fn not_a_message(rc: i32, c: &SpindleCompletion) -> Error {
+    if rc != OK {
+        return failure(rc, "receive");
+    }
+    let other = Completion::from_raw(c);
+    Error::new(ErrorKind::Internal, format!("receive completed with {other:?}"))
+}
+
+impl Future for Receive<'_> {
+    type Output = Result<Message>;
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<Message>> {
+        let this = self.get_mut();
+        let mut c = SpindleCompletion::new();
+        Poll::Ready(match ready!(poll_receive(this.topic, &mut this.stage, &mut c)) {
+            OK if c.kind == COMPLETION_MESSAGE => Ok(Message::from_raw(&c)),
+            rc => Err(not_a_message(rc, &c)),
+        })
+    }
+}
+
+impl Drop for Receive<'_> {
+    fn drop(&mut self) {
+        self.stage.abandon();
+    }
+}
+
+/// See [`Cx::recv`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct Recv(Receive<'static>);
+
+impl Future for Recv {
+    type Output = Message;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Message> {
+        // Built right here, not mapped from `Receive`'s result: moving the fresh message once
+        // more would reload it wider than it was stored, which stalls.
+        let inbox = &mut self.get_mut().0;
+        let mut c = SpindleCompletion::new();
+        Poll::Ready(match ready!(poll_receive(inbox.topic, &mut inbox.stage, &mut c)) {
+            OK if c.kind == COMPLETION_MESSAGE => Message::from_raw(&c),
+            rc => panic!("spindle-guest: {}", not_a_message(rc, &c)),
+        })
     }
 }
 
@@ -569,7 +671,8 @@ impl Future for Upgrade {
     fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Error> {
         let Some((entry, args)) = self.request.take() else { return Poll::Pending };
         let e = entry.unwrap_or_default();
-        let a = args_bytes(&args);
+        let mut p = Packed::new();
+        let a = p.array(&args);
         // SAFETY: a host function of the running step; byte strings valid for the call.
         let rc =
             with_host(|h, cx| unsafe { (h.upgrade)(cx, e.as_ptr(), e.len(), a.as_ptr(), a.len()) });

@@ -27,6 +27,10 @@
 //! spindle_guest::plugin!(service);
 //! ```
 //!
+//! Receiving or sending a message with a short topic and a number, boolean or nil as payload
+//! allocates nothing: a [`Message`]'s [`Topic`] keeps up to 16 bytes inline, and payloads up to
+//! 64 bytes are encoded on the stack.
+//!
 //! A panic in the process is caught at the boundary: that process ends with an `INTERNAL`
 //! error carrying the panic message, and nothing else is affected (build with the default
 //! `panic = "unwind"`). The [`Cx`] is valid only inside the process's own future; keeping it
@@ -37,14 +41,16 @@ mod cx;
 mod error;
 #[doc(hidden)]
 pub mod plugin;
+mod topic;
 mod value;
 
 pub use combinators::{Either, join, select};
 pub use cx::{
-    Completion, Cx, Event, EventKind, Message, Op, OpFuture, Pid, Ties, Upgrade, YieldNow,
+    Completion, Cx, Event, EventKind, Message, Op, OpFuture, Pid, Recv, Ties, Upgrade, YieldNow,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use spindle_abi as abi;
+pub use topic::Topic;
 pub use value::Value;
 
 /// Exports `spindle_plugin_entry` for the process body `main`, an
@@ -57,8 +63,8 @@ macro_rules! plugin {
             fn __spindle_make(
                 cx: $crate::Cx,
                 args: ::std::vec::Vec<$crate::Value>,
-            ) -> $crate::plugin::BodyFuture {
-                ::std::boxed::Box::pin($main(cx, args))
+            ) -> impl $crate::plugin::Body {
+                $main(cx, args)
             }
 
             unsafe extern "C" fn __spindle_init(
@@ -72,12 +78,26 @@ macro_rules! plugin {
                 unsafe { $crate::plugin::init(host, cx, args, args_len, state, __spindle_make) }
             }
 
+            unsafe extern "C" fn __spindle_step(
+                state: *mut ::core::ffi::c_void,
+                host: *const $crate::abi::SpindleHost,
+                cx: *mut $crate::abi::SpindleCx,
+            ) -> i32 {
+                // SAFETY: forwarded as the host passed them; `state` is from `__spindle_init`.
+                unsafe { $crate::plugin::step(state, host, cx, __spindle_make) }
+            }
+
+            unsafe extern "C" fn __spindle_drop(state: *mut ::core::ffi::c_void) {
+                // SAFETY: forwarded as the host passed it; `state` is from `__spindle_init`.
+                unsafe { $crate::plugin::drop(state, __spindle_make) }
+            }
+
             static __SPINDLE_PLUGIN: $crate::abi::SpindlePlugin = $crate::abi::SpindlePlugin {
                 abi_version: $crate::abi::ABI_VERSION,
                 size: ::core::mem::size_of::<$crate::abi::SpindlePlugin>() as u32,
                 init: __spindle_init,
-                step: $crate::plugin::step,
-                drop: $crate::plugin::drop,
+                step: __spindle_step,
+                drop: __spindle_drop,
             };
 
             /// The plugin's entry point (spindle.h).

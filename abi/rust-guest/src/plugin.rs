@@ -17,10 +17,7 @@ use spindle_abi::*;
 
 use crate::cx::Cx;
 use crate::error::{Error, ErrorKind, Result};
-use crate::value::Value;
-
-/// The future of a process body.
-pub type BodyFuture = Pin<Box<dyn Future<Output = Result<Value>> + 'static>>;
+use crate::value::{Packed, Value};
 
 /// What a pending step asks for besides waiting.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -34,24 +31,37 @@ pub(crate) enum Signal {
 pub(crate) const WANTS_ANY: u8 = 1;
 pub(crate) const WANTS_ALL: u8 = 2;
 
+/// What the step running on this thread lends to the process's operations. One thread-local
+/// for all of it: in a shared library each thread-local access is a call into the loader.
+struct Current {
+    host: Cell<*const SpindleHost>,
+    cx: Cell<*mut SpindleCx>,
+    signal: Cell<Signal>,
+    wants: Cell<u8>,
+}
+
 thread_local! {
-    static CURRENT: Cell<(*const SpindleHost, *mut SpindleCx)> =
-        const { Cell::new((ptr::null(), ptr::null_mut())) };
-    static SIGNAL: Cell<Signal> = const { Cell::new(Signal::None) };
-    static WANTS: Cell<u8> = const { Cell::new(0) };
+    static CURRENT: Current = const {
+        Current {
+            host: Cell::new(ptr::null()),
+            cx: Cell::new(ptr::null_mut()),
+            signal: Cell::new(Signal::None),
+            wants: Cell::new(0),
+        }
+    };
 }
 
 pub(crate) fn signal(s: Signal) {
-    SIGNAL.with(|c| c.set(s));
+    CURRENT.with(|c| c.signal.set(s));
 }
 
 pub(crate) fn wants(flag: u8) {
-    WANTS.with(|w| w.set(w.get() | flag));
+    CURRENT.with(|c| c.wants.set(c.wants.get() | flag));
 }
 
 /// Whether a step is running on this thread (host functions may be called).
 pub(crate) fn in_step() -> bool {
-    CURRENT.with(|c| !c.get().1.is_null())
+    CURRENT.with(|c| !c.cx.get().is_null())
 }
 
 /// Calls `f` with the host table and context of the step running on this thread.
@@ -59,8 +69,9 @@ pub(crate) fn in_step() -> bool {
 /// # Panics
 /// When no step runs on this thread: the process context was kept and used outside its
 /// process's step, which the ABI forbids.
+#[inline]
 pub(crate) fn with_host<R>(f: impl FnOnce(&SpindleHost, *mut SpindleCx) -> R) -> R {
-    let (host, cx) = CURRENT.with(Cell::get);
+    let (host, cx) = CURRENT.with(|c| (c.host.get(), c.cx.get()));
     assert!(!cx.is_null(), "spindle-guest: the process context was used outside its step");
     // SAFETY: set by `Enter` from the host's arguments for the step running on this thread;
     // the host table is static.
@@ -68,10 +79,15 @@ pub(crate) fn with_host<R>(f: impl FnOnce(&SpindleHost, *mut SpindleCx) -> R) ->
 }
 
 /// An ABI status as a result, with the host's message for failures.
+#[inline]
 pub(crate) fn check(rc: i32) -> Result<()> {
-    if rc == OK || rc == NONE {
-        return Ok(());
-    }
+    if rc == OK || rc == NONE { Ok(()) } else { Err(failed(rc)) }
+}
+
+/// The error of a host call that returned `rc`, with the host's message.
+#[cold]
+#[inline(never)]
+fn failed(rc: i32) -> Error {
     let message = with_host(|h, cx| {
         let (mut p, mut n) = (ptr::null(), 0);
         // SAFETY: a host function of the running step, with valid out pointers.
@@ -82,7 +98,7 @@ pub(crate) fn check(rc: i32) -> Result<()> {
             format!("host call failed with code {rc}")
         }
     });
-    Err(Error::new(ErrorKind::from_code(rc), message))
+    Error::new(ErrorKind::from_code(rc), message)
 }
 
 /// Makes the host's table and context current on this thread for one init or step call.
@@ -91,16 +107,35 @@ struct Enter {
 }
 
 impl Enter {
+    #[inline]
     fn new(host: *const SpindleHost, cx: *mut SpindleCx) -> Enter {
-        SIGNAL.with(|s| s.set(Signal::None));
-        WANTS.with(|w| w.set(0));
-        Enter { saved: CURRENT.with(|c| c.replace((host, cx))) }
+        CURRENT.with(|c| {
+            c.signal.set(Signal::None);
+            c.wants.set(0);
+            Enter { saved: (c.host.replace(host), c.cx.replace(cx)) }
+        })
+    }
+
+    /// What the step's pending futures asked for, as the step's return code.
+    #[inline]
+    fn pending(&self) -> i32 {
+        CURRENT.with(|c| match c.signal.get() {
+            Signal::Upgrade => STEP_UPGRADE,
+            Signal::Yield => STEP_YIELD,
+            Signal::None if c.wants.get() == WANTS_ALL => STEP_WAIT_ALL,
+            Signal::None => STEP_WAIT_ANY,
+        })
     }
 }
 
 impl Drop for Enter {
+    #[inline]
     fn drop(&mut self) {
-        CURRENT.with(|c| c.set(self.saved));
+        let (host, cx) = self.saved;
+        CURRENT.with(|c| {
+            c.host.set(host);
+            c.cx.set(cx);
+        });
     }
 }
 
@@ -118,23 +153,18 @@ fn set_error(e: &Error) {
     with_host(|h, cx| unsafe { (h.set_error)(cx, e.kind().code(), m.as_ptr(), m.len()) });
 }
 
-/// The plugin's state: the process body.
-struct Instance {
-    body: BodyFuture,
-}
-
-/// `init` for the body `make`: decodes the arguments, creates the future (which runs nothing
-/// until the first step).
+/// `init` for the body `make`: decodes the arguments and creates the future (which runs
+/// nothing until the first step), boxed once, as the plugin's state.
 ///
 /// # Safety
 /// The arguments of `spindle_plugin.init` as the host passes them (spindle.h).
-pub unsafe fn init(
+pub unsafe fn init<F: Body>(
     host: *const SpindleHost,
     cx: *mut SpindleCx,
     args: *const u8,
     args_len: usize,
     state: *mut *mut c_void,
-    make: fn(Cx, Vec<Value>) -> BodyFuture,
+    make: fn(Cx, Vec<Value>) -> F,
 ) -> i32 {
     let _enter = Enter::new(host, cx);
     let r = catch_unwind(|| {
@@ -152,12 +182,12 @@ pub unsafe fn init(
             }
             Err(e) => return Err(Error::new(ErrorKind::Invalid, format!("arguments: {e}"))),
         };
-        Ok(Box::into_raw(Box::new(Instance { body: make(Cx::current(), args) })))
+        Ok(Box::into_raw(Box::new(make(Cx::current(), args))))
     });
     let e = match r {
-        Ok(Ok(instance)) => {
+        Ok(Ok(body)) => {
             // SAFETY: the host passes a valid out pointer.
-            unsafe { *state = instance.cast() };
+            unsafe { *state = body.cast() };
             return OK;
         }
         Ok(Err(e)) => e,
@@ -170,41 +200,47 @@ pub unsafe fn init(
     e.kind().code()
 }
 
-/// `step`: polls the body once.
+/// The future of a process body.
+pub trait Body: Future<Output = Result<Value>> + 'static {}
+
+impl<F: Future<Output = Result<Value>> + 'static> Body for F {}
+
+/// `step` for the body `make` made: polls it once. (`make` only names the body's type: the
+/// state is a box of that type itself, so a step reaches the future without an indirection
+/// or a dynamic call.)
 ///
 /// # Safety
-/// The arguments of `spindle_plugin.step` as the host passes them: `state` from [`init`].
-pub unsafe extern "C" fn step(
+/// The arguments of `spindle_plugin.step` as the host passes them: `state` from [`init`] with
+/// the same `make`.
+pub unsafe fn step<F: Body>(
     state: *mut c_void,
     host: *const SpindleHost,
     cx: *mut SpindleCx,
+    _make: fn(Cx, Vec<Value>) -> F,
 ) -> i32 {
-    let _enter = Enter::new(host, cx);
-    // SAFETY: `state` is the `Instance` `init` made, used by one thread at a time.
-    let instance = unsafe { &mut *state.cast::<Instance>() };
-    let polled = catch_unwind(AssertUnwindSafe(|| {
-        let mut task = Context::from_waker(Waker::noop());
-        instance.body.as_mut().poll(&mut task)
-    }));
-    let outcome = match polled {
-        Ok(Poll::Pending) => {
-            return match SIGNAL.with(Cell::get) {
-                Signal::Upgrade => STEP_UPGRADE,
-                Signal::Yield => STEP_YIELD,
-                Signal::None if WANTS.with(Cell::get) == WANTS_ALL => STEP_WAIT_ALL,
-                Signal::None => STEP_WAIT_ANY,
-            };
-        }
-        Ok(Poll::Ready(r)) => r,
-        Err(panic) => Err(Error::new(
+    let enter = Enter::new(host, cx);
+    // SAFETY: `state` is the box of `F` `init` made, used by one thread at a time and never
+    // moved out of its box until `drop`.
+    let body = unsafe { Pin::new_unchecked(&mut *state.cast::<F>()) };
+    let polled =
+        catch_unwind(AssertUnwindSafe(|| body.poll(&mut Context::from_waker(Waker::noop()))));
+    match polled {
+        Ok(Poll::Pending) => enter.pending(),
+        Ok(Poll::Ready(r)) => exit(r),
+        Err(panic) => exit(Err(Error::new(
             ErrorKind::Internal,
             format!("plugin panicked: {}", panic_message(&*panic)),
-        )),
-    };
+        ))),
+    }
+}
+
+/// Hands the body's outcome to the host; the step's return code.
+fn exit(outcome: Result<Value>) -> i32 {
     // Reporting must not unwind either (a host call could fail in a way that panics).
     let reported = catch_unwind(|| match outcome {
         Ok(v) => {
-            let b = v.to_msgpack();
+            let mut p = Packed::new();
+            let b = p.value(&v);
             // SAFETY: a host function of the running step; the bytes are valid for the call.
             let rc = with_host(|h, cx| unsafe { (h.set_result)(cx, b.as_ptr(), b.len()) });
             check(rc).map_or(STEP_EXIT_ERROR, |()| STEP_EXIT_OK)
@@ -217,14 +253,15 @@ pub unsafe extern "C" fn step(
     reported.unwrap_or(STEP_EXIT_ERROR)
 }
 
-/// `drop`: frees the body. No host function may be called from here: operations the body still
-/// holds are not dropped one by one (the host drops them with the process).
+/// `drop` for the body `make` made: frees it. No host function may be called from here:
+/// operations the body still holds are not dropped one by one (the host drops them with the
+/// process).
 ///
 /// # Safety
-/// `state` from [`init`], dropped once.
-pub unsafe extern "C" fn drop(state: *mut c_void) {
-    // SAFETY: `state` is the `Instance` `init` made; the host drops it once.
-    let instance = unsafe { Box::from_raw(state.cast::<Instance>()) };
+/// `state` from [`init`] with the same `make`, dropped once.
+pub unsafe fn drop<F: Body>(state: *mut c_void, _make: fn(Cx, Vec<Value>) -> F) {
+    // SAFETY: `state` is the box of `F` `init` made; the host drops it once.
+    let body = unsafe { Box::from_raw(state.cast::<F>()) };
     // A destructor that panics must not unwind into the host; what it leaked stays leaked.
-    let _ = catch_unwind(AssertUnwindSafe(move || std::mem::drop(instance)));
+    let _ = catch_unwind(AssertUnwindSafe(move || std::mem::drop(body)));
 }

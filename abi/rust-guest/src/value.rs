@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use spindle_abi::msgpack::{DecodeError, MAX_DEPTH, Reader, Token, Writer};
+use spindle_abi::msgpack::{DecodeError, MAX_DEPTH, Reader, Sink, Token, Writer};
 
 /// A message payload, a spawn argument or a process result: the same shapes as every other
 /// Spindle backend sees, so values cross between languages exactly.
@@ -73,6 +73,9 @@ impl Value {
     /// # Errors
     /// When the bytes are not exactly one Spindle value.
     pub fn from_msgpack(bytes: &[u8]) -> Result<Value, DecodeError> {
+        if let Some(v) = scalar(bytes) {
+            return Ok(v);
+        }
         let mut r = Reader::new(bytes);
         let v = read(&mut r, 0)?;
         r.finish()?;
@@ -80,16 +83,115 @@ impl Value {
     }
 }
 
-/// `items` as one MessagePack array.
-pub(crate) fn array_to_msgpack(items: &[Value]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut w = Writer(&mut out);
-    w.array(items.len());
-    items.iter().for_each(|v| write(&mut w, v));
-    out
+/// The value of payload bytes the host lent, which it encoded itself (nil if they were
+/// malformed all the same). Inlined where messages are received: a scalar is decoded in place.
+#[inline]
+pub(crate) fn lent(bytes: &[u8]) -> Value {
+    match scalar(bytes) {
+        Some(v) => v,
+        None => lent_compound(bytes),
+    }
 }
 
-fn write(w: &mut Writer<'_, Vec<u8>>, v: &Value) {
+#[inline(never)]
+fn lent_compound(bytes: &[u8]) -> Value {
+    Value::from_msgpack(bytes).unwrap_or(Value::Nil)
+}
+
+/// `bytes` if they are exactly one integer, nil, boolean or float 64 (most payloads are),
+/// decoded without the general reader; `None` for anything else, valid or not.
+#[inline]
+fn scalar(bytes: &[u8]) -> Option<Value> {
+    Some(match *bytes {
+        [m @ 0x00..=0x7f] => Value::Int(i64::from(m)),
+        [m @ 0xe0..=0xff] => Value::Int(i64::from(m as i8)),
+        [0xc0] => Value::Nil,
+        [0xc2] => Value::Bool(false),
+        [0xc3] => Value::Bool(true),
+        [0xcc, b] => Value::Int(i64::from(b)),
+        [0xcd, ref b @ ..] => Value::Int(i64::from(u16::from_be_bytes(b.try_into().ok()?))),
+        [0xce, ref b @ ..] => Value::Int(i64::from(u32::from_be_bytes(b.try_into().ok()?))),
+        [0xcf, ref b @ ..] => {
+            Value::Int(i64::try_from(u64::from_be_bytes(b.try_into().ok()?)).ok()?)
+        }
+        [0xd0, b] => Value::Int(i64::from(b as i8)),
+        [0xd1, ref b @ ..] => Value::Int(i64::from(i16::from_be_bytes(b.try_into().ok()?))),
+        [0xd2, ref b @ ..] => Value::Int(i64::from(i32::from_be_bytes(b.try_into().ok()?))),
+        [0xd3, ref b @ ..] => Value::Int(i64::from_be_bytes(b.try_into().ok()?)),
+        [0xcb, ref b @ ..] => Value::Float(f64::from_bits(u64::from_be_bytes(b.try_into().ok()?))),
+        _ => return None,
+    })
+}
+
+/// MessagePack bytes on their way to the host, which copies them: kept on the stack when they
+/// fit (most payloads do), so that sending costs no allocation.
+pub(crate) struct Packed {
+    len: usize,
+    inline: [u8; Packed::INLINE],
+    heap: Vec<u8>,
+}
+
+impl Packed {
+    const INLINE: usize = 64;
+
+    /// Empty. Fill it with one of the methods below, in place: the buffer is large, moving it
+    /// costs more than writing it.
+    pub(crate) fn new() -> Packed {
+        Packed { len: 0, inline: [0; Packed::INLINE], heap: Vec::new() }
+    }
+
+    /// `v` as MessagePack.
+    #[inline]
+    pub(crate) fn value(&mut self, v: &Value) -> &[u8] {
+        match *v {
+            // The common payload, written without the general writer's recursion.
+            Value::Int(i) => Writer(&mut *self).int(i),
+            _ => write(&mut Writer(&mut *self), v),
+        }
+        self.as_bytes()
+    }
+
+    /// `items` as one MessagePack array; no bytes at all for no items.
+    pub(crate) fn array(&mut self, items: &[Value]) -> &[u8] {
+        if !items.is_empty() {
+            let mut w = Writer(&mut *self);
+            w.array(items.len());
+            items.iter().for_each(|v| write(&mut w, v));
+        }
+        self.as_bytes()
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        if self.heap.is_empty() { &self.inline[..self.len] } else { &self.heap }
+    }
+
+    /// `put` once the bytes no longer fit inline.
+    #[cold]
+    #[inline(never)]
+    fn spill(&mut self, bytes: &[u8]) {
+        if self.heap.is_empty() {
+            self.heap.reserve(2 * (self.len + bytes.len()));
+            self.heap.extend_from_slice(&self.inline[..self.len]);
+        }
+        self.heap.extend_from_slice(bytes);
+    }
+}
+
+impl Sink for Packed {
+    // Small enough to inline into the writer, where each token's length is a constant.
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        match self.inline.get_mut(self.len..self.len + bytes.len()) {
+            Some(to) if self.heap.is_empty() => {
+                to.copy_from_slice(bytes);
+                self.len += bytes.len();
+            }
+            _ => self.spill(bytes),
+        }
+    }
+}
+
+fn write<S: Sink>(w: &mut Writer<'_, S>, v: &Value) {
     match v {
         Value::Nil => w.nil(),
         Value::Bool(b) => w.bool(*b),
@@ -200,6 +302,39 @@ impl From<Vec<Value>> for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packed_bytes_spill_to_the_heap_unchanged() {
+        for n in [0, 1, 30, 60, 61, 62, 63, 64, 65, 200, 70_000] {
+            let v = Value::Array(vec![Value::Str("x".repeat(n)), Value::Int(n as i64)]);
+            assert_eq!(Packed::new().value(&v), v.to_msgpack(), "{n}");
+        }
+        assert!(Packed::new().array(&[]).is_empty());
+        let items = [Value::Int(1), Value::Nil];
+        let mut expected = vec![0x92];
+        expected.extend(items.iter().flat_map(Value::to_msgpack));
+        assert_eq!(Packed::new().array(&items), expected);
+    }
+
+    #[test]
+    fn scalars_decode_as_the_reader_decodes_them() {
+        let ints = [0, 1, 127, 128, 255, 256, 65_535, 65_536, 1 << 40, i64::MAX, -1, -32, -33];
+        let more = [-128, -129, -32_768, -32_769, -(1 << 40), i64::MIN];
+        let mut values: Vec<Value> = ints.iter().chain(&more).map(|&i| Value::Int(i)).collect();
+        values.extend([Value::Nil, Value::Bool(true), Value::Bool(false), Value::Float(-2.5)]);
+        for v in values {
+            let b = v.to_msgpack();
+            assert_eq!(scalar(&b), Some(v.clone()), "{b:?}");
+            let mut r = Reader::new(&b);
+            assert_eq!(read(&mut r, 0), Ok(v));
+        }
+        let too_big = [0xcf, 0xff, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(scalar(&too_big), None);
+        assert_eq!(Value::from_msgpack(&too_big), Err(DecodeError::IntOutOfRange(0)));
+        for not_scalar in [&[][..], &[0xcd, 1], &[0x01, 0x02], &[0x91, 0x01], &[0xa1, b'a']] {
+            assert_eq!(scalar(not_scalar), None, "{not_scalar:?}");
+        }
+    }
 
     #[test]
     fn values_round_trip() {

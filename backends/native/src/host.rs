@@ -7,6 +7,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
+use spindle_abi::msgpack::{Sink, Writer};
 use spindle_abi::*;
 use spindle_runtime::{
     Completion, Cx, EntryId, Error, ErrorKind, EventKind, Op, Pid, Spawn, Tag, Ties, Value,
@@ -35,9 +36,11 @@ pub(crate) struct Call<'a> {
     log: &'a Logger,
     pub(crate) ending: Ending,
     /// The completion whose fields were handed out last (its topic and error message are
-    /// borrowed by the plugin), and its value as MessagePack.
+    /// borrowed by the plugin), and its value as MessagePack: in `scalar` when it is a nil,
+    /// boolean, integer or float (no allocation), else in `value`.
     completion: Option<Completion>,
     value: Vec<u8>,
+    scalar: Scalar,
     last_error: Option<String>,
     pid_text: String,
 }
@@ -50,6 +53,7 @@ impl<'a> Call<'a> {
             ending: Ending::None,
             completion: None,
             value: Vec::new(),
+            scalar: Scalar([0; 9], 0),
             last_error: None,
             pid_text: String::new(),
         }
@@ -146,14 +150,48 @@ impl<'a> Call<'a> {
             }
         }
         if let Some(v) = value {
-            v.write_msgpack(&mut self.value);
-            fill.value = self.value.as_ptr();
-            fill.value_len = self.value.len();
+            let bytes = packed(v, &mut self.scalar, &mut self.value);
+            fill.value = bytes.as_ptr();
+            fill.value_len = bytes.len();
         }
         // SAFETY: checked non-null above; the guest's struct is at least `v1` bytes, and only
         // version 1's fields are written (`fill.size` keeps the guest's own size).
         unsafe { out.write(fill) };
         Ok(())
+    }
+}
+
+/// `v` as MessagePack: in `scalar` when it is one (most payloads are; no allocation), else
+/// appended to `heap`.
+fn packed<'b>(v: &Value, scalar: &'b mut Scalar, heap: &'b mut Vec<u8>) -> &'b [u8] {
+    match *v {
+        Value::Nil => scalar.of(|w| w.nil()),
+        Value::Bool(b) => scalar.of(|w| w.bool(b)),
+        Value::Int(i) => scalar.of(|w| w.int(i)),
+        Value::Float(x) => scalar.of(|w| w.float(x)),
+        _ => {
+            v.write_msgpack(heap);
+            heap
+        }
+    }
+}
+
+/// The MessagePack bytes of one scalar (at most 9).
+struct Scalar([u8; 9], usize);
+
+impl Scalar {
+    /// What `write` writes, in place of the previous scalar.
+    fn of(&mut self, write: impl FnOnce(&mut Writer<'_, Scalar>)) -> &[u8] {
+        self.1 = 0;
+        write(&mut Writer(self));
+        &self.0[..self.1]
+    }
+}
+
+impl Sink for Scalar {
+    fn put(&mut self, bytes: &[u8]) {
+        self.0[self.1..self.1 + bytes.len()].copy_from_slice(bytes);
+        self.1 += bytes.len();
     }
 }
 
@@ -695,5 +733,24 @@ mod tests {
         }
         assert_eq!(code_of(ErrorKind::NotFound), E_NOT_FOUND);
         assert_eq!(kind_of(12345), ErrorKind::Unknown);
+    }
+
+    #[test]
+    fn values_are_packed_as_the_runtime_writes_them() {
+        let (mut scalar, mut heap) = (Scalar([0; 9], 0), Vec::new());
+        let values = [
+            Value::Nil,
+            Value::Bool(true),
+            Value::Int(-1),
+            Value::Int(1 << 40),
+            Value::Int(i64::MIN),
+            Value::Float(0.5),
+            Value::from("text"),
+            Value::Array(vec![Value::Int(1)]),
+        ];
+        for v in values {
+            heap.clear();
+            assert_eq!(packed(&v, &mut scalar, &mut heap), v.to_msgpack(), "{v:?}");
+        }
     }
 }

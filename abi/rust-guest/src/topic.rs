@@ -1,0 +1,235 @@
+//! Message topics: text that is nearly always short, kept inline so that receiving a message
+//! allocates nothing for its topic.
+
+use std::borrow::Borrow;
+use std::cmp::Ordering;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+
+/// The longest topic kept inline; longer ones are boxed.
+const INLINE: usize = 16;
+
+/// A message's topic. It derefs to `&str` and compares with `str` and `String`; topics of up to
+/// 16 bytes (all the usual ones) are stored inline, without an allocation.
+///
+/// ```
+/// use spindle_guest::Topic;
+///
+/// let t = Topic::from("echo");
+/// assert_eq!(t, "echo");
+/// assert!(t.starts_with("ec"));
+/// match t.as_str() {
+///     "echo" => {}
+///     _ => unreachable!(),
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Topic(Repr);
+
+// Inline text is kept in whole words, built in registers: copying the bytes into a byte array
+// instead costs a `memcpy` call, and moving the topic then reloads what the call stored in
+// smaller pieces, which stalls (the loads cannot be forwarded from those stores).
+#[derive(Clone)]
+enum Repr {
+    /// The first `len` bytes of `words`, in memory order, are the text; the rest are zero.
+    Inline {
+        len: usize,
+        words: [u64; 2],
+    },
+    Heap(Box<str>),
+}
+
+impl Topic {
+    /// The topic as text.
+    #[inline]
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Repr::Inline { len, words } => {
+                // SAFETY: `Inline` is only built by `Topic::inline`, from `len` (at most 16)
+                // bytes of UTF-8 laid out in memory order in the 16 bytes of `words`.
+                unsafe {
+                    let bytes = std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), *len);
+                    std::str::from_utf8_unchecked(bytes)
+                }
+            }
+            Repr::Heap(s) => s,
+        }
+    }
+
+    /// The topic of bytes the host lent (UTF-8 from any conforming host; bad bytes are
+    /// replaced rather than trusted).
+    #[inline]
+    pub(crate) fn lent(b: &[u8]) -> Topic {
+        if b.len() <= INLINE && (b.is_ascii() || std::str::from_utf8(b).is_ok()) {
+            return Topic::inline(b);
+        }
+        match std::str::from_utf8(b) {
+            Ok(s) => Topic(Repr::Heap(s.into())),
+            Err(_) => Topic::from(String::from_utf8_lossy(b).into_owned()),
+        }
+    }
+
+    /// The topic of `text`, UTF-8 of at most [`INLINE`] bytes, read only within its bounds.
+    #[inline]
+    fn inline(text: &[u8]) -> Topic {
+        let n = text.len();
+        let le64 = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or_default());
+        let le32 = |b: &[u8]| u64::from(u32::from_le_bytes(b.try_into().unwrap_or_default()));
+        // The bytes as a 128-bit little-endian number in two halves, from loads that overlap
+        // rather than run past the end.
+        let (lo, hi) = match n {
+            0 => (0, 0),
+            1..=3 => {
+                let byte = |i: usize| u64::from(text[i]) << (8 * i);
+                (byte(0) | byte(n / 2) | byte(n - 1), 0)
+            }
+            4..=7 => (le32(&text[..4]) | le32(&text[n - 4..]) << (8 * (n - 4)), 0),
+            8 => (le64(text), 0),
+            _ => (le64(&text[..8]), le64(&text[n - 8..]) >> (8 * (16 - n))),
+        };
+        Topic(Repr::Inline { len: n, words: [lo.to_le(), hi.to_le()] })
+    }
+}
+
+impl Default for Topic {
+    fn default() -> Topic {
+        Topic::from("")
+    }
+}
+
+impl From<&str> for Topic {
+    fn from(s: &str) -> Topic {
+        if s.len() > INLINE { Topic(Repr::Heap(s.into())) } else { Topic::inline(s.as_bytes()) }
+    }
+}
+
+impl From<String> for Topic {
+    fn from(s: String) -> Topic {
+        if s.len() > INLINE { Topic(Repr::Heap(s.into_boxed_str())) } else { Topic::from(&*s) }
+    }
+}
+
+impl From<Topic> for String {
+    fn from(t: Topic) -> String {
+        match t.0 {
+            Repr::Heap(s) => s.into_string(),
+            Repr::Inline { .. } => t.as_str().to_owned(),
+        }
+    }
+}
+
+impl Deref for Topic {
+    type Target = str;
+
+    #[inline]
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Topic {
+    fn as_ref(&self) -> &str {
+        self
+    }
+}
+
+impl Borrow<str> for Topic {
+    fn borrow(&self) -> &str {
+        self
+    }
+}
+
+impl fmt::Debug for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl PartialEq for Topic {
+    fn eq(&self, other: &Topic) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Topic {}
+
+impl PartialOrd for Topic {
+    fn partial_cmp(&self, other: &Topic) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Topic {
+    fn cmp(&self, other: &Topic) -> Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl Hash for Topic {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+/// `Topic == other` and `other == Topic` for the string types.
+macro_rules! eq_str {
+    ($($other:ty),*) => {$(
+        impl PartialEq<$other> for Topic {
+            fn eq(&self, other: &$other) -> bool {
+                self.as_str() == &other[..]
+            }
+        }
+        impl PartialEq<Topic> for $other {
+            fn eq(&self, other: &Topic) -> bool {
+                &self[..] == other.as_str()
+            }
+        }
+    )*};
+}
+
+eq_str!(str, &str, String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_topics_are_inline_and_long_ones_boxed() {
+        for n in (0..=INLINE + 2).chain([200]) {
+            let s = "é".repeat(n / 2) + &"x".repeat(n % 2);
+            for t in [Topic::from(s.as_str()), Topic::from(s.clone())] {
+                assert_eq!(t, s);
+                assert_eq!(t.len(), s.len());
+                assert_eq!(matches!(t.0, Repr::Inline { .. }), s.len() <= INLINE, "{n}");
+                assert_eq!(String::from(t), s);
+            }
+        }
+    }
+
+    #[test]
+    fn compares_and_prints_as_its_text() {
+        let t = Topic::from("ring");
+        assert_eq!(t, "ring");
+        assert_eq!("ring", t);
+        assert_eq!(t, *"ring");
+        assert_eq!(t, String::from("ring"));
+        assert_eq!(String::from("ring"), t);
+        assert_ne!(t, "ring2");
+        assert_eq!(format!("{t} {t:?}"), "ring \"ring\"");
+        assert_eq!(Topic::from("a").cmp(&Topic::from("b")), Ordering::Less);
+        assert_eq!(Topic::default(), "");
+        assert_eq!(Topic::lent(&[b'o', 0xff, b'k']), "o\u{fffd}k");
+        let long = "abcdefghijklmnopqrstuvwxyz";
+        for n in 0..=long.len() {
+            assert_eq!(Topic::lent(&long.as_bytes()[..n]), long[..n]);
+            assert_eq!(Topic::lent(&long.as_bytes()[long.len() - n..]), long[long.len() - n..]);
+        }
+    }
+}
