@@ -37,7 +37,8 @@ use crate::value::Value;
 /// operation, which would otherwise take an allocation of its own.
 ///
 /// Laid out in order (`repr(C)`): the first line holds what is set at spawn and then only read
-/// (host, identity, body pointer), the other three what other processes write (the state
+/// by others (host, identity, body pointer; the process itself changes its last destination
+/// when it starts sending to another peer), the other three what other processes write (the state
 /// word, the reference count, the lock and the mailbox; a waker takes its reference as it sets
 /// the state). A parent that spawns in a loop reads its own `rt` and `host` for every child
 /// while its children write its mailbox: on one line, every spawn waited for that line to come
@@ -49,6 +50,10 @@ pub(crate) struct ProcessCell {
     pub(crate) pid: Pid,
     pub(crate) strand: Option<Arc<Strand>>,
     body: UnsafeCell<Option<Box<dyn Process>>>,
+    /// Where this process last sent to, so that a run of messages to one peer needs no table
+    /// lookups (a ring node, a stream of replies). Like `body`, touched only by the worker
+    /// running the process (see [`ProcessCell::last_dest`]); emptied when it ends.
+    last_dest: UnsafeCell<LastDest>,
     /// Mirrors `inner.kill.is_some()` so that a step can check it without the lock.
     pub(crate) killed: AtomicBool,
     _second_line: LineStart,
@@ -56,6 +61,67 @@ pub(crate) struct ProcessCell {
     /// How many [`ProcessRef`]s there are; only `ProcessRef` touches it.
     pub(crate) refs: AtomicUsize,
     pub(crate) inner: SpinLock<Inner>,
+}
+
+/// Where a process last sent to, in one word: nothing (0), the serial of a process it sent to
+/// once (`serial << 1 | 1`), or, once it sent to the same process twice in a row, that
+/// process's record (a counted reference). Only a second message in a row takes the
+/// reference, so a process that sends once and ends (a child reporting to its parent) or that
+/// answers many peers in turn changes no reference counts.
+#[derive(Default)]
+pub(crate) struct LastDest(usize);
+
+impl LastDest {
+    /// The record of process `serial`, if it is the one remembered.
+    pub(crate) fn get(&self, serial: u64) -> Option<&ProcessCell> {
+        if self.0 & 1 == 1 || self.0 == 0 {
+            return None;
+        }
+        // SAFETY: an even non-zero word is a record this slot holds a counted reference to
+        // (see `remember`), so it is alive while the slot is.
+        let cell = unsafe { &*(self.0 as *const ProcessCell) };
+        (cell.pid.serial() == serial).then_some(cell)
+    }
+
+    /// Another reference to the remembered record, if it is one.
+    pub(crate) fn new_ref(&self) -> Option<ProcessRef> {
+        (self.0 & 1 == 0 && self.0 != 0).then(|| {
+            let ptr = self.0 as *const ProcessCell;
+            // SAFETY: the slot holds a counted reference to this record (see `remember`), so
+            // it is alive, and the count taken here is handed to the new `ProcessRef`.
+            unsafe {
+                ProcessRef::increment_strong_count(ptr);
+                ProcessRef::from_raw(ptr)
+            }
+        })
+    }
+
+    /// Whether the last message (before this one) went to process `serial` as well; if not,
+    /// notes that this one did. Returns the reference it held, if any, to be dropped.
+    pub(crate) fn again(&mut self, serial: u64) -> (bool, Option<ProcessRef>) {
+        let mark = (serial as usize) << 1 | 1;
+        if self.0 == mark {
+            return (true, None);
+        }
+        let old = self.clear();
+        self.0 = mark;
+        (false, old)
+    }
+
+    /// Remembers `dest`'s record; returns the reference it held, if any, to be dropped.
+    pub(crate) fn remember(&mut self, dest: ProcessRef) -> Option<ProcessRef> {
+        let old = self.clear();
+        self.0 = ProcessRef::into_raw(dest) as usize;
+        old
+    }
+
+    /// Forgets what it held; returns the reference, if any, to be dropped.
+    pub(crate) fn clear(&mut self) -> Option<ProcessRef> {
+        let word = std::mem::take(&mut self.0);
+        // SAFETY: an even non-zero word came from `ProcessRef::into_raw` in `remember`, and
+        // is taken back once (the slot is emptied above).
+        (word & 1 == 0 && word != 0).then(|| unsafe { ProcessRef::from_raw(word as *const _) })
+    }
 }
 
 /// Takes no room; the field after it starts a cache line.
@@ -170,7 +236,28 @@ impl ProcessCell {
             refs: AtomicUsize::new(1),
             _second_line: LineStart,
             body: UnsafeCell::new(Some(body)),
+            last_dest: UnsafeCell::new(LastDest::default()),
         }
+    }
+
+    /// The cache of the last destination, for the thread that is running this process's step
+    /// (`None` on any other thread: a `Cx` may have been sent elsewhere).
+    #[expect(clippy::mut_from_ref, reason = "exclusivity comes from the running step")]
+    pub(crate) fn last_dest(&self) -> Option<&mut LastDest> {
+        // SAFETY: only the thread whose running step is this process's gets the slot, and a
+        // step runs on one thread at a time (the RUNNING bit); the slot is not touched by
+        // anything that step calls while the returned borrow is in use (`Shared::send_from`
+        // holds it across a delivery to another process only).
+        crate::step::running(self).then(|| unsafe { &mut *self.last_dest.get() })
+    }
+
+    /// Forgets the last destination (the process ends: a record it holds goes now).
+    ///
+    /// # Safety
+    /// As for [`ProcessCell::body`]: the caller runs the process or all workers have stopped.
+    pub(crate) unsafe fn forget_dest(&self) -> Option<ProcessRef> {
+        // SAFETY: the caller's contract.
+        unsafe { &mut *self.last_dest.get() }.clear()
     }
 
     /// The runtime the process belongs to.

@@ -98,7 +98,12 @@ impl Cx {
         topic: &str,
         payload: impl Into<Value>,
     ) -> Result<()> {
-        self.cell.rt().send(self.cell.pid, &dest.into(), topic, payload.into())
+        match dest.into() {
+            Dest::Pid(pid) => {
+                self.cell.rt().send_from(&self.cell, pid.serial(), topic, payload.into())
+            }
+            dest => self.cell.rt().send(self.cell.pid, &dest, topic, payload.into()),
+        }
     }
 
     /// Starts a process; `ties` link it to this one and/or make this one receive its EXIT.
@@ -290,7 +295,7 @@ impl Cx {
     /// # Errors
     /// As for [`Cx::send`].
     pub fn send_serial(&self, serial: u64, topic: &str, payload: impl Into<Value>) -> Result<()> {
-        self.cell.rt().send_serial(self.cell.pid, serial, topic, payload.into())
+        self.cell.rt().send_from(&self.cell, serial, topic, payload.into())
     }
 
     /// The pid of the live process whose serial number is `serial` (see [`Pid::serial`]); for

@@ -320,4 +320,36 @@ mod tests {
         drop(r);
         assert_eq!(drops.load(Ordering::SeqCst), 1);
     }
+
+    /// The last-destination slot takes a reference only at the second message in a row to one
+    /// process, gives it back when another process comes, and holds no count after `clear`.
+    #[test]
+    fn a_last_destination_is_counted_from_the_second_message_on() {
+        use crate::cell::LastDest;
+        let (_rt, cell, drops) = record();
+        let r = ProcessRef::new(cell);
+        let serial = r.pid.serial();
+        let refs = |r: &ProcessRef| r.refs.load(Ordering::Relaxed);
+        let mut slot = LastDest::default();
+        assert!(slot.get(serial).is_none());
+        let (again, old) = slot.again(serial);
+        assert!(!again && old.is_none() && slot.get(serial).is_none(), "a first message: noted");
+        let (again, _) = slot.again(serial);
+        assert!(again, "the second in a row");
+        assert!(slot.remember(r.clone()).is_none());
+        assert_eq!(refs(&r), 2);
+        assert!(slot.get(serial).is_some_and(|c| std::ptr::eq(c, &*r)));
+        assert!(slot.get(serial + 1).is_none(), "another serial is not it");
+        drop(slot.new_ref());
+        assert_eq!(refs(&r), 2, "new_ref hands out a count of its own");
+        let (again, old) = slot.again(serial + 1);
+        assert!(!again);
+        drop(old);
+        assert_eq!(refs(&r), 1, "another process came: the reference went");
+        assert!(slot.remember(r.clone()).is_none());
+        drop(slot.clear());
+        assert!(slot.clear().is_none() && slot.get(serial).is_none());
+        drop(r);
+        assert_eq!(drops.load(Ordering::Relaxed), 1, "the record went with its last reference");
+    }
 }

@@ -187,6 +187,58 @@ impl Shared {
         self.send_serial(from, serial, topic, payload)
     }
 
+    /// [`Shared::send_serial`] from process `sender`: a message to the process it last sent to
+    /// goes straight to that one's record, without the table (pids are never reused, so the
+    /// record either is that process's or tells that it ended).
+    pub(crate) fn send_from(
+        &self,
+        sender: &ProcessCell,
+        serial: u64,
+        topic: &str,
+        payload: Value,
+    ) -> Result<()> {
+        let Some(slot) = sender.last_dest() else {
+            return self.send_serial(sender.pid, serial, topic, payload);
+        };
+        check_topic(topic)?;
+        let msg = Message { from: sender.pid, topic: Topic::new(topic), payload };
+        if let Some(dest) = slot.get(serial) {
+            let wake = {
+                let mut inner = lock(&dest.inner);
+                if inner.exited {
+                    return Ok(());
+                }
+                let limit = dest.host.config.mailbox_limit;
+                inner.mailbox.deliver(msg, limit).map_err(|e| e.context(dest.pid))?
+            };
+            if wake && let Some(dest) = slot.new_ref() {
+                dest.wake_owned();
+            }
+            return Ok(());
+        }
+        let (again, old) = slot.again(serial);
+        drop(old);
+        let delivered = self.table.lock_serial(serial, |cell, inner| {
+            if inner.exited {
+                return Ok(None);
+            }
+            let limit = cell.host.config.mailbox_limit;
+            let wake = inner.mailbox.deliver(msg, limit).map_err(|e| e.context(cell.pid))?;
+            Ok((wake || again).then(|| (cell.to_ref(), wake)))
+        });
+        if let Some((dest, wake)) = delivered.transpose()?.flatten() {
+            if again {
+                if wake {
+                    dest.wake();
+                }
+                drop(slot.remember(dest));
+            } else {
+                dest.wake_owned();
+            }
+        }
+        Ok(())
+    }
+
     /// Sends to the process with serial `serial` (pids are never reused, so the serial alone
     /// names it); a process that has ended drops the message.
     pub(crate) fn send_serial(
@@ -793,6 +845,9 @@ impl Runtime {
         for cell in self.shared.table.drain() {
             // SAFETY: every worker of every host has stopped, so no step holds the body.
             let body = unsafe { cell.body() }.take();
+            // SAFETY: as above. (Two processes that last sent to each other hold each other's
+            // records: this breaks that cycle.)
+            drop(unsafe { cell.forget_dest() });
             let ops = {
                 let mut i = lock(&cell.inner);
                 i.exited = true;

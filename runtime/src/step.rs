@@ -10,7 +10,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::cell::Relations;
+use crate::cell::{ProcessCell, Relations};
 use crate::context::Cx;
 use crate::error::{Error, ErrorKind, Result};
 use crate::process::{Step, WaitFor};
@@ -26,6 +26,13 @@ const STEP_BUDGET: u32 = 64;
 thread_local! {
     /// Set when the running step armed a wait-any (`Mailbox::arm`).
     static ARMED: Cell<bool> = const { Cell::new(false) };
+    /// The process whose step this thread is running, if any.
+    static RUNNING: Cell<*const ProcessCell> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Whether this thread is running a step of `cell`.
+pub(crate) fn running(cell: &ProcessCell) -> bool {
+    RUNNING.with(|r| std::ptr::eq(r.get(), cell))
 }
 
 /// Notes that the step running on this thread armed a wait-any.
@@ -68,7 +75,9 @@ pub(crate) fn run(cell: &ProcessRef) -> After {
             return After::Done;
         };
         ARMED.with(|a| a.set(false));
+        let outer = RUNNING.with(|r| r.replace(ProcessRef::as_ptr(cell)));
         let step = catch_unwind(AssertUnwindSafe(|| process.step(&cx)));
+        RUNNING.with(|r| r.set(outer));
         match step {
             Err(panic) => {
                 let msg = panic_message(&*panic);
@@ -186,6 +195,8 @@ fn exit(cell: &ProcessRef, result: Result<Value, Error>) {
     ops.into_iter().for_each(undo);
     // SAFETY: called from `run`, which holds the RUNNING bit until `complete` below.
     let body = unsafe { cell.body() }.take();
+    // SAFETY: as above.
+    let dest = unsafe { cell.forget_dest() };
     cell.state.complete();
     let rt = &cell.rt();
     rt.table.remove(cell.pid);
@@ -201,5 +212,6 @@ fn exit(cell: &ProcessRef, result: Result<Value, Error>) {
     }
     // The code goes before anyone hears of the exit: its destructors run as part of the process.
     drop(body);
+    drop(dest);
     rt.notify_exit(cell.pid, &result, links, watchers);
 }

@@ -234,3 +234,104 @@ fn pids_from_serials() {
     });
     assert_eq!(out, Ok(Value::Nil));
 }
+
+/// A run of messages to one peer goes straight to its record (no table lookup from the second
+/// message on): order and limits hold as before, and once the peer has ended, further messages
+/// are dropped like any message to an ended process.
+#[test]
+fn runs_of_messages_to_one_peer_keep_order_and_end_with_it() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        let me = cx.pid();
+        let echo = cx.spawn(
+            proc(move |cx| async move {
+                loop {
+                    let m = cx.recv().await;
+                    if m.topic == "stop" {
+                        return Ok(Value::Nil);
+                    }
+                    cx.send(me, "echo", m.payload)?;
+                }
+            }),
+            Ties { link: false, monitor: true },
+        )?;
+        let other = cx.spawn(
+            proc(move |cx| async move {
+                let m = cx.recv().await;
+                cx.send(me, "other", m.payload)?;
+                Ok(Value::Nil)
+            }),
+            Ties::default(),
+        )?;
+        for i in 0..1000 {
+            cx.send(echo, "n", i)?;
+        }
+        // A message to someone else in between, then the run goes on.
+        cx.send(other, "n", -1)?;
+        for i in 1000..2000 {
+            cx.send(echo, "n", i)?;
+        }
+        let mut next = 0;
+        let mut others = 0;
+        while next < 2000 || others < 1 {
+            let m = cx.recv().await;
+            if m.topic == "other" {
+                assert_eq!(m.payload, Value::Int(-1));
+                others += 1;
+                continue;
+            }
+            assert_eq!(m.payload, Value::Int(next), "echo out of order");
+            next += 1;
+        }
+        cx.send(echo, "stop", Value::Nil)?;
+        let exit = cx.event().await;
+        assert_eq!(exit.from, echo);
+        assert!(!cx.is_alive(echo));
+        // Still remembered as the last peer: dropped, as to any process that ended.
+        for i in 0..3 {
+            cx.send(echo, "n", i)?;
+        }
+        Ok(Value::Bool(true))
+    });
+    assert_eq!(out, Ok(Value::Bool(true)));
+}
+
+/// A process's `Cx` used from an OS thread of its own sends next to the process itself: every
+/// message arrives, in order per sender.
+#[test]
+fn a_cx_on_another_thread_sends_next_to_its_process() {
+    const EACH: i64 = 20_000;
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        let me = cx.pid();
+        let sender = cx.spawn(
+            proc(move |cx| async move {
+                let far = cx.clone();
+                let thread = std::thread::spawn(move || {
+                    for i in 0..EACH {
+                        far.send(me, "far", i).unwrap();
+                    }
+                });
+                for i in 0..EACH {
+                    cx.send(me, "near", i)?;
+                    if i % 64 == 0 {
+                        cx.yield_now().await;
+                    }
+                }
+                thread.join().unwrap();
+                Ok(Value::Nil)
+            }),
+            Ties::default(),
+        )?;
+        let (mut near, mut far) = (0, 0);
+        while near < EACH || far < EACH {
+            let m = cx.recv().await;
+            assert_eq!(m.from, sender);
+            let n = if m.topic == "near" { &mut near } else { &mut far };
+            assert_eq!(m.payload, Value::Int(*n), "{} out of order", m.topic);
+            *n += 1;
+        }
+        Ok(Value::Bool(true))
+    });
+    assert_eq!(out, Ok(Value::Bool(true)));
+}
