@@ -124,6 +124,13 @@ impl LastDest {
     }
 }
 
+impl Drop for LastDest {
+    /// A record dropped without `forget_dest` still lets its last destination go.
+    fn drop(&mut self) {
+        drop(self.clear());
+    }
+}
+
 /// Takes no room; the field after it starts a cache line.
 #[repr(align(64))]
 struct LineStart;
