@@ -86,7 +86,8 @@ pub struct LuaConfig {
     /// yielded back to the scheduler at its next VM instruction (`Duration::ZERO` with
     /// `slice_instructions` 0: never preempted, for hosts that trust their code). A watchdog
     /// thread tells the worker with the real-time signal `SIGRTMAX - 1`, which a program that
-    /// embeds the runtime must leave to it.
+    /// embeds the runtime (or a native plugin) must leave to it: a handler set for it elsewhere
+    /// is replaced, with a warning, before the next preemption.
     pub slice: Duration,
     /// Preempt after this many VM instructions instead of by time (0: by time). Deterministic,
     /// for tests; the count hook costs about a quarter of the interpreter's speed.

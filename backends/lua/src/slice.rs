@@ -125,6 +125,35 @@ fn install_handler(signal: c_int) {
     }
 }
 
+/// Whether `signal` still has [`on_signal`] as its handler. The signal is the runtime's, but
+/// code loaded later (a native plugin, the embedding program) may have set one of its own:
+/// then no step would ever be preempted by time.
+fn handler_is_ours(signal: c_int) -> bool {
+    // SAFETY: `sigaction` with a null new action only reads the current one into `old`.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, ptr::null(), &mut old) == 0
+            && old.sa_sigaction == on_signal as *const () as libc::sighandler_t
+    }
+}
+
+/// Signals `thread`, first putting the handler back if something replaced it.
+///
+/// # Safety
+/// `thread` is alive.
+unsafe fn preempt_thread(w: &Watchdog, thread: libc::pthread_t) {
+    if !handler_is_ours(w.signal) {
+        tracing::warn!(
+            signal = w.signal,
+            "the Lua time-slice signal (SIGRTMAX-1) had another handler; it is the runtime's, \
+             and its handler is installed again"
+        );
+        install_handler(w.signal);
+    }
+    // SAFETY: the thread is alive, by the contract.
+    unsafe { libc::pthread_kill(thread, w.signal) };
+}
+
 fn watch(w: &'static Watchdog) {
     // A timer's default slack (50 µs) would make every slice that much longer.
     // SAFETY: PR_SET_TIMERSLACK only sets this thread's timer slack (in nanoseconds).
@@ -155,7 +184,7 @@ fn watch(w: &'static Watchdog) {
                 if now >= deadline {
                     // SAFETY: the thread is alive: a slot leaves the list (under this lock)
                     // before its thread ends.
-                    unsafe { libc::pthread_kill(s.thread, w.signal) };
+                    unsafe { preempt_thread(w, s.thread) };
                     s.signalled.store(seq, Ordering::Relaxed);
                     s.signalled_at.store(now, Ordering::Relaxed);
                     deadline = now.saturating_add(len);

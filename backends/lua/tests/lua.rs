@@ -325,3 +325,30 @@ fn channels_hold_under_preemption_anywhere() {
         }
     }
 }
+
+/// The time-slice signal (`SIGRTMAX - 1`) is the runtime's: a handler that other code sets for
+/// it (here: "ignore") is replaced before the next preemption, so busy loops are still
+/// preempted instead of holding their worker.
+#[test]
+fn a_replaced_slice_signal_handler_is_put_back() {
+    let backend = LuaBackend::new(LuaConfig::default());
+    let rt = Runtime::builder()
+        .host(HostConfig::new(HOST).workers(1))
+        .backend(backend.clone())
+        .build()
+        .unwrap();
+    run_on(&rt, "preemption.lua", &["spin", "spin_nested", "spin_spawned", "echo"]);
+    let signal = libc::SIGRTMAX() - 1;
+    // SAFETY: setting a signal's disposition; nothing else in this test relies on it.
+    unsafe { libc::signal(signal, libc::SIG_IGN) };
+    let before = backend.stats().preemptions;
+    run_on(&rt, "preemption.lua", &["spin", "spin_nested", "spin_spawned", "echo"]);
+    assert!(backend.stats().preemptions > before, "{:?}", backend.stats());
+    // SAFETY: `sigaction` with a null new action only reads the current one.
+    let handler = unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut old);
+        old.sa_sigaction
+    };
+    assert_ne!(handler, libc::SIG_IGN, "the runtime's handler is back");
+}
