@@ -171,7 +171,11 @@ impl Shared {
         }
         let cell = ProcessRef::new(ProcessCell::new(pid, host, strand, body, inner));
         self.table.insert(cell.clone());
-        cell.enqueue();
+        match &cell.strand {
+            // Its first step where its strand's memory is (see `Strand::push_new`).
+            Some(strand) => strand.push_new(cell.clone()),
+            None => cell.enqueue(),
+        }
         Ok(pid)
     }
 

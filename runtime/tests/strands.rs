@@ -141,3 +141,56 @@ fn strand_members_never_overlap_and_all_progress() {
         assert_eq!(strand.members(), 0, "every member left its strand");
     }
 }
+
+/// A new member's first step goes to the worker that last ran its strand: spawned in waves,
+/// with the workers asleep in between (so each wave finds its strands' workers parked, busy
+/// with the spawner, or elsewhere), every member still starts and ends, and members of one
+/// strand still never overlap.
+#[test]
+fn new_members_start_on_sleeping_and_busy_workers_alike() {
+    const WAVES: usize = 30;
+    const EACH: usize = 20;
+    let backend = Arc::new(StrandBackend { n: 4, strands: Mutex::new(vec![]) });
+    let rt = spindle_runtime::Runtime::builder()
+        .host(spindle_runtime::HostConfig::new(HOST).workers(2))
+        .backend(Installed(backend.clone()))
+        .build()
+        .unwrap();
+    let id: EntryId = "test:member".parse().unwrap();
+    rt.put_entry(Entry::new(id.clone(), "test.strand"));
+    let out = exec(&rt, move |cx| async move {
+        let mut ended = 0;
+        for wave in 0..WAVES {
+            let mut members = vec![];
+            for _ in 0..EACH {
+                let spawn = Spawn::entry(id.clone(), HOST).args(vec![Value::Int(1)]);
+                members.push(cx.spawn(spawn, Ties { link: false, monitor: true })?);
+            }
+            for m in &members {
+                cx.send(*m, "ping", 0)?;
+            }
+            for _ in 0..EACH {
+                let m = cx.recv().await;
+                assert_eq!(m.topic, "echo");
+            }
+            for _ in 0..EACH {
+                let e = cx.event().await;
+                assert_eq!(e.result, Some(Ok(Value::Nil)));
+                ended += 1;
+            }
+            if wave % 3 == 0 {
+                cx.sleep(ms(3)).await;
+            }
+        }
+        Ok(Value::Int(ended))
+    });
+    assert_eq!(out, Ok(Value::Int((WAVES * EACH) as i64)));
+    for (strand, guard) in backend.strands.lock().unwrap().iter() {
+        assert_eq!(
+            guard.overlaps.load(Ordering::SeqCst),
+            0,
+            "two members of one strand ran at once"
+        );
+        assert_eq!(strand.members(), 0, "every member left its strand");
+    }
+}

@@ -70,6 +70,28 @@ impl Idle {
     }
 
     /// Wakes every worker (shutdown).
+    /// Wakes worker `index` if it sleeps.
+    pub(super) fn notify_worker(&self, index: usize) {
+        fence(Ordering::SeqCst);
+        if self.sleeping.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let woken = {
+            let mut sleepers = lock(&self.sleepers);
+            match sleepers.iter().position(|&w| w == index) {
+                Some(i) => {
+                    sleepers.swap_remove(i);
+                    self.sleeping.fetch_sub(1, Ordering::SeqCst);
+                    true
+                }
+                None => false,
+            }
+        };
+        if woken {
+            self.unpark(index);
+        }
+    }
+
     pub(super) fn notify_all(&self) {
         let n = lock(&self.unparkers).len();
         for w in 0..n {
@@ -96,22 +118,49 @@ mod loom_models {
 
     /// The worker's loop from `worker.rs`, with a counter for a queue.
     fn worker(idle: &Idle, queue: &AtomicUsize, parker: &Parker) {
+        worker_at(0, idle, queue, parker);
+    }
+
+    fn worker_at(index: usize, idle: &Idle, queue: &AtomicUsize, parker: &Parker) {
         loop {
             if take(queue) {
                 return;
             }
-            idle.announce(0);
+            idle.announce(index);
             if take(queue) {
-                idle.withdraw(0);
+                idle.withdraw(index);
                 return;
             }
             parker.park();
-            idle.withdraw(0);
+            idle.withdraw(index);
         }
     }
 
     fn take(queue: &AtomicUsize) -> bool {
         queue.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+    }
+
+    /// The same for a push meant for one worker (a strand sent to its home worker), while
+    /// another worker sleeps too: the one it is meant for is woken.
+    #[test]
+    fn loom_park_never_misses_a_push_for_this_worker() {
+        loom::model(|| {
+            let idle = Arc::new(Idle::new(2));
+            let queue = Arc::new(AtomicUsize::new(0));
+            let (parker, other) = (Parker::new(), Parker::new());
+            idle.register(0, &other);
+            idle.announce(0);
+            idle.register(1, &parker);
+            let producer = {
+                let (idle, queue) = (idle.clone(), queue.clone());
+                thread::spawn(move || {
+                    queue.fetch_add(1, Ordering::Release);
+                    idle.notify_worker(1);
+                })
+            };
+            worker_at(1, &idle, &queue, &parker);
+            producer.join().unwrap();
+        });
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub(crate) enum Task {
 pub(crate) struct Scheduler {
     name: String,
     injector: Injector<Task>,
+    /// Per worker: strands with a new member, sent to the worker that last ran them (see
+    /// `Strand::push_new`); idle workers take from the others' too.
+    homes: Vec<Injector<Task>>,
     stealers: Vec<Stealer<Task>>,
     idle: Idle,
     shutdown: AtomicBool,
@@ -48,6 +51,7 @@ impl Scheduler {
         let sched = Arc::new(Scheduler {
             name: name.to_owned(),
             injector: Injector::new(),
+            homes: (0..workers).map(|_| Injector::new()).collect(),
             stealers: locals.iter().map(Worker::stealer).collect(),
             idle: Idle::new(workers),
             shutdown: AtomicBool::new(false),
@@ -74,6 +78,12 @@ impl Scheduler {
     /// The index of the calling thread among this scheduler's workers, if it is one of them.
     pub(crate) fn current_worker(&self) -> Option<usize> {
         worker::current_index(self)
+    }
+
+    /// Queues `task` on worker `home`'s own queue, waking that worker if it sleeps.
+    pub(crate) fn schedule_home(&self, home: usize, task: Task) {
+        self.homes[home].push(task);
+        self.idle.notify_worker(home);
     }
 
     /// Queues a task that was just woken or spawned: in the current worker's `next` slot when
@@ -108,8 +118,11 @@ impl Scheduler {
                 let _ = t.join();
             }
         }
-        while !self.injector.is_empty() {
-            let _ = self.injector.steal();
+        // Queued strands hold the scheduler (and it them): emptied, the cycle is broken.
+        for queue in std::iter::once(&self.injector).chain(&self.homes) {
+            while !queue.is_empty() {
+                let _ = queue.steal();
+            }
         }
     }
 

@@ -31,6 +31,8 @@ pub struct Strand {
     ready: Mutex<VecDeque<ProcessRef>>,
     sched: Arc<Scheduler>,
     members: AtomicUsize,
+    /// The worker that last ran it (`usize::MAX`: none yet); see `push_new`.
+    home: AtomicUsize,
 }
 
 impl Strand {
@@ -40,6 +42,7 @@ impl Strand {
             ready: Mutex::new(VecDeque::new()),
             sched,
             members: AtomicUsize::new(0),
+            home: AtomicUsize::new(usize::MAX),
         })
     }
 
@@ -64,6 +67,25 @@ impl Strand {
         }
     }
 
+    /// Queues new member `cell` (its first step): on the worker that last ran the strand, if
+    /// that is another one. A wake-up goes to the waker's worker (`push`), so that two members
+    /// of different strands that message each other run on one worker, right after each other;
+    /// but a spawner's worker running its children's strands drew every strand's memory (a Lua
+    /// island's heap) to its own cache and back: on two workers, Lua processes spawned in a
+    /// loop cost twice the CPU they cost on one. Sent home, a strand stays where its memory is,
+    /// and an idle worker still takes it from there.
+    pub(crate) fn push_new(self: &Arc<Self>, cell: ProcessRef) {
+        lock(&self.ready).push_back(cell);
+        if self.state.wake() == Wake::Schedule {
+            let home = self.home.load(Ordering::Relaxed);
+            if home != usize::MAX && self.sched.current_worker() != Some(home) {
+                self.sched.schedule_home(home, Task::Strand(self.clone()));
+            } else {
+                self.sched.schedule(Task::Strand(self.clone()));
+            }
+        }
+    }
+
     /// Forgets every queued member (shutdown: breaks the member → strand → member cycle).
     pub(crate) fn clear(&self) {
         lock(&self.ready).clear();
@@ -73,6 +95,9 @@ impl Strand {
     pub(super) fn run(&self) -> bool {
         if !self.state.start() {
             return false;
+        }
+        if let Some(me) = self.sched.current_worker() {
+            self.home.store(me, Ordering::Relaxed);
         }
         let start = Instant::now();
         for _ in 0..STRAND_BUDGET {

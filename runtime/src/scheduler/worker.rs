@@ -1,10 +1,12 @@
 //! The worker loop.
 //!
-//! A worker takes tasks from its `next` slot, then its local FIFO queue; every
-//! `INJECTOR_INTERVAL` tasks, and after every task that yielded (a spent time slice), it looks
-//! at the injector first, so wake-ups from outside (timers, other hosts) are not starved by a
-//! busy local queue. With no local work it takes a batch from the injector, then
-//! steals a batch from another worker, then parks (see `idle.rs`).
+//! A worker takes tasks from its `next` slot, then, taking turns, its local FIFO queue and its
+//! home queue (strands with a new member, sent to the worker that last ran them: see
+//! `Strand::push_new`); every `INJECTOR_INTERVAL` tasks, and after every task that yielded (a
+//! spent time slice), it looks at the injector first, so wake-ups from outside (timers, other
+//! hosts) are not starved by a busy local queue. With no local work it takes its home queue,
+//! a batch from the injector, another worker's home queue, steals a batch from another
+//! worker, then parks (see `idle.rs`).
 //!
 //! The `next` slot holds the last task woken by this worker (a message's receiver, a spawned
 //! child): it runs right after the current task, on the same core, while the message is still in
@@ -124,9 +126,14 @@ pub(super) fn run(sched: Arc<Scheduler>, index: usize, queue: Worker<Task>) {
         let task = task.or_else(|| {
             // After a yield a whole time slice has passed: wake-ups from outside go first.
             if tick.is_multiple_of(INJECTOR_INTERVAL) || std::mem::take(&mut yielded) {
-                steal_injector(&sched, &local.queue).or_else(|| local.queue.pop())
+                steal_injector(&sched, &local.queue)
+                    .or_else(|| steal_home(&sched, index))
+                    .or_else(|| local.queue.pop())
+            } else if tick.is_multiple_of(2) {
+                // Strands sent here and the local queue take turns: neither starves the other.
+                steal_home(&sched, index).or_else(|| local.queue.pop())
             } else {
-                local.queue.pop()
+                local.queue.pop().or_else(|| steal_home(&sched, index))
             }
         });
         let task = task.or_else(|| find_work(&sched, index, &local.queue));
@@ -158,9 +165,26 @@ fn steal_injector(sched: &Scheduler, queue: &Worker<Task>) -> Option<Task> {
         .and_then(Steal::success)
 }
 
+/// A strand sent to worker `index` (see `Strand::push_new`).
+fn steal_home(sched: &Scheduler, index: usize) -> Option<Task> {
+    iter::repeat_with(|| sched.homes[index].steal())
+        .find(|s| !s.is_retry())
+        .and_then(Steal::success)
+}
+
 fn find_work(sched: &Scheduler, index: usize, queue: &Worker<Task>) -> Option<Task> {
+    if let Some(t) = steal_home(sched, index) {
+        return Some(t);
+    }
     if let Some(t) = steal_injector(sched, queue) {
         return Some(t);
+    }
+    // Strands sent to a busy worker go to whoever is idle.
+    let n = sched.homes.len();
+    for k in 1..n {
+        if let Some(t) = steal_home(sched, (index + k) % n) {
+            return Some(t);
+        }
     }
     let n = sched.stealers.len();
     for k in 1..n {
