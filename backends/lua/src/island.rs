@@ -53,11 +53,10 @@ pub(crate) struct Island {
     pub(crate) slice: Option<Duration>,
     /// Steps that ended preempted.
     pub(crate) preemptions: AtomicUsize,
-    chunks: Mutex<HashMap<EntryId, Loaded>>,
+    chunks: Mutex<HashMap<EntryId, Arc<Loaded>>>,
 }
 
 /// An entry's code loaded into an island, with what its processes share read-only.
-#[derive(Clone)]
 pub(crate) struct Loaded {
     version: u64,
     /// The compiled chunk (a function of the process's `_ENV`).
@@ -157,8 +156,9 @@ impl Island {
     }
 
     /// The code of entry `id` at `version`, loaded from `bytecode` once per island (counted
-    /// in `loads`).
-    pub(crate) fn load(&self, code: &Code<'_>, loads: &AtomicUsize) -> Result<Loaded, Error> {
+    /// in `loads`). Shared, not copied: a spawn runs on the spawner's worker, and a copy of the
+    /// code's Lua values would take the island's lock, which a step on another worker may hold.
+    pub(crate) fn load(&self, code: &Code<'_>, loads: &AtomicUsize) -> Result<Arc<Loaded>, Error> {
         let mut chunks = self.chunks.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(l) = chunks.get(code.id)
             && l.version == code.version
@@ -175,15 +175,15 @@ impl Island {
             .into_function()
             .map_err(fail)?;
         let granted = self.lua.create_table().map_err(fail)?;
-        for m in code.granted {
+        for m in (code.granted)() {
             granted.raw_set(m.as_str(), true).map_err(fail)?;
         }
-        let loaded = Loaded {
+        let loaded = Arc::new(Loaded {
             version: code.version,
             chunk,
             method: self.lua.create_string(code.method).map_err(fail)?,
             granted,
-        };
+        });
         // An older version's code is no longer needed by new processes.
         chunks.insert(id.clone(), loaded.clone());
         loads.fetch_add(1, Ordering::Relaxed);
@@ -199,7 +199,8 @@ pub(crate) struct Code<'a> {
     pub(crate) name: &'a str,
     pub(crate) bytecode: &'a [u8],
     pub(crate) method: &'a str,
-    pub(crate) granted: &'a [String],
+    /// The modules granted (worked out only when the code is loaded).
+    pub(crate) granted: &'a dyn Fn() -> Vec<String>,
 }
 
 /// The islands of one host.

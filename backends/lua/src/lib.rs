@@ -345,7 +345,7 @@ impl Prototype for LuaPrototype {
                 }
             }
         };
-        let granted = self.grants(host);
+        let granted = || self.grants(host);
         let code = island::Code {
             id: &self.id,
             version: self.version,

@@ -14,7 +14,7 @@ use crate::stack::push_completion;
 
 /// What the first step needs to start the process.
 pub(crate) struct Start {
-    pub(crate) code: Loaded,
+    pub(crate) code: Arc<Loaded>,
     pub(crate) args: Vec<Value>,
 }
 
@@ -47,9 +47,9 @@ impl LuaProcess {
         let start =
             self.start.take().ok_or_else(|| mlua::Error::runtime("process started twice"))?;
         let mut args = MultiValue::with_capacity(3 + start.args.len());
-        args.push_back(LuaValue::Function(start.code.chunk));
-        args.push_back(LuaValue::String(start.code.method));
-        args.push_back(LuaValue::Table(start.code.granted));
+        args.push_back(LuaValue::Function(start.code.chunk.clone()));
+        args.push_back(LuaValue::String(start.code.method.clone()));
+        args.push_back(LuaValue::Table(start.code.granted.clone()));
         for a in &start.args {
             args.push_back(to_lua(lua, a)?);
         }
