@@ -72,28 +72,27 @@ pub(crate) struct ProcessCell {
 pub(crate) struct LastDest(usize);
 
 impl LastDest {
+    /// The remembered record, if the word holds one (even and non-zero): this slot then holds
+    /// a counted reference to it (see `remember`), so it is alive while the slot is.
+    fn record(&self) -> Option<*const ProcessCell> {
+        (self.0 & 1 == 0 && self.0 != 0).then_some(self.0 as *const ProcessCell)
+    }
+
     /// The record of process `serial`, if it is the one remembered.
     pub(crate) fn get(&self, serial: u64) -> Option<&ProcessCell> {
-        if self.0 & 1 == 1 || self.0 == 0 {
-            return None;
-        }
-        // SAFETY: an even non-zero word is a record this slot holds a counted reference to
-        // (see `remember`), so it is alive while the slot is.
-        let cell = unsafe { &*(self.0 as *const ProcessCell) };
+        // SAFETY: alive while the slot is (see `record`).
+        let cell = unsafe { &*self.record()? };
         (cell.pid.serial() == serial).then_some(cell)
     }
 
     /// Another reference to the remembered record, if it is one.
     pub(crate) fn new_ref(&self) -> Option<ProcessRef> {
-        (self.0 & 1 == 0 && self.0 != 0).then(|| {
-            let ptr = self.0 as *const ProcessCell;
-            // SAFETY: the slot holds a counted reference to this record (see `remember`), so
-            // it is alive, and the count taken here is handed to the new `ProcessRef`.
-            unsafe {
-                ProcessRef::increment_strong_count(ptr);
-                ProcessRef::from_raw(ptr)
-            }
-        })
+        let ptr = self.record()?;
+        // SAFETY: alive (see `record`); the count taken here goes to the new `ProcessRef`.
+        unsafe {
+            ProcessRef::increment_strong_count(ptr);
+            Some(ProcessRef::from_raw(ptr))
+        }
     }
 
     /// Whether the last message (before this one) went to process `serial` as well; if not,
@@ -117,10 +116,11 @@ impl LastDest {
 
     /// Forgets what it held; returns the reference, if any, to be dropped.
     pub(crate) fn clear(&mut self) -> Option<ProcessRef> {
-        let word = std::mem::take(&mut self.0);
-        // SAFETY: an even non-zero word came from `ProcessRef::into_raw` in `remember`, and
+        let ptr = self.record();
+        self.0 = 0;
+        // SAFETY: the record's reference came from `ProcessRef::into_raw` in `remember`, and
         // is taken back once (the slot is emptied above).
-        (word & 1 == 0 && word != 0).then(|| unsafe { ProcessRef::from_raw(word as *const _) })
+        ptr.map(|p| unsafe { ProcessRef::from_raw(p) })
     }
 }
 

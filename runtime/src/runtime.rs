@@ -207,15 +207,10 @@ impl Shared {
         check_topic(topic)?;
         let msg = Message { from: sender.pid, topic: Topic::new(topic), payload };
         if let Some(dest) = slot.get(serial) {
-            let wake = {
-                let mut inner = lock(&dest.inner);
-                if inner.exited {
-                    return Ok(());
-                }
-                let limit = dest.host.config.mailbox_limit;
-                inner.mailbox.deliver(msg, limit).map_err(|e| e.context(dest.pid))?
-            };
-            if wake && let Some(dest) = slot.new_ref() {
+            let wake = deliver(dest, &mut lock(&dest.inner), msg)?;
+            if wake == Some(true)
+                && let Some(dest) = slot.new_ref()
+            {
                 dest.wake_owned();
             }
             return Ok(());
@@ -223,12 +218,8 @@ impl Shared {
         let (again, old) = slot.again(serial);
         drop(old);
         let delivered = self.table.lock_serial(serial, |cell, inner| {
-            if inner.exited {
-                return Ok(None);
-            }
-            let limit = cell.host.config.mailbox_limit;
-            let wake = inner.mailbox.deliver(msg, limit).map_err(|e| e.context(cell.pid))?;
-            Ok((wake || again).then(|| (cell.to_ref(), wake)))
+            let wake = deliver(cell, inner, msg)?;
+            Ok(wake.filter(|&w| w || again).map(|w| (cell.to_ref(), w)))
         });
         if let Some((dest, wake)) = delivered.transpose()?.flatten() {
             if again {
@@ -257,12 +248,7 @@ impl Shared {
         // Delivered under the receiver's lock, reached through the table without a reference
         // of its own: one is taken only to queue a receiver that must wake.
         let delivered = self.table.lock_serial(serial, |cell, inner| {
-            if inner.exited {
-                return Ok(None);
-            }
-            let limit = cell.host.config.mailbox_limit;
-            let wake = inner.mailbox.deliver(msg, limit).map_err(|e| e.context(cell.pid))?;
-            Ok(wake.then(|| cell.to_ref()))
+            Ok(deliver(cell, inner, msg)?.filter(|&w| w).map(|_| cell.to_ref()))
         });
         if let Some(cell) = delivered.transpose()?.flatten() {
             cell.wake_owned();
@@ -536,6 +522,16 @@ impl Shared {
             }
         }
     }
+}
+
+/// Delivers `msg` to `cell`, whose lock gives `inner`: `None` if the process has ended (the
+/// message is dropped), else whether it must be woken.
+fn deliver(cell: &ProcessCell, inner: &mut Inner, msg: Message) -> Result<Option<bool>> {
+    if inner.exited {
+        return Ok(None);
+    }
+    let limit = cell.host.config.mailbox_limit;
+    inner.mailbox.deliver(msg, limit).map(Some).map_err(|e| e.context(cell.pid))
 }
 
 /// Ends `cell` before its next step with `err` (the first kill wins).

@@ -94,11 +94,9 @@ impl Prototype for StrandProto {
     }
 }
 
-#[test]
-fn strand_members_never_overlap_and_all_progress() {
-    const MEMBERS: usize = 40;
-    const ROUNDS: i64 = 300;
-    let backend = Arc::new(StrandBackend { n: 3, strands: Mutex::new(vec![]) });
+/// A host of two workers whose `test:member` entry places its processes in `n` strands.
+fn strand_runtime(n: usize) -> (spindle_runtime::Runtime, Arc<StrandBackend>, EntryId) {
+    let backend = Arc::new(StrandBackend { n, strands: Mutex::new(vec![]) });
     let rt = spindle_runtime::Runtime::builder()
         .host(spindle_runtime::HostConfig::new(HOST).workers(2))
         .backend(Installed(backend.clone()))
@@ -106,6 +104,14 @@ fn strand_members_never_overlap_and_all_progress() {
         .unwrap();
     let id: EntryId = "test:member".parse().unwrap();
     rt.put_entry(Entry::new(id.clone(), "test.strand"));
+    (rt, backend, id)
+}
+
+#[test]
+fn strand_members_never_overlap_and_all_progress() {
+    const MEMBERS: usize = 40;
+    const ROUNDS: i64 = 300;
+    let (rt, backend, id) = strand_runtime(3);
     let out = exec(&rt, move |cx| async move {
         let mut members = vec![];
         for _ in 0..MEMBERS {
@@ -150,14 +156,7 @@ fn strand_members_never_overlap_and_all_progress() {
 fn new_members_start_on_sleeping_and_busy_workers_alike() {
     const WAVES: usize = 30;
     const EACH: usize = 20;
-    let backend = Arc::new(StrandBackend { n: 4, strands: Mutex::new(vec![]) });
-    let rt = spindle_runtime::Runtime::builder()
-        .host(spindle_runtime::HostConfig::new(HOST).workers(2))
-        .backend(Installed(backend.clone()))
-        .build()
-        .unwrap();
-    let id: EntryId = "test:member".parse().unwrap();
-    rt.put_entry(Entry::new(id.clone(), "test.strand"));
+    let (rt, backend, id) = strand_runtime(4);
     let out = exec(&rt, move |cx| async move {
         let mut ended = 0;
         for wave in 0..WAVES {

@@ -41,13 +41,14 @@ impl Idle {
         fence(Ordering::SeqCst);
     }
 
-    /// Worker `index` found work after announcing (or woke up): it is no longer a sleeper.
-    pub(super) fn withdraw(&self, index: usize) {
+    /// Worker `index` found work after announcing (or woke up, or is being woken): it is no
+    /// longer a sleeper. Returns whether it was one.
+    pub(super) fn withdraw(&self, index: usize) -> bool {
         let mut sleepers = lock(&self.sleepers);
-        if let Some(i) = sleepers.iter().position(|&w| w == index) {
-            sleepers.swap_remove(i);
-            self.sleeping.fetch_sub(1, Ordering::SeqCst);
-        }
+        let Some(i) = sleepers.iter().position(|&w| w == index) else { return false };
+        sleepers.swap_remove(i);
+        self.sleeping.fetch_sub(1, Ordering::SeqCst);
+        true
     }
 
     /// Wakes one sleeping worker, if any sleeps.
@@ -69,29 +70,15 @@ impl Idle {
         }
     }
 
-    /// Wakes every worker (shutdown).
-    /// Wakes worker `index` if it sleeps.
+    /// Wakes worker `index` if it sleeps (as `notify_one` does for any).
     pub(super) fn notify_worker(&self, index: usize) {
         fence(Ordering::SeqCst);
-        if self.sleeping.load(Ordering::SeqCst) == 0 {
-            return;
-        }
-        let woken = {
-            let mut sleepers = lock(&self.sleepers);
-            match sleepers.iter().position(|&w| w == index) {
-                Some(i) => {
-                    sleepers.swap_remove(i);
-                    self.sleeping.fetch_sub(1, Ordering::SeqCst);
-                    true
-                }
-                None => false,
-            }
-        };
-        if woken {
+        if self.sleeping.load(Ordering::SeqCst) != 0 && self.withdraw(index) {
             self.unpark(index);
         }
     }
 
+    /// Wakes every worker (shutdown).
     pub(super) fn notify_all(&self) {
         let n = lock(&self.unparkers).len();
         for w in 0..n {

@@ -61,10 +61,7 @@ impl Strand {
 
     /// Queues member `cell` (whose own state word the caller already set to scheduled).
     pub(crate) fn push(self: &Arc<Self>, cell: ProcessRef) {
-        lock(&self.ready).push_back(cell);
-        if self.state.wake() == Wake::Schedule {
-            self.sched.schedule(Task::Strand(self.clone()));
-        }
+        self.queue(cell, false);
     }
 
     /// Queues new member `cell` (its first step): on the worker that last ran the strand, if
@@ -75,14 +72,20 @@ impl Strand {
     /// loop cost twice the CPU they cost on one. Sent home, a strand stays where its memory is,
     /// and an idle worker still takes it from there.
     pub(crate) fn push_new(self: &Arc<Self>, cell: ProcessRef) {
+        self.queue(cell, true);
+    }
+
+    fn queue(self: &Arc<Self>, cell: ProcessRef, home: bool) {
         lock(&self.ready).push_back(cell);
-        if self.state.wake() == Wake::Schedule {
-            let home = self.home.load(Ordering::Relaxed);
-            if home != usize::MAX && self.sched.current_worker() != Some(home) {
-                self.sched.schedule_home(home, Task::Strand(self.clone()));
-            } else {
-                self.sched.schedule(Task::Strand(self.clone()));
-            }
+        if self.state.wake() != Wake::Schedule {
+            return;
+        }
+        let task = Task::Strand(self.clone());
+        let at = self.home.load(Ordering::Relaxed);
+        if home && at != usize::MAX && self.sched.current_worker() != Some(at) {
+            self.sched.schedule_home(at, task);
+        } else {
+            self.sched.schedule(task);
         }
     }
 
