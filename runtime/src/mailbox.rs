@@ -36,32 +36,55 @@ pub(crate) struct Mailbox {
 /// oldest completion in place (a message handed to a waiting receive is written there, and
 /// taken from there, without a second pointer to follow).
 #[derive(Default)]
-struct Done(Option<Box<Slots<(Tag, Completion)>>>);
+struct Done(Option<Box<DoneSlots>>);
+
+/// `first` is `None` only when `more` is empty too.
+#[derive(Default)]
+struct DoneSlots {
+    first: Option<(Tag, Completion)>,
+    more: VecDeque<(Tag, Completion)>,
+}
 
 impl Done {
     fn push(&mut self, item: (Tag, Completion)) {
-        self.0.get_or_insert_with(Box::default).push(item);
+        let slots = self.0.get_or_insert_with(Box::default);
+        if slots.first.is_none() {
+            slots.first = Some(item);
+        } else {
+            slots.more.push_back(item);
+        }
     }
 
     fn is_empty(&self) -> bool {
-        self.0.as_ref().is_none_or(|d| d.is_empty())
+        self.0.as_ref().is_none_or(|d| d.first.is_none())
     }
 
     fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |d| d.len())
+        self.0.as_ref().map_or(0, |d| usize::from(d.first.is_some()) + d.more.len())
     }
 
     fn take_first(&mut self) -> Option<(Tag, Completion)> {
-        self.0.as_mut()?.take_first(|_| true)
+        let d = self.0.as_mut()?;
+        let first = d.first.take();
+        d.first = d.more.pop_front();
+        first
     }
 
     fn take(&mut self, tag: Tag) -> Option<Completion> {
-        self.0.as_mut()?.take_first(|(t, _)| *t == tag).map(|(_, c)| c)
+        let d = self.0.as_mut()?;
+        if d.first.as_ref().is_some_and(|(t, _)| *t == tag) {
+            let (_, c) = d.first.take()?;
+            d.first = d.more.pop_front();
+            return Some(c);
+        }
+        let i = d.more.iter().position(|(t, _)| *t == tag)?;
+        d.more.remove(i).map(|(_, c)| c)
     }
 
     /// The newest.
     fn pop(&mut self) -> Option<(Tag, Completion)> {
-        self.0.as_mut()?.pop()
+        let d = self.0.as_mut()?;
+        d.more.pop_back().or_else(|| d.first.take())
     }
 }
 
@@ -77,24 +100,16 @@ struct Pending {
 }
 
 /// Outstanding operations, oldest first. Most processes wait on one thing at a time (a
-/// receive): a process parked in a receive needs no allocation for it.
-type Pendings = Slots<Pending>;
-
-/// Items oldest first, the oldest kept in place and only the others in a vector: what a
-/// mailbox mostly holds one of at a time (an outstanding receive, an untaken completion).
-struct Slots<T> {
+/// receive), so the oldest is kept in place and only the others go to a vector: a process
+/// parked in a receive needs no allocation for it.
+#[derive(Default)]
+struct Pendings {
     /// The oldest; `None` only when `rest` is empty too.
-    first: Option<T>,
-    rest: Vec<T>,
+    first: Option<Pending>,
+    rest: Vec<Pending>,
 }
 
-impl<T> Default for Slots<T> {
-    fn default() -> Slots<T> {
-        Slots { first: None, rest: Vec::new() }
-    }
-}
-
-impl<T> Slots<T> {
+impl Pendings {
     fn is_empty(&self) -> bool {
         self.first.is_none()
     }
@@ -103,20 +118,20 @@ impl<T> Slots<T> {
         usize::from(self.first.is_some()) + self.rest.len()
     }
 
-    fn push(&mut self, item: T) {
+    fn push(&mut self, p: Pending) {
         if self.first.is_none() {
-            self.first = Some(item);
+            self.first = Some(p);
             return;
         }
         // A second one is rare: no room for four on first use.
         if self.rest.capacity() == 0 {
             self.rest.reserve_exact(1);
         }
-        self.rest.push(item);
+        self.rest.push(p);
     }
 
-    /// Takes out the oldest item that satisfies `f`.
-    fn take_first(&mut self, mut f: impl FnMut(&T) -> bool) -> Option<T> {
+    /// Takes out the oldest operation that satisfies `f`.
+    fn take_first(&mut self, mut f: impl FnMut(&Pending) -> bool) -> Option<Pending> {
         if self.first.as_ref().is_some_and(&mut f) {
             let next = (!self.rest.is_empty()).then(|| self.rest.remove(0));
             return std::mem::replace(&mut self.first, next);
@@ -124,16 +139,11 @@ impl<T> Slots<T> {
         let i = self.rest.iter().position(f)?;
         Some(self.rest.remove(i))
     }
-
-    /// Takes out the newest item.
-    fn pop(&mut self) -> Option<T> {
-        self.rest.pop().or_else(|| self.first.take())
-    }
 }
 
-impl<T> IntoIterator for Slots<T> {
-    type Item = T;
-    type IntoIter = std::iter::Chain<std::option::IntoIter<T>, std::vec::IntoIter<T>>;
+impl IntoIterator for Pendings {
+    type Item = Pending;
+    type IntoIter = std::iter::Chain<std::option::IntoIter<Pending>, std::vec::IntoIter<Pending>>;
     fn into_iter(self) -> Self::IntoIter {
         self.first.into_iter().chain(self.rest)
     }
