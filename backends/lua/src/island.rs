@@ -39,11 +39,11 @@ impl Slicing {
 pub(crate) struct Island {
     pub(crate) lua: Lua,
     pub(crate) strand: Option<Arc<Strand>>,
-    /// The prelude's `start(chunk, method, granted, ...)`: a new process and its first step.
-    pub(crate) start: Function,
-    /// The prelude's `step(P, tag, ...)` (a step, with the last completion) and
-    /// `deliver(P, tag, ...)` (a completion before the step's last one), as references in the
-    /// registry, for the raw step entry.
+    /// The prelude's `start(chunk, method, granted, ...)` (a new process and its first step),
+    /// `step(P, tag, ...)` (a step, with the last completion) and `deliver(P, tag, ...)` (a
+    /// completion before the step's last one), as references in the registry, for the raw
+    /// step entries.
+    pub(crate) start: c_int,
     pub(crate) step: c_int,
     pub(crate) deliver: c_int,
     /// The state's process slot (its app data, never replaced, so its address is fixed).
@@ -129,20 +129,22 @@ impl Island {
         if memory_limit > 0 {
             lua.set_memory_limit(memory_limit).map_err(lua_err)?;
         }
+        let start: Function = exports.get("start").map_err(lua_err)?;
         let step: Function = exports.get("step").map_err(lua_err)?;
         let deliver: Function = exports.get("deliver").map_err(lua_err)?;
-        let (mut step_ref, mut deliver_ref) = (0, 0);
-        // SAFETY: `exec_raw` runs the closure in protected mode with the two functions at 1
-        // and 2; `luaL_ref` pops the top into the registry and returns its reference.
+        let (mut start_ref, mut step_ref, mut deliver_ref) = (0, 0, 0);
+        // SAFETY: `exec_raw` runs the closure in protected mode with the three functions at 1
+        // to 3; `luaL_ref` pops the top into the registry and returns its reference.
         unsafe {
-            lua.exec_raw::<()>((step, deliver), |state| {
+            lua.exec_raw::<()>((start, step, deliver), |state| {
                 deliver_ref = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
                 step_ref = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
+                start_ref = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
             })
             .map_err(lua_err)?;
         }
         Ok(Island {
-            start: exports.get("start").map_err(lua_err)?,
+            start: start_ref,
             step: step_ref,
             deliver: deliver_ref,
             current,

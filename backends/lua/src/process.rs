@@ -8,9 +8,9 @@ use mlua::{MultiValue, Value as LuaValue, ffi};
 use spindle_runtime::{Cx, EntryId, Error, ErrorKind, Process, Step, Tag, Value, WaitFor};
 
 use crate::api::{Current, Stepping};
-use crate::convert::{to_lua, to_value};
+use crate::convert::to_value;
 use crate::island::{Island, Loaded};
-use crate::stack::push_completion;
+use crate::stack::{push_completion, push_value};
 
 /// What the first step needs to start the process.
 pub(crate) struct Start {
@@ -41,32 +41,46 @@ impl LuaProcess {
         LuaProcess { island, entry, state: None, start: Some(Box::new(start)), memory: 0, budget }
     }
 
-    /// The first step: the prelude makes the process's state and runs its main coroutine.
-    fn first_step(&mut self) -> mlua::Result<MultiValue> {
-        let lua = &self.island.lua;
+    /// The first step, entered with Lua's C API like the later ones: the prelude's
+    /// `start(chunk, method, granted, ...)` makes the process's state table `P`, kept as a
+    /// reference in the registry, and runs its main coroutine; it returns `P` and then what a
+    /// step returns (see [`finish_step`]).
+    fn first_step(&mut self, fast: &Cell<Fast>) -> mlua::Result<MultiValue> {
         let start =
             self.start.take().ok_or_else(|| mlua::Error::runtime("process started twice"))?;
-        let mut args = MultiValue::with_capacity(3 + start.args.len());
-        args.push_back(LuaValue::Function(start.code.chunk.clone()));
-        args.push_back(LuaValue::String(start.code.method.clone()));
-        args.push_back(LuaValue::Table(start.code.granted.clone()));
-        for a in &start.args {
-            args.push_back(to_lua(lua, a)?);
-        }
-        let mut out: MultiValue = self.island.start.call(args)?;
-        let state = out.pop_front();
-        let Some(LuaValue::Table(state)) = state else {
-            return Err(mlua::Error::runtime("the process scheduler returned no state"));
+        let code = &*start.code;
+        let island = &*self.island;
+        let nargs = c_int::try_from(start.args.len())
+            .ok()
+            .filter(|n| *n < c_int::MAX - 8)
+            .ok_or_else(|| mlua::Error::runtime("too many arguments"))?;
+        let mut state = None;
+        // SAFETY: `exec_raw` runs the closure in protected mode on the main thread, with the
+        // chunk, method name and granted set at 1 to 3 and room asked for the function and
+        // arguments (`push_value` asks for what nesting needs). A Lua error raised in it skips
+        // its frame, which holds only references.
+        let out = unsafe {
+            island.lua.exec_raw::<MultiValue>((&code.chunk, &code.method, &code.granted), |s| {
+                ffi::luaL_checkstack(s, nargs + 1, std::ptr::null());
+                ffi::lua_rawgeti(s, ffi::LUA_REGISTRYINDEX, ffi::lua_Integer::from(island.start));
+                ffi::lua_insert(s, 1);
+                for a in &start.args {
+                    push_value(s, a);
+                }
+                ffi::lua_call(s, 3 + nargs, ffi::LUA_MULTRET);
+                if ffi::lua_type(s, 1) != ffi::LUA_TTABLE {
+                    return;
+                }
+                // `P` into the registry; what the step returned stays.
+                ffi::lua_pushvalue(s, 1);
+                state = Some(ffi::luaL_ref(s, ffi::LUA_REGISTRYINDEX));
+                ffi::lua_remove(s, 1);
+                finish_step(s, fast);
+            })?
         };
-        let mut r = None;
-        // SAFETY: `exec_raw` runs the closure in protected mode with the table at 1;
-        // `luaL_ref` pops it into the registry.
-        unsafe {
-            self.island.lua.exec_raw::<()>(state, |s| {
-                r = Some(ffi::luaL_ref(s, ffi::LUA_REGISTRYINDEX));
-            })?;
-        }
-        self.state = r;
+        self.state = Some(
+            state.ok_or_else(|| mlua::Error::runtime("the process scheduler returned no state"))?,
+        );
         Ok(out)
     }
 
@@ -117,7 +131,7 @@ impl LuaProcess {
         let fast = Cell::new(Fast::No);
         let out = match self.state {
             Some(state) => self.next_step(state, cx, &fast)?,
-            None => self.first_step()?,
+            None => self.first_step(&fast)?,
         };
         match fast.get() {
             Fast::Wait => return Ok(Step::Wait(WaitFor::Any)),
