@@ -182,7 +182,6 @@ fn tag(n: i64) -> Tag {
 /// Builds the `RT` table.
 pub(crate) fn build(lua: &Lua) -> mlua::Result<Table> {
     let rt = lua.create_table()?;
-    rt.set("pid", lua.create_function(|lua, ()| with_cx(lua, |cx| cx.pid().to_string()))?)?;
     rt.set(
         "start_exec",
         lua.create_function(|lua, args: Variadic<LuaValue>| {

@@ -27,7 +27,8 @@ pub(crate) fn register(lua: &Lua, rt: &Table) -> mlua::Result<()> {
         let slot = slot.ok_or_else(|| mlua::Error::runtime("the Lua state has no process slot"))?;
         std::ptr::from_ref::<Current>(&slot)
     };
-    let fns: [(&std::ffi::CStr, ffi::lua_CFunction); 7] = [
+    let fns: [(&std::ffi::CStr, ffi::lua_CFunction); 8] = [
+        (c"pid", pid),
         (c"send", send),
         (c"start_receive", start_receive),
         (c"start_event", start_event),
@@ -152,6 +153,16 @@ fn text<'a>(bytes: Option<&'a [u8]>, what: &'static str) -> Result<&'a str, Erro
         bytes.ok_or_else(|| Error::new(ErrorKind::Invalid, format!("{what} must be a string")))?;
     std::str::from_utf8(bytes)
         .map_err(|_| Error::new(ErrorKind::Invalid, format!("{what} must be text")))
+}
+
+/// `pid()` → this process's pid (as text).
+unsafe extern "C-unwind" fn pid(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: Lua calls this with its upvalue; see the module doc about raising.
+    unsafe {
+        let cur = current(state);
+        let o = run(cur, |cx| Ok(Outcome::Pid(cx.pid())));
+        finish(state, cur, o)
+    }
 }
 
 /// `send(dest, topic, payload)` → `true` or `nil, kind, message`.

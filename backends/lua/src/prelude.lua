@@ -586,7 +586,7 @@ local function spawner(mode)
 end
 
 local process = {
-    pid = function() return RT.pid() end,
+    pid = RT.pid,
     spawn = spawner(0),
     spawn_monitored = spawner(1),
     spawn_linked = spawner(2),
