@@ -7,12 +7,12 @@
 
 use std::collections::HashMap;
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mlua::chunk::ChunkMode;
-use mlua::{Function, Lua, LuaOptions, LuaString, StdLib, Table, ffi};
+use mlua::{Function, Lua, LuaOptions, StdLib, Table, ffi};
 use spindle_runtime::scheduler::Strand;
 use spindle_runtime::{EntryId, Error, ErrorKind};
 
@@ -54,17 +54,85 @@ pub(crate) struct Island {
     /// Steps that ended preempted.
     pub(crate) preemptions: AtomicUsize,
     chunks: Mutex<HashMap<EntryId, Arc<Loaded>>>,
+    /// References let go of outside the island's steps.
+    pub(crate) unrefs: Arc<Unrefs>,
 }
 
-/// An entry's code loaded into an island, with what its processes share read-only.
+/// An entry's code loaded into an island, with what its processes share read-only: the
+/// compiled chunk (a function of the process's `_ENV`), the name of the method that runs as
+/// the process body and the set of modules the processes may `require`, as references in the
+/// island's registry. Dropped on any thread: the references are freed by the island's next
+/// step (see [`Unrefs`]).
 pub(crate) struct Loaded {
     version: u64,
-    /// The compiled chunk (a function of the process's `_ENV`).
-    pub(crate) chunk: Function,
-    /// The name of the method that runs as the process body.
-    pub(crate) method: LuaString,
-    /// The set of modules the entry's processes may `require`.
-    pub(crate) granted: Table,
+    pub(crate) chunk: c_int,
+    pub(crate) method: c_int,
+    pub(crate) granted: c_int,
+    unrefs: Arc<Unrefs>,
+}
+
+impl Drop for Loaded {
+    fn drop(&mut self) {
+        self.unrefs.push(&[self.chunk, self.method, self.granted]);
+    }
+}
+
+/// Registry references of an island that were let go of outside its steps, freed by its next
+/// step. Whatever drops them (another island's step, a spawn that failed, a process ended by
+/// the runtime) never waits for the island's Lua state: a worker stepping one island must never
+/// wait for another's, which may be waiting for the first (a deadlock of both workers).
+#[derive(Default)]
+pub(crate) struct Unrefs {
+    pending: AtomicBool,
+    refs: Mutex<Vec<c_int>>,
+}
+
+impl Unrefs {
+    pub(crate) fn push(&self, refs: &[c_int]) {
+        self.refs.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(refs);
+        self.pending.store(true, Ordering::Release);
+    }
+
+    /// Frees the references let go of so far.
+    ///
+    /// # Safety
+    /// `s` is the island's state, in protected mode (inside `exec_raw`).
+    pub(crate) unsafe fn free(&self, s: *mut ffi::lua_State) {
+        if !self.pending.load(Ordering::Acquire) {
+            return;
+        }
+        self.pending.store(false, Ordering::Relaxed);
+        let refs = std::mem::take(&mut *self.refs.lock().unwrap_or_else(|e| e.into_inner()));
+        for r in refs {
+            // SAFETY: the caller's contract; each reference was made in this state's registry
+            // and is freed once.
+            unsafe { ffi::luaL_unref(s, ffi::LUA_REGISTRYINDEX, r) };
+        }
+    }
+}
+
+/// An entry's compiled code and settings, shared by its prototype and the processes that have
+/// yet to load it.
+pub(crate) struct Compiled {
+    pub(crate) id: Arc<EntryId>,
+    pub(crate) version: u64,
+    /// The chunk's name in error messages (`@path`).
+    pub(crate) name: String,
+    pub(crate) bytecode: Vec<u8>,
+    pub(crate) method: String,
+}
+
+/// The code a new process starts with: loaded into its island already, or to be loaded by its
+/// first step (the first process of an entry version on the island).
+pub(crate) enum Code {
+    Loaded(Arc<Loaded>),
+    Load {
+        compiled: Arc<Compiled>,
+        /// The modules granted to the entry's processes on this island's host.
+        granted: Vec<String>,
+        /// The backend's count of loads.
+        loads: Arc<AtomicUsize>,
+    },
 }
 
 /// The address of a state's [`Current`].
@@ -154,55 +222,99 @@ impl Island {
             slice: slicing.time(),
             preemptions: AtomicUsize::new(0),
             chunks: Mutex::new(HashMap::new()),
+            unrefs: Arc::default(),
         })
     }
 
-    /// The code of entry `id` at `version`, loaded from `bytecode` once per island (counted
-    /// in `loads`). Shared, not copied: a spawn runs on the spawner's worker, and a copy of the
-    /// code's Lua values would take the island's lock, which a step on another worker may hold.
-    pub(crate) fn load(&self, code: &Code<'_>, loads: &AtomicUsize) -> Result<Arc<Loaded>, Error> {
-        let mut chunks = self.chunks.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(l) = chunks.get(code.id)
-            && l.version == code.version
-        {
-            return Ok(l.clone());
+    /// The code a new process of `compiled` starts with on this island: the loaded code if
+    /// its version was loaded here, else what its first step loads (with the modules
+    /// `granted`, worked out only then). Never waits for the island's Lua state, which the
+    /// island's worker may hold.
+    pub(crate) fn code(
+        &self,
+        compiled: &Arc<Compiled>,
+        granted: impl FnOnce() -> Vec<String>,
+        loads: &Arc<AtomicUsize>,
+    ) -> Code {
+        match self.cached(compiled) {
+            Some(l) => Code::Loaded(l),
+            None => {
+                Code::Load { compiled: compiled.clone(), granted: granted(), loads: loads.clone() }
+            }
         }
-        let id = code.id;
-        let fail = |e: mlua::Error| Error::new(ErrorKind::Internal, format!("loading {id}: {e}"));
-        let chunk = self
-            .lua
-            .load(code.bytecode)
-            .set_name(code.name)
-            .set_mode(ChunkMode::Binary)
-            .into_function()
-            .map_err(fail)?;
-        let granted = self.lua.create_table().map_err(fail)?;
-        for m in (code.granted)() {
-            granted.raw_set(m.as_str(), true).map_err(fail)?;
+    }
+
+    fn cached(&self, compiled: &Compiled) -> Option<Arc<Loaded>> {
+        let chunks = self.chunks.lock().unwrap_or_else(|e| e.into_inner());
+        chunks.get(&*compiled.id).filter(|l| l.version == compiled.version).cloned()
+    }
+
+    /// `code`, loaded into the island once per entry version (counted in the backend's loads).
+    /// Called by a step of the island (the first of a process), which holds its Lua state.
+    pub(crate) fn load(&self, code: Code) -> mlua::Result<Arc<Loaded>> {
+        let (compiled, granted, loads) = match code {
+            Code::Loaded(l) => return Ok(l),
+            Code::Load { compiled, granted, loads } => (compiled, granted, loads),
+        };
+        // A process spawned before the first of its version started finds it loaded.
+        if let Some(l) = self.cached(&compiled) {
+            return Ok(l);
+        }
+        let id = &compiled.id;
+        let name = std::ffi::CString::new(compiled.name.as_bytes())
+            .map_err(|_| mlua::Error::runtime(format!("loading {id}: a NUL in the chunk name")))?;
+        let mut failure = None;
+        let (mut chunk, mut method, mut set) = (0, 0, 0);
+        // SAFETY: `exec_raw` runs the closure in protected mode; `luaL_loadbufferx` leaves the
+        // function or an error message on the stack without raising; every push fits the
+        // room of a C function (LUA_MINSTACK); `luaL_ref` pops into the registry.
+        unsafe {
+            self.lua.exec_raw::<()>((), |s| {
+                let b = &compiled.bytecode;
+                let rc = ffi::luaL_loadbufferx(
+                    s,
+                    b.as_ptr().cast(),
+                    b.len(),
+                    name.as_ptr(),
+                    c"b".as_ptr(),
+                );
+                if rc != ffi::LUA_OK {
+                    failure = crate::stack::str_at(s, -1)
+                        .map(|m| String::from_utf8_lossy(m).into_owned());
+                    return;
+                }
+                chunk = ffi::luaL_ref(s, ffi::LUA_REGISTRYINDEX);
+                crate::stack::push_bytes(s, compiled.method.as_bytes());
+                method = ffi::luaL_ref(s, ffi::LUA_REGISTRYINDEX);
+                ffi::lua_createtable(s, 0, c_int::try_from(granted.len()).unwrap_or(0));
+                for m in &granted {
+                    crate::stack::push_bytes(s, m.as_bytes());
+                    ffi::lua_pushboolean(s, 1);
+                    ffi::lua_rawset(s, -3);
+                }
+                set = ffi::luaL_ref(s, ffi::LUA_REGISTRYINDEX);
+            })?;
+        }
+        if let Some(m) = failure {
+            return Err(mlua::Error::runtime(format!("loading {id}: {m}")));
         }
         let loaded = Arc::new(Loaded {
-            version: code.version,
+            version: compiled.version,
             chunk,
-            method: self.lua.create_string(code.method).map_err(fail)?,
-            granted,
+            method,
+            granted: set,
+            unrefs: self.unrefs.clone(),
         });
         // An older version's code is no longer needed by new processes.
-        chunks.insert(id.clone(), loaded.clone());
+        let old = self
+            .chunks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((**id).clone(), loaded.clone());
+        drop(old);
         loads.fetch_add(1, Ordering::Relaxed);
         Ok(loaded)
     }
-}
-
-/// What [`Island::load`] loads: an entry's compiled code and settings.
-pub(crate) struct Code<'a> {
-    pub(crate) id: &'a EntryId,
-    pub(crate) version: u64,
-    /// The chunk's name in error messages (`@path`).
-    pub(crate) name: &'a str,
-    pub(crate) bytecode: &'a [u8],
-    pub(crate) method: &'a str,
-    /// The modules granted (worked out only when the code is loaded).
-    pub(crate) granted: &'a dyn Fn() -> Vec<String>,
 }
 
 /// The islands of one host.

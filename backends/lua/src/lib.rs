@@ -56,12 +56,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use spindle_runtime::{
-    Backend, Entry, EntryId, Error, ErrorKind, Instance, Placement, Prototype, Result, Value,
+    Backend, Entry, Error, ErrorKind, Instance, Placement, Prototype, Result, Value,
 };
 
 pub use convert::{to_lua, to_value};
 
-use island::{Island, Islands};
+use island::{Compiled, Island, Islands};
 use process::{LuaProcess, Start};
 
 /// How processes share Lua states.
@@ -136,7 +136,7 @@ struct Shared {
     config: LuaConfig,
     islands: Mutex<HashMap<String, Islands>>,
     compiled: AtomicUsize,
-    loads: AtomicUsize,
+    loads: Arc<AtomicUsize>,
     states: AtomicUsize,
 }
 
@@ -190,11 +190,7 @@ impl LuaBackend {
 /// A compiled entry.
 struct LuaPrototype {
     backend: Arc<Shared>,
-    id: Arc<EntryId>,
-    version: u64,
-    name: String,
-    bytecode: Vec<u8>,
-    method: String,
+    compiled: Arc<Compiled>,
     granted: Vec<String>,
     /// The entry lists its modules (else it got the defaults).
     explicit_modules: bool,
@@ -280,11 +276,13 @@ impl Backend for LuaBackend {
         };
         Ok(Arc::new(LuaPrototype {
             backend: self.inner.clone(),
-            id: Arc::new(entry.id.clone()),
-            version: entry.version,
-            name,
-            bytecode,
-            method,
+            compiled: Arc::new(Compiled {
+                id: Arc::new(entry.id.clone()),
+                version: entry.version,
+                name,
+                bytecode,
+                method,
+            }),
             granted,
             explicit_modules,
         }))
@@ -345,19 +343,11 @@ impl Prototype for LuaPrototype {
                 }
             }
         };
-        let granted = || self.grants(host);
-        let code = island::Code {
-            id: &self.id,
-            version: self.version,
-            name: &self.name,
-            bytecode: &self.bytecode,
-            method: &self.method,
-            granted: &granted,
-        };
-        let start = Start { code: island.load(&code, &self.backend.loads)?, args };
+        let code = island.code(&self.compiled, || self.grants(host), &self.backend.loads);
+        let start = Start { code, args };
         let strand = island.strand.clone();
         Ok(Instance {
-            process: Box::new(LuaProcess::new(island, self.id.clone(), start, budget)),
+            process: Box::new(LuaProcess::new(island, self.compiled.id.clone(), start, budget)),
             strand,
         })
     }

@@ -9,12 +9,12 @@ use spindle_runtime::{Cx, EntryId, Error, ErrorKind, Process, Step, Tag, Value, 
 
 use crate::api::{Current, Stepping};
 use crate::convert::to_value;
-use crate::island::{Island, Loaded};
+use crate::island::{Code, Island};
 use crate::stack::{push_completion, push_value};
 
 /// What the first step needs to start the process.
 pub(crate) struct Start {
-    pub(crate) code: Arc<Loaded>,
+    pub(crate) code: Code,
     pub(crate) args: Vec<Value>,
 }
 
@@ -48,22 +48,24 @@ impl LuaProcess {
     fn first_step(&mut self, fast: &Cell<Fast>) -> mlua::Result<MultiValue> {
         let start =
             self.start.take().ok_or_else(|| mlua::Error::runtime("process started twice"))?;
-        let code = &*start.code;
         let island = &*self.island;
+        let code = island.load(start.code)?;
         let nargs = c_int::try_from(start.args.len())
             .ok()
             .filter(|n| *n < c_int::MAX - 8)
             .ok_or_else(|| mlua::Error::runtime("too many arguments"))?;
         let mut state = None;
-        // SAFETY: `exec_raw` runs the closure in protected mode on the main thread, with the
-        // chunk, method name and granted set at 1 to 3 and room asked for the function and
-        // arguments (`push_value` asks for what nesting needs). A Lua error raised in it skips
-        // its frame, which holds only references.
+        // SAFETY: `exec_raw` runs the closure in protected mode on the main thread, with room
+        // asked for the function, its three code values and the arguments (`push_value` asks
+        // for what nesting needs). A Lua error raised in it skips its frame, which holds only
+        // references.
         let out = unsafe {
-            island.lua.exec_raw::<MultiValue>((&code.chunk, &code.method, &code.granted), |s| {
-                ffi::luaL_checkstack(s, nargs + 1, std::ptr::null());
-                ffi::lua_rawgeti(s, ffi::LUA_REGISTRYINDEX, ffi::lua_Integer::from(island.start));
-                ffi::lua_insert(s, 1);
+            island.lua.exec_raw::<MultiValue>((), |s| {
+                island.unrefs.free(s);
+                ffi::luaL_checkstack(s, nargs + 4, std::ptr::null());
+                for r in [island.start, code.chunk, code.method, code.granted] {
+                    ffi::lua_rawgeti(s, ffi::LUA_REGISTRYINDEX, ffi::lua_Integer::from(r));
+                }
                 for a in &start.args {
                     push_value(s, a);
                 }
@@ -98,6 +100,7 @@ impl LuaProcess {
         // and `Copy` values, the completions wait in `Current`'s cells.
         unsafe {
             island.lua.exec_raw::<MultiValue>((), |s| {
+                island.unrefs.free(s);
                 let mut tag = take_next(cur, cx);
                 while let Some(t) = tag {
                     // The completion of `t` moves to `pushing`, the next one to `pending`.
@@ -223,15 +226,11 @@ unsafe fn finish_step(s: *mut ffi::lua_State, fast: &Cell<Fast>) {
 }
 
 impl Drop for LuaProcess {
+    /// Lets go of the state table's reference, which the island's next step frees: the drop
+    /// may happen on any thread (see [`crate::island::Unrefs`]).
     fn drop(&mut self) {
         if let Some(r) = self.state.take() {
-            // SAFETY: `exec_raw` runs the closure in protected mode; `luaL_unref` frees the
-            // reference `first_step` made.
-            unsafe {
-                let _ = self.island.lua.exec_raw::<()>((), |s| {
-                    ffi::luaL_unref(s, ffi::LUA_REGISTRYINDEX, r);
-                });
-            }
+            self.island.unrefs.push(&[r]);
         }
     }
 }

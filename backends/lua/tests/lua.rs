@@ -352,3 +352,33 @@ fn a_replaced_slice_signal_handler_is_put_back() {
     };
     assert_ne!(handler, libc::SIG_IGN, "the runtime's handler is back");
 }
+
+/// Spawns from steps of different islands onto each other's islands, each the first process
+/// of a new code version on its island, over and over: loading code into an island happens in
+/// that island's own step, so a spawner never waits for another island's Lua state while its
+/// own is held (two spawners doing that to each other's islands deadlocked both workers).
+#[test]
+fn spawns_across_islands_never_deadlock() {
+    let config = LuaConfig { slice_instructions: 52, ..LuaConfig::default() };
+    let rt = runtime_with(HostConfig::new(HOST).workers(2), config);
+    let spawner: EntryId = "test:spawn_race.spawner".parse().unwrap();
+    rt.put_entry(entry("test:spawn_race.spawner", "spawn_race.lua", "spawner"));
+    for round in 0..300 {
+        // A new version each round: its code is not loaded into any island yet.
+        rt.put_entry(entry("test:spawn_race.child", "spawn_race.lua", "child"));
+        let watches: Vec<_> = (0..4)
+            .map(|_| {
+                let spawn = Spawn::entry(spawner.clone(), HOST).args(vec![Value::Int(4)]);
+                rt.spawn_watched(spawn).unwrap().1
+            })
+            .collect();
+        for w in watches {
+            let Some(r) = w.wait_timeout(Duration::from_secs(30)) else {
+                // Deadlocked workers would hold up the runtime's shutdown as well.
+                std::mem::forget(rt);
+                panic!("round {round}: the spawners did not finish");
+            };
+            assert_eq!(r, Ok(Value::from("ok")), "round {round}");
+        }
+    }
+}
