@@ -382,3 +382,27 @@ fn spawns_across_islands_never_deadlock() {
         }
     }
 }
+/// The API tests pass wherever their processes are preempted: under count-hook slices from
+/// 2 to 197 instructions, in both isolation modes, on two workers. (Short slices move every
+/// interleaving around: a spawn between two islands deadlocked under them.)
+#[test]
+fn api_holds_under_preemption_anywhere() {
+    for isolation in [spindle_lua::Isolation::Islands, spindle_lua::Isolation::State] {
+        for instructions in (2..200).step_by(5) {
+            let config =
+                LuaConfig { slice_instructions: instructions, isolation, ..LuaConfig::default() };
+            let rt = runtime_with(HostConfig::new(HOST).workers(2), config);
+            eprintln!("{isolation:?}, a slice of {instructions} instructions");
+            run_on(&rt, "basics.lua", &["echo"]);
+            run_on(&rt, "multi_wait.lua", &["child"]);
+            run_on(
+                &rt,
+                "process_api.lua",
+                &["wait_forever", "fail_soon", "crash", "return_value", "polite", "topics"],
+            );
+            run_on(&rt, "time.lua", &[]);
+            run_on(&rt, "upgrade.lua", &["v1", "v2", "broken"]);
+            run_on(&rt, "ping_pong.lua", &["pong"]);
+        }
+    }
+}
