@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::*;
 use spindle_runtime::rust::{First, first};
-use spindle_runtime::{Ties, Value};
+use spindle_runtime::{Error, ErrorKind, EventKind, Ties, Value};
 
 #[test]
 fn hundred_thousand_processes_spawned_and_reaped() {
@@ -189,4 +189,79 @@ fn no_starvation_by_yielding_processes() {
     for b in busy {
         rt.terminate(b).unwrap();
     }
+}
+
+/// Monitors and links made while their targets end, from other workers: every monitor brings
+/// exactly one EXIT event (with the target's result, or NOT_FOUND if it had ended already),
+/// and a link either fails with NOT_FOUND or brings exactly one LINK_DOWN to a process that
+/// traps links (the targets all end abnormally). Lost or doubled notifications hang or fail.
+#[test]
+fn relations_race_with_exits() {
+    const ROUNDS: i64 = 200;
+    const TARGETS: usize = 16;
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        let me = cx.pid();
+        for round in 0..ROUNDS {
+            // Targets end on their own (an error) after a few yields, or are terminated.
+            let mut targets = Vec::new();
+            for t in 0..TARGETS {
+                let pid = cx.spawn(
+                    proc(move |cx| async move {
+                        for _ in 0..(t % 4) {
+                            cx.yield_now().await;
+                        }
+                        Err(Error::new(ErrorKind::Internal, "target ends"))
+                    }),
+                    Ties::default(),
+                )?;
+                targets.push(pid);
+            }
+            // Watchers monitor and link every target while the targets end.
+            let mut watchers = Vec::new();
+            for w in 0..2 {
+                let targets = targets.clone();
+                let pid = cx.spawn(
+                    proc(move |cx| async move {
+                        cx.set_trap_links(true);
+                        let mut linked = 0;
+                        for (i, &t) in targets.iter().enumerate() {
+                            cx.monitor(t);
+                            if (i + w) % 2 == 0 && cx.link(t).is_ok() {
+                                linked += 1;
+                            }
+                        }
+                        let (mut exits, mut downs) = (0, 0);
+                        while exits < targets.len() || downs < linked {
+                            let ev = cx.event().await;
+                            match ev.kind {
+                                EventKind::Exit => exits += 1,
+                                EventKind::LinkDown => downs += 1,
+                                other => panic!("unexpected {other:?}"),
+                            }
+                            assert!(ev.result.is_some_and(|r| r.is_err()), "{:?}", ev.from);
+                        }
+                        // Nothing more may come: one short wait for a stray event.
+                        let stray = first(cx.event(), cx.sleep(ms(2))).await;
+                        assert!(matches!(stray, First::Right(())), "an extra event");
+                        cx.send(me, "watched", Value::Int(exits as i64))?;
+                        Ok(Value::Nil)
+                    }),
+                    Ties::default(),
+                )?;
+                watchers.push(pid);
+            }
+            for (i, &t) in targets.iter().enumerate() {
+                if (i as i64 + round) % 3 == 0 {
+                    cx.terminate(t)?;
+                }
+            }
+            for _ in 0..watchers.len() {
+                let m = cx.recv().await;
+                assert_eq!(m.payload, Value::Int(TARGETS as i64), "round {round}");
+            }
+        }
+        Ok(Value::Bool(true))
+    });
+    assert_eq!(out, Ok(Value::Bool(true)));
 }
