@@ -8,9 +8,11 @@ end
 local function main()
     local me = process.pid()
     assert(type(me) == "string" and me:match("^{.+|0x%x+}$"), me)
-    local pid, err = process.spawn("test:basics", "test:main")
+    -- An echo child waits for a message: ended by `terminate` before it gets one. (Not a
+    -- child running `main`: one preempted between its own spawn and terminate would leave a
+    -- grandchild doing the same, a chain without end.)
+    local pid, err = process.spawn("test:basics.echo", "test:main")
     assert(pid, tostring(err))
-    -- The child runs `main` too unless told otherwise: use the echo entry instead.
     process.terminate(pid)
     local child = assert(process.spawn_monitored("test:basics.echo", "test:main"))
     assert(process.send(child, "ping", { n = 42, list = { 1, 2.5, "three" } }))
