@@ -133,6 +133,8 @@ pub(crate) enum Code {
         /// The backend's count of loads.
         loads: Arc<AtomicUsize>,
     },
+    /// Taken (while it is being loaded).
+    Unset,
 }
 
 /// The address of a state's [`Current`].
@@ -250,11 +252,13 @@ impl Island {
     }
 
     /// `code`, loaded into the island once per entry version (counted in the backend's loads).
-    /// Called by a step of the island (the first of a process), which holds its Lua state.
+    /// Called by the worker stepping the island (for the first step of a process), which holds
+    /// its Lua state or takes it without holding another island's.
     pub(crate) fn load(&self, code: Code) -> mlua::Result<Arc<Loaded>> {
         let (compiled, granted, loads) = match code {
             Code::Loaded(l) => return Ok(l),
             Code::Load { compiled, granted, loads } => (compiled, granted, loads),
+            Code::Unset => return Err(mlua::Error::runtime("no code to load")),
         };
         // A process spawned before the first of its version started finds it loaded.
         if let Some(l) = self.cached(&compiled) {
@@ -279,8 +283,8 @@ impl Island {
                     c"b".as_ptr(),
                 );
                 if rc != ffi::LUA_OK {
-                    failure = crate::stack::str_at(s, -1)
-                        .map(|m| String::from_utf8_lossy(m).into_owned());
+                    let m = crate::stack::str_at(s, -1).unwrap_or(b"not a loadable chunk");
+                    failure = Some(String::from_utf8_lossy(m).into_owned());
                     return;
                 }
                 chunk = ffi::luaL_ref(s, ffi::LUA_REGISTRYINDEX);

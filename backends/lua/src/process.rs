@@ -49,7 +49,9 @@ impl LuaProcess {
         let start =
             self.start.take().ok_or_else(|| mlua::Error::runtime("process started twice"))?;
         let island = &*self.island;
-        let code = island.load(start.code)?;
+        let Code::Loaded(code) = start.code else {
+            return Err(mlua::Error::runtime("the process's code was not loaded"));
+        };
         let nargs = c_int::try_from(start.args.len())
             .ok()
             .filter(|n| *n < c_int::MAX - 8)
@@ -273,6 +275,17 @@ fn upgrade_request(id: &LuaValue, args: &LuaValue) -> Result<(Option<EntryId>, V
 impl Process for LuaProcess {
     fn step(&mut self, cx: &Cx) -> Step {
         let island = self.island.clone();
+        // The entry's code, if this is the first process of its version on the island: loaded
+        // before the step's memory is counted (it is the island's, not the process's).
+        if let Some(start) = self.start.as_mut()
+            && matches!(start.code, Code::Load { .. })
+        {
+            let code = std::mem::replace(&mut start.code, Code::Unset);
+            match island.load(code) {
+                Ok(l) => start.code = Code::Loaded(l),
+                Err(e) => return Step::Exit(Err(lua_failure(&self.entry, e, self.budget))),
+            }
+        }
         let lua = &island.lua;
         let at_start = lua.used_memory();
         let left =

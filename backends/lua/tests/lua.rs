@@ -160,6 +160,36 @@ fn memory_budget_in_islands() {
     run_on(&rt, "memory.lua", &["hog", "sly_hog"]);
 }
 
+/// Loading an entry's code into an island is the island's memory, not the process's that
+/// happens to be the first of its version there: a process whose own use is small is not
+/// ended by its budget however large its module's code is.
+#[test]
+fn loading_code_is_not_charged_to_the_first_process() {
+    // A module whose code is large (one long function it never calls) and whose processes
+    // use little.
+    let mut source = String::from("local function big()\n    local t = {}\n");
+    for i in 0..4000 {
+        source.push_str(&format!("    t[{i}] = \"{i}\"\n"));
+    }
+    source
+        .push_str("    return t\nend\nreturn { main = function() return \"ok\" end, big = big }\n");
+    let dir = std::env::temp_dir().join(format!("spindle-lua-big-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("big.lua"), source).unwrap();
+    let config = LuaConfig { process_memory_budget: 32 << 10, ..LuaConfig::default() };
+    let rt = runtime_with(HostConfig::new(HOST).workers(2), config);
+    let mut e = Entry::new("test:big".parse::<EntryId>().unwrap(), "process.lua");
+    e.fields = Value::map([("source", Value::from("file://big.lua")), ("method", "main".into())]);
+    e.base_dir = Some(dir.clone());
+    rt.put_entry(e);
+    for _ in 0..8 {
+        let (_, watch) = rt.spawn_watched(Spawn::entry("test:big".parse().unwrap(), HOST)).unwrap();
+        let r = watch.wait_timeout(Duration::from_secs(30)).expect("the process did not end");
+        assert_eq!(r, Ok(Value::from("ok")));
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn memory_limit_in_state_mode() {
     let config = LuaConfig {
