@@ -138,9 +138,14 @@ impl LuaProcess {
             Some(state) => self.next_step(state, cx, &fast)?,
             None => self.first_step(&fast)?,
         };
-        match fast.get() {
+        match fast.take() {
             Fast::Wait => return Ok(Step::Wait(WaitFor::Any)),
             Fast::Yield => return Ok(Step::Yield),
+            Fast::Exit(r) => {
+                let entry = &self.entry;
+                let r = r.map_err(|e| e.context(format!("the return value of {entry}")));
+                return Ok(Step::Exit(r));
+            }
             Fast::No => {}
         }
         let mut out = out.into_iter();
@@ -194,11 +199,14 @@ impl LuaProcess {
 }
 
 /// How a step entered with the C API ended, if it needs no more than that.
-#[derive(Clone, Copy)]
+#[derive(Default)]
 enum Fast {
+    #[default]
     No,
     Wait,
     Yield,
+    /// The process returned: its value (copied off the stack), or why it cannot be copied.
+    Exit(Result<Value, Error>),
 }
 
 /// The next completion of the step: parked in `cur.pending`; returns its tag.
@@ -209,21 +217,26 @@ fn take_next(cur: &Current, cx: &Cx) -> Option<Tag> {
 }
 
 /// After the prelude's `step` returned (its values alone on the stack): a plain `"wait"` or
-/// `"yield"` is noted in `fast` and popped; anything else stays for `exec_raw` to return.
+/// `"yield"`, or a return (`"exit", true, value`), is noted in `fast` and popped; anything else
+/// (an error, an upgrade) stays for `exec_raw` to return.
 ///
 /// # Safety
 /// `s` is the state the step ran in, inside `exec_raw`'s closure.
 unsafe fn finish_step(s: *mut ffi::lua_State, fast: &Cell<Fast>) {
-    // SAFETY: the caller's contract; the closure's frame held nothing else on the stack.
+    // SAFETY: the caller's contract; the closure's frame held nothing else on the stack, and
+    // `value_at` raises nothing.
     unsafe {
-        if ffi::lua_gettop(s) == 1 {
-            match crate::stack::str_at(s, 1) {
-                Some(b"wait") => fast.set(Fast::Wait),
-                Some(b"yield") => fast.set(Fast::Yield),
-                _ => return,
+        match (ffi::lua_gettop(s), crate::stack::str_at(s, 1)) {
+            (1, Some(b"wait")) => fast.set(Fast::Wait),
+            (1, Some(b"yield")) => fast.set(Fast::Yield),
+            (3, Some(b"exit"))
+                if ffi::lua_type(s, 2) == ffi::LUA_TBOOLEAN && ffi::lua_toboolean(s, 2) != 0 =>
+            {
+                fast.set(Fast::Exit(crate::stack::value_at(s, 3)));
             }
-            ffi::lua_settop(s, 0);
+            _ => return,
         }
+        ffi::lua_settop(s, 0);
     }
 }
 

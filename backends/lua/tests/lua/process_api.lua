@@ -18,7 +18,9 @@ local function crash()
     error("plain crash")
 end
 
+-- Returns its argument; asked for "a function", returns one (which no result can hold).
 local function return_value(v)
+    if v == "a function" then return function() end end
     return v
 end
 
@@ -84,6 +86,8 @@ local function main()
     assert(v == nil and e:kind() == errors.TIMEOUT and e:message() == "too slow", tostring(e))
     v, e = process.exec(E .. "crash", H)
     assert(v == nil and e:kind() == errors.UNKNOWN and e:message():find("plain crash"), tostring(e))
+    v, e = process.exec(E .. "return_value", H, "a function")
+    assert(v == nil and e:kind() == errors.INVALID and e:message():find("return value"), tostring(e))
 
     -- spawn_monitored: EXIT with value, then with error.
     local p = assert(process.spawn_monitored(E .. "return_value", H, 7))
