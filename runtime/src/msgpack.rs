@@ -35,11 +35,31 @@ impl Value {
     /// # Errors
     /// `INVALID` when the bytes are not exactly one MessagePack value Spindle can hold
     /// (truncated, trailing bytes, extension types, integers above `i64::MAX`, too deep).
+    #[inline]
     pub fn from_msgpack(bytes: &[u8]) -> Result<Value> {
+        // Most payloads are one number, boolean or nil: built where the caller wants it.
         let mut r = Reader::new(bytes);
-        let v = read(&mut r, 0).and_then(|v| r.finish().map(|()| v));
-        v.map_err(|e| Error::invalid(format!("payload: {e}")))
+        if let Ok(t) = r.next()
+            && r.is_empty()
+        {
+            match t {
+                Token::Nil => return Ok(Value::Nil),
+                Token::Bool(b) => return Ok(Value::Bool(b)),
+                Token::Int(i) => return Ok(Value::Int(i)),
+                Token::Float(x) => return Ok(Value::Float(x)),
+                _ => {}
+            }
+        }
+        from_msgpack_any(bytes)
     }
+}
+
+/// [`Value::from_msgpack`] for any value.
+#[inline(never)]
+fn from_msgpack_any(bytes: &[u8]) -> Result<Value> {
+    let mut r = Reader::new(bytes);
+    let v = read(&mut r, 0).and_then(|v| r.finish().map(|()| v));
+    v.map_err(|e| Error::invalid(format!("payload: {e}")))
 }
 
 fn write(w: &mut Writer<'_, Vec<u8>>, v: &Value) {
@@ -112,6 +132,22 @@ mod tests {
             ("min".into(), Value::Int(i64::MIN)),
         ]);
         assert_eq!(Value::from_msgpack(&v.to_msgpack()), Ok(v));
+    }
+
+    /// A payload that is one scalar takes the short path: the same values as the general one.
+    #[test]
+    fn scalars_round_trip_exactly() {
+        let ints = [0, 1, 127, 128, 255, 256, 65_535, 65_536, -1, -32, -33, -129, -32_769];
+        let mut values: Vec<Value> = ints.into_iter().map(Value::Int).collect();
+        values.extend([i64::MIN, i64::MAX, u32::MAX.into(), i32::MIN.into()].map(Value::Int));
+        values.extend([Value::Nil, true.into(), false.into(), Value::Float(-0.5)]);
+        values.push(Value::Float(f64::MAX));
+        for v in values {
+            assert_eq!(Value::from_msgpack(&v.to_msgpack()), Ok(v.clone()), "{v:?}");
+        }
+        // A float 32 widens; an unsigned 64-bit integer above i64::MAX is no value.
+        assert_eq!(Value::from_msgpack(&[0xca, 0x3f, 0xc0, 0, 0]), Ok(Value::Float(1.5)));
+        assert!(Value::from_msgpack(&[0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0]).is_err());
     }
 
     #[test]
