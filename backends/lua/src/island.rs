@@ -133,8 +133,6 @@ pub(crate) enum Code {
         /// The backend's count of loads.
         loads: Arc<AtomicUsize>,
     },
-    /// Taken (while it is being loaded).
-    Unset,
 }
 
 /// The address of a state's [`Current`].
@@ -251,17 +249,18 @@ impl Island {
         chunks.get(&*compiled.id).filter(|l| l.version == compiled.version).cloned()
     }
 
-    /// `code`, loaded into the island once per entry version (counted in the backend's loads).
+    /// The code of `compiled`, loaded into the island once per entry version with the modules
+    /// `granted` (counted in `loads`).
     /// Called by the worker stepping the island (for the first step of a process), which holds
     /// its Lua state or takes it without holding another island's.
-    pub(crate) fn load(&self, code: Code) -> mlua::Result<Arc<Loaded>> {
-        let (compiled, granted, loads) = match code {
-            Code::Loaded(l) => return Ok(l),
-            Code::Load { compiled, granted, loads } => (compiled, granted, loads),
-            Code::Unset => return Err(mlua::Error::runtime("no code to load")),
-        };
+    pub(crate) fn load(
+        &self,
+        compiled: &Compiled,
+        granted: &[String],
+        loads: &AtomicUsize,
+    ) -> mlua::Result<Arc<Loaded>> {
         // A process spawned before the first of its version started finds it loaded.
-        if let Some(l) = self.cached(&compiled) {
+        if let Some(l) = self.cached(compiled) {
             return Ok(l);
         }
         let id = &compiled.id;
@@ -291,7 +290,7 @@ impl Island {
                 crate::stack::push_bytes(s, compiled.method.as_bytes());
                 method = ffi::luaL_ref(s, ffi::LUA_REGISTRYINDEX);
                 ffi::lua_createtable(s, 0, c_int::try_from(granted.len()).unwrap_or(0));
-                for m in &granted {
+                for m in granted {
                     crate::stack::push_bytes(s, m.as_bytes());
                     ffi::lua_pushboolean(s, 1);
                     ffi::lua_rawset(s, -3);

@@ -291,10 +291,9 @@ impl Process for LuaProcess {
         // The entry's code, if this is the first process of its version on the island: loaded
         // before the step's memory is counted (it is the island's, not the process's).
         if let Some(start) = self.start.as_mut()
-            && matches!(start.code, Code::Load { .. })
+            && let Code::Load { compiled, granted, loads } = &start.code
         {
-            let code = std::mem::replace(&mut start.code, Code::Unset);
-            match island.load(code) {
+            match island.load(compiled, granted, loads) {
                 Ok(l) => start.code = Code::Loaded(l),
                 Err(e) => return Step::Exit(Err(lua_failure(&self.entry, e, self.budget))),
             }
