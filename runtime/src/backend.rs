@@ -38,7 +38,7 @@ pub trait Prototype: Send + Sync + 'static {
 #[derive(Debug)]
 pub struct Placement<'a> {
     /// The host it will run on.
-    pub host: &'a Arc<Host>,
+    pub host: &'a Host,
     /// The strand of the process being upgraded, if any: an upgrade can only keep it or leave it.
     pub strand: Option<&'a Arc<Strand>>,
 }

@@ -15,6 +15,7 @@ use std::sync::atomic::AtomicBool;
 
 use crate::error::Error;
 use crate::host::Host;
+use crate::lease::Lease;
 use crate::mailbox::Mailbox;
 use crate::pid::Pid;
 use crate::process::{Process, Tag};
@@ -45,8 +46,9 @@ use crate::value::Value;
 /// back from the children's worker.
 #[repr(C, align(64))]
 pub(crate) struct ProcessCell {
-    /// Its host, and through it the runtime (one reference count per process, not two).
-    pub(crate) host: Arc<Host>,
+    /// Its host, and through it the runtime (one reference count per process, not two, and a
+    /// batched one: see `lease`).
+    pub(crate) host: Lease<Host>,
     pub(crate) pid: Pid,
     pub(crate) strand: Option<Arc<Strand>>,
     body: UnsafeCell<Option<Box<dyn Process>>>,
@@ -227,7 +229,7 @@ pub(crate) enum Watcher {
 impl ProcessCell {
     pub(crate) fn new(
         pid: Pid,
-        host: Arc<Host>,
+        host: Lease<Host>,
         strand: Option<Arc<Strand>>,
         body: Box<dyn Process>,
         inner: Inner,

@@ -42,6 +42,7 @@ mod cell;
 mod context;
 mod error;
 mod host;
+mod lease;
 mod mailbox;
 mod msgpack;
 mod pid;
@@ -62,6 +63,7 @@ pub use backend::{Backend, Instance, Placement, Prototype};
 pub use context::{Completer, Cx, Dest};
 pub use error::{Error, ErrorKind, Result};
 pub use host::{Host, HostConfig};
+pub use lease::Lease;
 pub use pid::{HostId, Pid};
 pub use process::{
     Completion, Event, EventKind, Message, Op, Process, Spawn, Step, Tag, Ties, WaitFor,

@@ -233,7 +233,13 @@ mod tests {
         let host = rt.host("test:main").unwrap();
         let drops = Arc::new(AtomicUsize::new(0));
         let body = Box::new(Counted(drops.clone()));
-        let cell = ProcessCell::new(Pid::fresh(host.id), host, None, body, Inner::default());
+        let cell = ProcessCell::new(
+            Pid::fresh(host.id),
+            crate::lease::Lease::from_arc(host),
+            None,
+            body,
+            Inner::default(),
+        );
         (rt, cell, drops)
     }
 

@@ -13,6 +13,7 @@ use crate::cell::{Inner, ProcessCell, Watcher, remove_first};
 use crate::context::Dest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::host::{Host, HostConfig};
+use crate::lease::Lease;
 use crate::mailbox::PendingOp;
 use crate::pid::{HostId, Pid};
 use crate::process::{Code, Completion, Event, EventKind, Message, Op, Spawn, Tag, Ties};
@@ -113,7 +114,7 @@ impl Shared {
         &self,
         id: &EntryId,
         args: Vec<Value>,
-        host: &Arc<Host>,
+        host: &Host,
         strand: Option<&Arc<Strand>>,
     ) -> Result<Instance> {
         self.prototype(id)?.instantiate(args, &Placement { host, strand })
@@ -132,7 +133,7 @@ impl Shared {
         // Most spawns go to the parent's own host: no map lookup for those.
         let host = match parent {
             Some(p) if p.host.name() == spawn.host => p.host.clone(),
-            _ => self.host(&spawn.host)?,
+            _ => Lease::from_arc(self.host(&spawn.host)?),
         };
         if !host.live.try_add(&host.sched) {
             let max = host.config.max_processes.unwrap_or_default();

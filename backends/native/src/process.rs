@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use spindle_abi::*;
 use spindle_runtime::{
-    Cx, Error, ErrorKind, Instance, Placement, Process, Prototype, Result, Step, Value, WaitFor,
+    Cx, Error, ErrorKind, Instance, Lease, Placement, Process, Prototype, Result, Step, Value,
+    WaitFor,
 };
 
 use crate::host::{Call, Ending, HOST, kind_of};
@@ -100,7 +101,7 @@ impl Prototype for NativePrototype {
     fn instantiate(&self, args: Vec<Value>, _: &Placement<'_>) -> Result<Instance> {
         // The arguments are encoded by the first step, on the worker that runs the process, not
         // by the spawner (a parent that spawns in a loop does less per child).
-        let process = NativeProcess { plugin: self.0.clone(), phase: Phase::Fresh(args) };
+        let process = NativeProcess { plugin: Lease::new(&self.0), phase: Phase::Fresh(args) };
         Ok(Instance { process: Box::new(process), strand: None })
     }
 }
@@ -117,7 +118,9 @@ enum Phase {
 
 /// One plugin instance, driven through the runtime's [`Process`] trait.
 pub(crate) struct NativeProcess {
-    plugin: Arc<Plugin>,
+    /// Counted like an `Arc`, batched on workers: a parent spawning on one worker and its
+    /// children ending on another do not move the count's line for every child.
+    plugin: Lease<Plugin>,
     phase: Phase,
 }
 

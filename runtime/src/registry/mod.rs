@@ -14,14 +14,15 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::backend::Prototype;
 use crate::error::{Error, Result};
+use crate::lease::Lease;
 use crate::value::Value;
 
 /// An entry id: `namespace:name`, e.g. `app.workers:handler`.
 ///
-/// Cloning is cheap (a reference count): spawning from an entry clones its id, so the text is
-/// shared, and its hash is computed once.
+/// Cloning is cheap (a reference count, batched on workers: see [`Lease`]): spawning from an
+/// entry clones its id, so the text is shared, and its hash is computed once.
 #[derive(Clone)]
-pub struct EntryId(Arc<IdText>);
+pub struct EntryId(Lease<IdText>);
 
 struct IdText {
     /// `namespace:name`.
@@ -49,7 +50,7 @@ impl EntryId {
             BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
                 .hash_one(&*text)
         };
-        Ok(EntryId(Arc::new(IdText { text, colon: namespace.len(), hash })))
+        Ok(EntryId(Lease::from_arc(Arc::new(IdText { text, colon: namespace.len(), hash }))))
     }
 
     /// The namespace part.
@@ -70,7 +71,7 @@ impl EntryId {
 
 impl PartialEq for EntryId {
     fn eq(&self, other: &EntryId) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        Lease::ptr_eq(&self.0, &other.0)
             || (self.0.hash == other.0.hash && self.0.text == other.0.text)
     }
 }

@@ -97,6 +97,7 @@ pub(super) fn current_index(sched: &Scheduler) -> Option<usize> {
 pub(super) fn run(sched: Arc<Scheduler>, index: usize, queue: Worker<Task>) {
     let local = Local { sched: Arc::as_ptr(&sched), index, queue, next: Cell::new(None) };
     LOCAL.with(|l| l.set(&local));
+    crate::lease::enable();
     let parker = Parker::new();
     sched.idle.register(index, &parker);
     let mut tick: u32 = 0;
@@ -149,12 +150,15 @@ pub(super) fn run(sched: Arc<Scheduler>, index: usize, queue: Worker<Task>) {
                 if sched.is_shutdown() {
                     break;
                 }
+                // Idle: the spare reference counts this worker keeps go back.
+                crate::lease::flush();
                 parker.park();
                 sched.idle.withdraw(index);
             }
         }
     }
     LOCAL.with(|l| l.set(ptr::null()));
+    crate::lease::disable();
     // Tasks still queued here are dropped with the queue; `Runtime::shutdown` ends processes.
     drop(local.next.take());
 }
