@@ -58,6 +58,41 @@ pub mod msgpack;
 use core::ffi::c_void;
 use core::marker::{PhantomData, PhantomPinned};
 
+/// `text` (at most 16 bytes) as two words whose bytes, in memory order, are the text and then
+/// zeros: how the host and the Rust guest SDK keep short topics inline. The words are built in
+/// registers from loads within `text` (overlapping rather than running past its end), so a
+/// value holding them is stored in whole words: copying the bytes into an array instead costs
+/// a `memcpy` call, and moving the value then reloads its smaller, overlapping stores wider,
+/// which cannot be forwarded from the store buffer.
+///
+/// ```
+/// let w = spindle_abi::inline_text(b"token");
+/// let bytes: [u8; 16] = unsafe { core::mem::transmute(w) };
+/// assert_eq!(&bytes[..6], b"token\0");
+/// ```
+///
+/// # Panics
+/// If `text` is longer than 16 bytes.
+#[inline]
+pub fn inline_text(text: &[u8]) -> [u64; 2] {
+    let n = text.len();
+    let le64 = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or_default());
+    let le32 = |b: &[u8]| u64::from(u32::from_le_bytes(b.try_into().unwrap_or_default()));
+    // The bytes as a 128-bit little-endian number in two halves.
+    let (lo, hi) = match n {
+        0 => (0, 0),
+        1..=3 => {
+            let byte = |i: usize| u64::from(text[i]) << (8 * i);
+            (byte(0) | byte(n / 2) | byte(n - 1), 0)
+        }
+        4..=7 => (le32(&text[..4]) | le32(&text[n - 4..]) << (8 * (n - 4)), 0),
+        8 => (le64(text), 0),
+        9..=16 => (le64(&text[..8]), le64(&text[n - 8..]) >> (8 * (16 - n))),
+        _ => panic!("inline_text: {n} bytes is more than 16"),
+    };
+    [lo.to_le(), hi.to_le()]
+}
+
 /// The ABI version this crate describes. A host runs plugins whose `abi_version` equals its own.
 pub const ABI_VERSION: u32 = 1;
 
@@ -460,6 +495,19 @@ pub fn error_name(code: i32) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn inline_text_lays_out_every_length_in_memory_order() {
+        let text = b"0123456789abcdef";
+        for n in 0..=16 {
+            let words = super::inline_text(&text[..n]);
+            let mut bytes = [0u8; 16];
+            bytes[..8].copy_from_slice(&words[0].to_ne_bytes());
+            bytes[8..].copy_from_slice(&words[1].to_ne_bytes());
+            assert_eq!(&bytes[..n], &text[..n], "length {n}");
+            assert!(bytes[n..].iter().all(|&b| b == 0), "length {n}");
+        }
+    }
     use super::*;
     use core::mem::{offset_of, size_of};
 

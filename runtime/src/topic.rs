@@ -12,9 +12,7 @@ const INLINE: usize = 16;
 #[derive(Clone)]
 pub struct Topic(Repr);
 
-// Inline text is kept in whole words built in registers: copying the bytes into a byte array
-// costs a `memcpy` call, and moving the topic then reloads what the call stored in smaller,
-// overlapping pieces, which stalls (those loads cannot be forwarded from the stores).
+// Inline text is kept in whole words built in registers (see `spindle_abi::inline_text`).
 #[derive(Clone)]
 enum Repr {
     /// The first `len` bytes of `words`, in memory order, are the text; the rest are zero.
@@ -32,23 +30,7 @@ impl Topic {
         if s.len() > INLINE {
             return Topic(Repr::Heap(s.into()));
         }
-        let text = s.as_bytes();
-        let n = text.len();
-        let le64 = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or_default());
-        let le32 = |b: &[u8]| u64::from(u32::from_le_bytes(b.try_into().unwrap_or_default()));
-        // The bytes as a 128-bit little-endian number in two halves, from loads that overlap
-        // rather than run past the end.
-        let (lo, hi) = match n {
-            0 => (0, 0),
-            1..=3 => {
-                let byte = |i: usize| u64::from(text[i]) << (8 * i);
-                (byte(0) | byte(n / 2) | byte(n - 1), 0)
-            }
-            4..=7 => (le32(&text[..4]) | le32(&text[n - 4..]) << (8 * (n - 4)), 0),
-            8 => (le64(text), 0),
-            _ => (le64(&text[..8]), le64(&text[n - 8..]) >> (8 * (16 - n))),
-        };
-        Topic(Repr::Inline { len: n as u8, words: [lo.to_le(), hi.to_le()] })
+        Topic(Repr::Inline { len: s.len() as u8, words: spindle_abi::inline_text(s.as_bytes()) })
     }
 
     /// The topic as a string slice.

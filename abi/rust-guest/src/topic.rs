@@ -27,9 +27,7 @@ const INLINE: usize = 16;
 #[derive(Clone)]
 pub struct Topic(Repr);
 
-// Inline text is kept in whole words, built in registers: copying the bytes into a byte array
-// instead costs a `memcpy` call, and moving the topic then reloads what the call stored in
-// smaller pieces, which stalls (the loads cannot be forwarded from those stores).
+// Inline text is kept in whole words built in registers (see `spindle_abi::inline_text`).
 #[derive(Clone)]
 enum Repr {
     /// The first `len` bytes of `words`, in memory order, are the text; the rest are zero.
@@ -70,25 +68,10 @@ impl Topic {
         }
     }
 
-    /// The topic of `text`, UTF-8 of at most [`INLINE`] bytes, read only within its bounds.
+    /// The topic of `text`, UTF-8 of at most [`INLINE`] bytes.
     #[inline]
     fn inline(text: &[u8]) -> Topic {
-        let n = text.len();
-        let le64 = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or_default());
-        let le32 = |b: &[u8]| u64::from(u32::from_le_bytes(b.try_into().unwrap_or_default()));
-        // The bytes as a 128-bit little-endian number in two halves, from loads that overlap
-        // rather than run past the end.
-        let (lo, hi) = match n {
-            0 => (0, 0),
-            1..=3 => {
-                let byte = |i: usize| u64::from(text[i]) << (8 * i);
-                (byte(0) | byte(n / 2) | byte(n - 1), 0)
-            }
-            4..=7 => (le32(&text[..4]) | le32(&text[n - 4..]) << (8 * (n - 4)), 0),
-            8 => (le64(text), 0),
-            _ => (le64(&text[..8]), le64(&text[n - 8..]) >> (8 * (16 - n))),
-        };
-        Topic(Repr::Inline { len: n, words: [lo.to_le(), hi.to_le()] })
+        Topic(Repr::Inline { len: text.len(), words: spindle_abi::inline_text(text) })
     }
 }
 
