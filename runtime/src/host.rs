@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 
 use crossbeam_utils::CachePadded;
 
+use crate::lease::{LeaseCount, Leased};
 use crate::pid::HostId;
 use crate::runtime::Shared;
 use crate::scheduler::{Scheduler, Strand};
@@ -96,6 +97,14 @@ pub struct Host {
     /// The runtime, for the host's processes. The runtime's host map refers back to the host;
     /// `Runtime::shutdown` clears that map, which ends the cycle.
     pub(crate) rt: Arc<Shared>,
+    /// Its processes' references (see `Lease`).
+    leases: LeaseCount,
+}
+
+impl Leased for Host {
+    fn lease_count(&self) -> &LeaseCount {
+        &self.leases
+    }
 }
 
 impl Host {
@@ -107,6 +116,7 @@ impl Host {
             sched,
             config,
             rt,
+            leases: LeaseCount::default(),
         })
     }
 

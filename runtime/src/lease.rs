@@ -5,16 +5,20 @@
 //! plain `Arc` count is raised on the first core and lowered on the second, and its cache line
 //! travels between them twice per child (a fifth of a native plugin's spawn-and-exit).
 //!
-//! A [`Lease`] counts like an `Arc` clone, but a worker thread keeps a small stock of spare
-//! counts per shared value: it takes counts from the shared count [`BATCH`] at a time, keeps
-//! the ones its leases give back, and returns them `BATCH` at a time, and all of them when it
-//! goes idle or stops. The shared line then moves once per batch. Threads that are not workers
-//! (and workers while their thread ends) count directly, like an `Arc`.
+//! A [`Lease`] counts like an `Arc` clone, but in a count of its own that the value keeps (a
+//! [`LeaseCount`]: the leases together hold one count of the value's `Arc`), and a worker
+//! thread keeps a small stock of spare lease counts per shared value: it takes counts from the
+//! shared count [`BATCH`] at a time, keeps the ones its leases give back, and returns them
+//! `BATCH` at a time, and all of them when it goes idle or stops. The shared line then moves
+//! once per batch. Threads that are not workers (and workers while their thread ends) count
+//! one at a time.
 //!
-//! Soundness rests on one invariant: the shared count is at least the number of live leases
-//! plus every stock's spares, and a stock slot exists only while it holds a spare. So a
-//! stocked value is alive, and its address is not reused for another value while a slot names
-//! it.
+//! Soundness rests on two invariants. The lease count is at least the number of live leases
+//! plus every stock's spares, and while it is above zero the leases hold one count of the
+//! `Arc` (taken by whoever raises it from zero, who holds another reference to the value, and
+//! given back by whoever lowers it to zero). And a stock slot exists only while it holds a
+//! spare. So a stocked value is alive, and its address is not reused for another value while a
+//! slot names it.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -22,27 +26,77 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::NonNull;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Counts taken from a shared count at once, and given back at once.
 const BATCH: usize = 16;
 /// Shared values a worker keeps spares for; the oldest slot goes back first.
 const SLOTS: usize = 8;
 
+/// A value that can be leased: it keeps the count of its leases.
+pub trait Leased: Send + Sync + 'static {
+    /// The count of this value's leases.
+    fn lease_count(&self) -> &LeaseCount;
+}
+
+/// How many leases of a value there are (spares that workers keep included).
+#[derive(Debug, Default)]
+pub struct LeaseCount(AtomicUsize);
+
+impl LeaseCount {
+    /// Adds `n` leases; true if there were none.
+    fn add(&self, n: usize) -> bool {
+        self.0.fetch_add(n, Ordering::AcqRel) == 0
+    }
+
+    /// Removes `n` leases; true if none are left.
+    fn sub(&self, n: usize) -> bool {
+        self.0.fetch_sub(n, Ordering::AcqRel) == n
+    }
+}
+
+/// Counts `n` more leases of the value at `ptr`; the first lease takes a count of the `Arc`.
+///
+/// # Safety
+/// `ptr` is an `Arc<T>`'s, and the caller holds a counted reference to it (an `Arc` or a
+/// lease) for the call.
+unsafe fn raise<T: Leased>(ptr: *const T, n: usize) {
+    // SAFETY: alive for the call (the caller's reference).
+    if unsafe { &*ptr }.lease_count().add(n) {
+        // SAFETY: as above; the count is the leases'.
+        unsafe { Arc::increment_strong_count(ptr) };
+    }
+}
+
+/// Ends `n` leases of the value at `ptr`; the last gives the leases' `Arc` count back (which
+/// may drop the value: never call it while the stock is borrowed).
+///
+/// # Safety
+/// `ptr` is an `Arc<T>`'s, and the caller owns `n` of its lease counts.
+unsafe fn lower<T: Leased>(ptr: *const (), n: usize) {
+    let ptr = ptr.cast::<T>();
+    // SAFETY: alive while the caller's lease counts are (the leases hold an `Arc` count).
+    if unsafe { &*ptr }.lease_count().sub(n) {
+        // SAFETY: the leases' count, given back by whoever ended the last lease.
+        unsafe { Arc::decrement_strong_count(ptr) };
+    }
+}
+
 /// A counted reference to a `T` held in an [`Arc`], whose count a worker thread batches.
 ///
 /// Clone and drop it like an `Arc`: the value lives until the last lease and the last `Arc`
 /// are gone (a worker may return its spare counts later, when it next goes idle).
-pub struct Lease<T: Send + Sync + 'static> {
+pub struct Lease<T: Leased> {
     ptr: NonNull<T>,
     _owns: PhantomData<Arc<T>>,
 }
 
 // SAFETY: a lease is a counted reference to a `T` that is `Send + Sync`, like `Arc<T>`.
-unsafe impl<T: Send + Sync + 'static> Send for Lease<T> {}
+unsafe impl<T: Leased> Send for Lease<T> {}
 // SAFETY: as above.
-unsafe impl<T: Send + Sync + 'static> Sync for Lease<T> {}
+unsafe impl<T: Leased> Sync for Lease<T> {}
 
-impl<T: Send + Sync + 'static> Lease<T> {
+impl<T: Leased> Lease<T> {
     /// A new counted reference to `arc`'s value.
     pub fn new(arc: &Arc<T>) -> Lease<T> {
         let ptr = Arc::as_ptr(arc);
@@ -50,10 +104,13 @@ impl<T: Send + Sync + 'static> Lease<T> {
         Lease { ptr: NonNull::from(&**arc), _owns: PhantomData }
     }
 
-    /// `arc` turned into a lease (its count becomes the lease's).
+    /// `arc` turned into a lease (its count becomes the leases' if they had none).
     pub fn from_arc(arc: Arc<T>) -> Lease<T> {
-        // SAFETY: `into_raw` never returns null.
-        let ptr = unsafe { NonNull::new_unchecked(Arc::into_raw(arc).cast_mut()) };
+        let ptr = NonNull::from(&*arc);
+        if arc.lease_count().add(1) {
+            // The leases' count of the `Arc`.
+            std::mem::forget(arc);
+        }
         Lease { ptr, _owns: PhantomData }
     }
 
@@ -63,20 +120,20 @@ impl<T: Send + Sync + 'static> Lease<T> {
     }
 }
 
-impl<T: Send + Sync + 'static> Clone for Lease<T> {
+impl<T: Leased> Clone for Lease<T> {
     fn clone(&self) -> Lease<T> {
         take::<T>(self.ptr.as_ptr());
         Lease { ptr: self.ptr, _owns: PhantomData }
     }
 }
 
-impl<T: Send + Sync + 'static> Drop for Lease<T> {
+impl<T: Leased> Drop for Lease<T> {
     fn drop(&mut self) {
         give::<T>(self.ptr.as_ptr());
     }
 }
 
-impl<T: Send + Sync + 'static> Deref for Lease<T> {
+impl<T: Leased> Deref for Lease<T> {
     type Target = T;
     fn deref(&self) -> &T {
         // SAFETY: the lease's count keeps the value alive.
@@ -84,7 +141,7 @@ impl<T: Send + Sync + 'static> Deref for Lease<T> {
     }
 }
 
-impl<T: Send + Sync + fmt::Debug + 'static> fmt::Debug for Lease<T> {
+impl<T: Leased + fmt::Debug> fmt::Debug for Lease<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
     }
@@ -101,20 +158,9 @@ impl Spare {
     /// Gives the counts back to the shared count (which may drop the value: never call it
     /// while the stock is borrowed).
     fn release(self) {
-        // SAFETY: a spare's counts are counts of the `Arc` at `ptr`, of the type `release`
-        // was made for, that nobody else owns.
+        // SAFETY: a spare's counts are lease counts of the value at `ptr`, of the type
+        // `release` was made for, that nobody else owns.
         unsafe { (self.release)(self.ptr, self.count) }
-    }
-}
-
-/// Lowers the count of the `Arc<T>` at `ptr` `n` times.
-///
-/// # Safety
-/// `ptr` is an `Arc<T>`'s, and the caller owns `n` of its counts.
-unsafe fn release<T>(ptr: *const (), n: usize) {
-    for _ in 0..n {
-        // SAFETY: the caller's contract; the value outlives every decrement but the last.
-        unsafe { Arc::decrement_strong_count(ptr.cast::<T>()) };
     }
 }
 
@@ -137,8 +183,8 @@ thread_local! {
     static STOCK: Stock = Stock::default();
 }
 
-/// Raises the count of the `Arc<T>` at `ptr` for a new lease.
-fn take<T: Send + Sync + 'static>(ptr: *const T) {
+/// Counts a new lease of the value at `ptr` (whose caller holds a counted reference to it).
+fn take<T: Leased>(ptr: *const T) {
     let evicted = STOCK.try_with(|stock| {
         if !stock.on.get() {
             return Err(());
@@ -155,23 +201,21 @@ fn take<T: Send + Sync + 'static>(ptr: *const T) {
         }
         // One count for the lease and a batch for the stock. Raising counts runs no code of
         // `T`'s, so it may happen while the stock is borrowed.
-        for _ in 0..=BATCH {
-            // SAFETY: the caller holds a counted reference to the value (an `Arc` or a lease).
-            unsafe { Arc::increment_strong_count(ptr) };
-        }
-        spares.push(Spare { ptr: ptr.cast(), count: BATCH, release: release::<T> });
+        // SAFETY: the caller holds a counted reference to the value (an `Arc` or a lease).
+        unsafe { raise(ptr, 1 + BATCH) };
+        spares.push(Spare { ptr: ptr.cast(), count: BATCH, release: lower::<T> });
         Ok((spares.len() > SLOTS).then(|| spares.remove(0)))
     });
     match evicted {
         Ok(Ok(Some(old))) => old.release(),
         Ok(Ok(None)) => {}
         // SAFETY: as above.
-        _ => unsafe { Arc::increment_strong_count(ptr) },
+        _ => unsafe { raise(ptr, 1) },
     }
 }
 
-/// Lowers the count of the `Arc<T>` at `ptr` for a lease that ends.
-fn give<T: Send + Sync + 'static>(ptr: *const T) {
+/// Counts a lease of the value at `ptr` that ends.
+fn give<T: Leased>(ptr: *const T) {
     let back = STOCK.try_with(|stock| {
         if !stock.on.get() {
             return Err(());
@@ -185,14 +229,14 @@ fn give<T: Send + Sync + 'static>(ptr: *const T) {
             s.count -= BATCH;
             return Ok(Some(Spare { ptr: s.ptr, count: BATCH, release: s.release }));
         }
-        spares.push(Spare { ptr: ptr.cast(), count: 1, release: release::<T> });
+        spares.push(Spare { ptr: ptr.cast(), count: 1, release: lower::<T> });
         Ok((spares.len() > SLOTS).then(|| spares.remove(0)))
     });
     match back {
         Ok(Ok(Some(spare))) => spare.release(),
         Ok(Ok(None)) => {}
         // SAFETY: the ending lease owned one count.
-        _ => unsafe { Arc::decrement_strong_count(ptr) },
+        _ => unsafe { lower::<T>(ptr.cast(), 1) },
     }
 }
 
@@ -218,45 +262,71 @@ pub(crate) fn disable() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    struct Counted(&'static AtomicUsize);
+    struct Counted {
+        drops: &'static AtomicUsize,
+        leases: LeaseCount,
+    }
+
+    impl Counted {
+        fn new(drops: &'static AtomicUsize) -> Counted {
+            Counted { drops, leases: LeaseCount::default() }
+        }
+    }
+
+    impl Leased for Counted {
+        fn lease_count(&self) -> &LeaseCount {
+            &self.leases
+        }
+    }
 
     impl Drop for Counted {
         fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
+            self.drops.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    fn leases(v: &Counted) -> usize {
+        v.leases.0.load(Ordering::SeqCst)
     }
 
     #[test]
     fn counts_balance_on_a_plain_thread() {
         static DROPS: AtomicUsize = AtomicUsize::new(0);
-        let arc = Arc::new(Counted(&DROPS));
+        let arc = Arc::new(Counted::new(&DROPS));
         let a = Lease::new(&arc);
         let b = a.clone();
-        assert_eq!(Arc::strong_count(&arc), 3);
+        assert_eq!((leases(&arc), Arc::strong_count(&arc)), (2, 2), "the leases hold one count");
         drop((a, b));
-        assert_eq!(Arc::strong_count(&arc), 1);
+        assert_eq!((leases(&arc), Arc::strong_count(&arc)), (0, 1));
+        // An `Arc` turned into a lease: its count is the leases' one, then dropped with them.
+        let c = Lease::from_arc(arc.clone());
+        let d = Lease::from_arc(arc.clone());
+        assert_eq!((leases(&arc), Arc::strong_count(&arc)), (2, 2));
         drop(arc);
+        drop(c);
+        assert_eq!(DROPS.load(Ordering::SeqCst), 0);
+        drop(d);
         assert_eq!(DROPS.load(Ordering::SeqCst), 1);
     }
 
     #[test]
     fn a_worker_stocks_spares_and_gives_them_back() {
         static DROPS: AtomicUsize = AtomicUsize::new(0);
-        let arc = Arc::new(Counted(&DROPS));
+        let arc = Arc::new(Counted::new(&DROPS));
         std::thread::scope(|s| {
             s.spawn(|| {
                 enable();
-                let leases: Vec<_> = (0..100).map(|_| Lease::new(&arc)).collect();
-                // The shared count holds every lease, and a spare at most a batch beyond.
-                let n = Arc::strong_count(&arc);
-                assert!((101..=101 + BATCH).contains(&n), "{n}");
-                drop(leases);
-                assert!(Arc::strong_count(&arc) > 1, "spares stay with the worker");
-                assert!(Arc::strong_count(&arc) <= 1 + 2 * BATCH);
+                let held: Vec<_> = (0..100).map(|_| Lease::new(&arc)).collect();
+                // Every lease is counted, and a spare batch at most beyond them.
+                let n = leases(&arc);
+                assert!((100..=100 + BATCH).contains(&n), "{n}");
+                assert_eq!(Arc::strong_count(&arc), 2);
+                drop(held);
+                let n = leases(&arc);
+                assert!((1..=2 * BATCH).contains(&n), "spares stay with the worker: {n}");
                 flush();
-                assert_eq!(Arc::strong_count(&arc), 1);
+                assert_eq!((leases(&arc), Arc::strong_count(&arc)), (0, 1));
                 disable();
             });
         });
@@ -267,7 +337,7 @@ mod tests {
     #[test]
     fn the_last_lease_may_end_on_another_worker() {
         static DROPS: AtomicUsize = AtomicUsize::new(0);
-        let arc = Arc::new(Counted(&DROPS));
+        let arc = Arc::new(Counted::new(&DROPS));
         let (tx, rx) = std::sync::mpsc::channel::<Lease<Counted>>();
         std::thread::scope(|s| {
             s.spawn(move || {
@@ -299,14 +369,25 @@ mod tests {
         struct Link {
             _counted: Counted,
             _next: Option<Lease<Link>>,
+            leases: LeaseCount,
+        }
+        impl Leased for Link {
+            fn lease_count(&self) -> &LeaseCount {
+                &self.leases
+            }
         }
         std::thread::scope(|s| {
             s.spawn(|| {
                 enable();
                 let mut next: Option<Lease<Link>> = None;
                 for _ in 0..(3 * SLOTS) {
-                    let arc = Arc::new(Link { _counted: Counted(&DROPS), _next: next.take() });
-                    next = Some(Lease::new(&arc));
+                    let counted = Counted::new(&DROPS);
+                    let link = Link {
+                        _counted: counted,
+                        _next: next.take(),
+                        leases: LeaseCount::default(),
+                    };
+                    next = Some(Lease::new(&Arc::new(link)));
                 }
                 drop(next);
                 disable();
@@ -318,30 +399,44 @@ mod tests {
     #[test]
     fn leases_held_across_workers_stay_valid_under_churn() {
         static DROPS: AtomicUsize = AtomicUsize::new(0);
-        let values: Vec<Arc<Counted>> = (0..3 * SLOTS).map(|_| Arc::new(Counted(&DROPS))).collect();
+        let values: Vec<Arc<Counted>> =
+            (0..3 * SLOTS).map(|_| Arc::new(Counted::new(&DROPS))).collect();
+        let (tx, rx) = std::sync::mpsc::channel::<Lease<Counted>>();
         std::thread::scope(|s| {
-            for t in 0..2 {
-                let values = &values;
-                s.spawn(move || {
-                    enable();
-                    let mut held = Vec::new();
-                    for i in 0..20_000usize {
-                        let v = &values[(i * 7 + t) % values.len()];
-                        held.push(Lease::new(v));
-                        if held.len() > 50 {
-                            drop(held.swap_remove(i % held.len()));
-                        }
-                        if i % 5_000 == 0 {
-                            flush();
-                        }
+            let values = &values;
+            s.spawn(move || {
+                enable();
+                let mut held = Vec::new();
+                for i in 0..20_000usize {
+                    held.push(Lease::new(&values[(i * 7) % values.len()]));
+                    if held.len() > 50 {
+                        let l = held.swap_remove(i % held.len());
+                        // Half go to the other worker to end there.
+                        if i % 2 == 0 { tx.send(l).unwrap() } else { drop(l) }
                     }
-                    drop(held);
-                    disable();
-                });
-            }
+                    if i % 5_000 == 0 {
+                        flush();
+                    }
+                }
+                drop((held, tx));
+                disable();
+            });
+            s.spawn(move || {
+                enable();
+                for (i, lease) in rx.into_iter().enumerate() {
+                    assert_eq!(lease.drops.load(Ordering::SeqCst), 0);
+                    let again = lease.clone();
+                    drop(lease);
+                    drop(again);
+                    if i % 3_000 == 0 {
+                        flush();
+                    }
+                }
+                disable();
+            });
         });
         for v in &values {
-            assert_eq!(Arc::strong_count(v), 1);
+            assert_eq!((leases(v), Arc::strong_count(v)), (0, 1));
         }
         drop(values);
         assert_eq!(DROPS.load(Ordering::SeqCst), 3 * SLOTS);

@@ -63,7 +63,7 @@ pub use backend::{Backend, Instance, Placement, Prototype};
 pub use context::{Completer, Cx, Dest};
 pub use error::{Error, ErrorKind, Result};
 pub use host::{Host, HostConfig};
-pub use lease::Lease;
+pub use lease::{Lease, LeaseCount, Leased};
 pub use pid::{HostId, Pid};
 pub use process::{
     Completion, Event, EventKind, Message, Op, Process, Spawn, Step, Tag, Ties, WaitFor,

@@ -50,7 +50,7 @@ mod process;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use spindle_runtime::{Backend, Entry, Error, ErrorKind, Prototype, Result, Value};
+use spindle_runtime::{Backend, Entry, Error, ErrorKind, LeaseCount, Prototype, Result, Value};
 
 pub use library::LoadError;
 pub use log::{Level, Logger, stderr_logger};
@@ -140,6 +140,10 @@ impl Backend for NativeBackend {
     fn prepare(&self, entry: &Entry) -> Result<Arc<dyn Prototype>> {
         let path = NativeBackend::library_path(entry)?;
         let lib = self.libraries.get(&path)?;
-        Ok(Arc::new(NativePrototype(Arc::new(Plugin { lib, log: self.log.clone() }))))
+        Ok(Arc::new(NativePrototype(Arc::new(Plugin {
+            lib,
+            log: self.log.clone(),
+            leases: LeaseCount::default(),
+        }))))
     }
 }

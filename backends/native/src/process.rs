@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use spindle_abi::*;
 use spindle_runtime::{
-    Cx, Error, ErrorKind, Instance, Lease, Placement, Process, Prototype, Result, Step, Value,
-    WaitFor,
+    Cx, Error, ErrorKind, Instance, Lease, LeaseCount, Leased, Placement, Process, Prototype,
+    Result, Step, Value, WaitFor,
 };
 
 use crate::host::{Call, Ending, HOST, kind_of};
@@ -18,6 +18,14 @@ use crate::log::Logger;
 pub(crate) struct Plugin {
     pub(crate) lib: Arc<Library>,
     pub(crate) log: Logger,
+    /// Its processes' references.
+    pub(crate) leases: LeaseCount,
+}
+
+impl Leased for Plugin {
+    fn lease_count(&self) -> &LeaseCount {
+        &self.leases
+    }
 }
 
 impl Plugin {

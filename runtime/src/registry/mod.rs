@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::backend::Prototype;
 use crate::error::{Error, Result};
-use crate::lease::Lease;
+use crate::lease::{Lease, LeaseCount, Leased};
 use crate::value::Value;
 
 /// An entry id: `namespace:name`, e.g. `app.workers:handler`.
@@ -30,6 +30,13 @@ struct IdText {
     /// Where the `:` is.
     colon: usize,
     hash: u64,
+    leases: LeaseCount,
+}
+
+impl Leased for IdText {
+    fn lease_count(&self) -> &LeaseCount {
+        &self.leases
+    }
 }
 
 impl EntryId {
@@ -50,7 +57,12 @@ impl EntryId {
             BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
                 .hash_one(&*text)
         };
-        Ok(EntryId(Lease::from_arc(Arc::new(IdText { text, colon: namespace.len(), hash }))))
+        Ok(EntryId(Lease::from_arc(Arc::new(IdText {
+            text,
+            colon: namespace.len(),
+            hash,
+            leases: LeaseCount::default(),
+        }))))
     }
 
     /// The namespace part.
