@@ -101,7 +101,8 @@ pub struct Host {
     leases: LeaseCount,
 }
 
-impl Leased for Host {
+// SAFETY: its own count, used only by leases.
+unsafe impl Leased for Host {
     fn lease_count(&self) -> &LeaseCount {
         &self.leases
     }

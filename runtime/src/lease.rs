@@ -34,7 +34,12 @@ const BATCH: usize = 16;
 const SLOTS: usize = 8;
 
 /// A value that can be leased: it keeps the count of its leases.
-pub trait Leased: Send + Sync + 'static {
+///
+/// # Safety
+/// `lease_count` returns the same [`LeaseCount`] on every call, one that this value owns and
+/// that nothing but [`Lease`] uses: the count decides when the value's `Arc` count is taken and
+/// given back.
+pub unsafe trait Leased: Send + Sync + 'static {
     /// The count of this value's leases.
     fn lease_count(&self) -> &LeaseCount;
 }
@@ -274,7 +279,8 @@ mod tests {
         }
     }
 
-    impl Leased for Counted {
+    // SAFETY: its own count, used only by leases.
+    unsafe impl Leased for Counted {
         fn lease_count(&self) -> &LeaseCount {
             &self.leases
         }
@@ -371,7 +377,8 @@ mod tests {
             _next: Option<Lease<Link>>,
             leases: LeaseCount,
         }
-        impl Leased for Link {
+        // SAFETY: its own count, used only by leases.
+        unsafe impl Leased for Link {
             fn lease_count(&self) -> &LeaseCount {
                 &self.leases
             }

@@ -22,7 +22,8 @@ pub(crate) struct Plugin {
     pub(crate) leases: LeaseCount,
 }
 
-impl Leased for Plugin {
+// SAFETY: its own count, used only by leases.
+unsafe impl Leased for Plugin {
     fn lease_count(&self) -> &LeaseCount {
         &self.leases
     }

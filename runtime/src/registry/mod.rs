@@ -33,7 +33,8 @@ struct IdText {
     leases: LeaseCount,
 }
 
-impl Leased for IdText {
+// SAFETY: its own count, used only by leases.
+unsafe impl Leased for IdText {
     fn lease_count(&self) -> &LeaseCount {
         &self.leases
     }
