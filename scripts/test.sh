@@ -18,7 +18,7 @@ bash scripts/build-native-examples.sh
 echo "== tests"
 cargo test --workspace --locked
 
-echo "== loom models (state word, park protocol, table delivery, the Lua time-slice watchdog's sleep)"
+echo "== loom models (state word, park protocol, table delivery, lease counts, the Lua time-slice watchdog's sleep)"
 RUSTFLAGS="--cfg spindle_loom" CARGO_TARGET_DIR="$target/loom" \
     cargo test -p spindle-runtime -p spindle-lua --lib --release --locked loom
 

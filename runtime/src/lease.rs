@@ -26,7 +26,8 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::sync::{AtomicUsize, Ordering};
 
 /// Counts taken from a shared count at once, and given back at once.
 const BATCH: usize = 16;
@@ -264,9 +265,10 @@ pub(crate) fn disable() {
     flush();
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(spindle_loom)))]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     struct Counted {
         drops: &'static AtomicUsize,
@@ -447,5 +449,64 @@ mod tests {
         }
         drop(values);
         assert_eq!(DROPS.load(Ordering::SeqCst), 3 * SLOTS);
+    }
+}
+
+#[cfg(all(test, spindle_loom))]
+mod loom_models {
+    use super::LeaseCount;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    struct Value {
+        leases: LeaseCount,
+    }
+
+    /// `raise` on loom's `Arc`; `v` is the caller's own reference.
+    fn raise(v: &Arc<Value>, n: usize) {
+        if v.leases.add(n) {
+            // SAFETY: `v` keeps the value alive for the call.
+            unsafe { Arc::increment_strong_count(Arc::as_ptr(v)) };
+        }
+    }
+
+    /// `lower` on loom's `Arc`.
+    ///
+    /// # Safety
+    /// The caller owns `n` lease counts of the value at `p`.
+    unsafe fn lower(p: *const Value, n: usize) {
+        // SAFETY: alive while the caller's lease counts are.
+        if unsafe { &*p }.leases.sub(n) {
+            // SAFETY: the leases' count.
+            unsafe { Arc::decrement_strong_count(p) };
+        }
+    }
+
+    #[test]
+    fn loom_the_leases_arc_count_changes_hands_at_zero() {
+        loom::model(|| {
+            let owner = Arc::new(Value { leases: LeaseCount::default() });
+            // A lease (0 → 1) that another thread ends (1 → 0) while a third, holding an
+            // `Arc` of its own, takes and ends leases (raising from zero again, or not): the
+            // value is freed once, after the last reference of either kind, and not leaked
+            // (loom checks both).
+            raise(&owner, 1);
+            let p = Arc::as_ptr(&owner) as usize;
+            let ender = thread::spawn(move || {
+                // SAFETY: the lease taken above is this thread's to end.
+                unsafe { lower(p as *const Value, 1) }
+            });
+            let other = owner.clone();
+            let taker = thread::spawn(move || {
+                raise(&other, 2);
+                drop(other);
+                // SAFETY: its own two lease counts; the leases hold the value now.
+                unsafe { lower(p as *const Value, 1) };
+                unsafe { lower(p as *const Value, 1) };
+            });
+            drop(owner);
+            ender.join().unwrap();
+            taker.join().unwrap();
+        });
     }
 }

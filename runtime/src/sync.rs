@@ -1,6 +1,6 @@
 //! The concurrency primitives the scheduler's protocols are built on, swapped for loom's
 //! model-checked versions under `--cfg spindle_loom` (see the `loom_models` modules of
-//! `scheduler/state.rs`, `scheduler/idle.rs` and `table.rs`).
+//! `scheduler/state.rs`, `scheduler/idle.rs`, `table.rs` and `lease.rs`).
 
 #[cfg(spindle_loom)]
 pub(crate) use loom::sync::Mutex;
