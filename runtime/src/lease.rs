@@ -31,8 +31,8 @@ use crate::sync::{AtomicUsize, Ordering};
 
 /// Counts taken from a shared count at once, and given back at once.
 const BATCH: usize = 16;
-/// Shared values a worker keeps spares for; the oldest slot goes back first.
-const SLOTS: usize = 8;
+/// Shared values a worker keeps spares for; the least recently used slot goes back first.
+const SLOTS: usize = 16;
 
 /// A value that can be leased: it keeps the count of its leases.
 ///
@@ -189,6 +189,18 @@ thread_local! {
     static STOCK: Stock = Stock::default();
 }
 
+/// The slot of the value at `ptr`, moved to the end (the most recently used: slots are
+/// searched from there, and evicted from the front).
+fn recent(spares: &mut Vec<Spare>, ptr: *const ()) -> Option<&mut Spare> {
+    let i = spares.iter().rposition(|s| s.ptr == ptr)?;
+    let last = spares.len() - 1;
+    if i != last {
+        let s = spares.remove(i);
+        spares.push(s);
+    }
+    spares.last_mut()
+}
+
 /// Counts a new lease of the value at `ptr` (whose caller holds a counted reference to it).
 fn take<T: Leased>(ptr: *const T) {
     let evicted = STOCK.try_with(|stock| {
@@ -196,12 +208,11 @@ fn take<T: Leased>(ptr: *const T) {
             return Err(());
         }
         let mut spares = stock.spares.borrow_mut();
-        if let Some(i) = spares.iter().position(|s| s.ptr == ptr.cast()) {
-            let s = &mut spares[i];
+        if let Some(s) = recent(&mut spares, ptr.cast()) {
             s.count -= 1;
             if s.count == 0 {
                 // No slot without a spare (see the module doc).
-                spares.remove(i);
+                spares.pop();
             }
             return Ok(None);
         }
@@ -227,7 +238,7 @@ fn give<T: Leased>(ptr: *const T) {
             return Err(());
         }
         let mut spares = stock.spares.borrow_mut();
-        if let Some(s) = spares.iter_mut().find(|s| s.ptr == ptr.cast()) {
+        if let Some(s) = recent(&mut spares, ptr.cast()) {
             s.count += 1;
             if s.count <= 2 * BATCH {
                 return Ok(None);
