@@ -114,7 +114,7 @@ impl Unrefs {
 /// An entry's compiled code and settings, shared by its prototype and the processes that have
 /// yet to load it.
 pub(crate) struct Compiled {
-    pub(crate) id: Arc<EntryId>,
+    pub(crate) id: EntryId,
     pub(crate) version: u64,
     /// The chunk's name in error messages (`@path`).
     pub(crate) name: String,
@@ -246,7 +246,7 @@ impl Island {
 
     fn cached(&self, compiled: &Compiled) -> Option<Arc<Loaded>> {
         let chunks = self.chunks.lock().unwrap_or_else(|e| e.into_inner());
-        chunks.get(&*compiled.id).filter(|l| l.version == compiled.version).cloned()
+        chunks.get(&compiled.id).filter(|l| l.version == compiled.version).cloned()
     }
 
     /// The code of `compiled`, loaded into the island once per entry version with the modules
@@ -313,7 +313,7 @@ impl Island {
             .chunks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert((**id).clone(), loaded.clone());
+            .insert(id.clone(), loaded.clone());
         drop(old);
         loads.fetch_add(1, Ordering::Relaxed);
         Ok(loaded)

@@ -277,7 +277,7 @@ impl Backend for LuaBackend {
         Ok(Arc::new(LuaPrototype {
             backend: self.inner.clone(),
             compiled: Arc::new(Compiled {
-                id: Arc::new(entry.id.clone()),
+                id: entry.id.clone(),
                 version: entry.version,
                 name,
                 bytecode,

@@ -20,7 +20,7 @@ pub(crate) struct Start {
 
 pub(crate) struct LuaProcess {
     island: Arc<Island>,
-    entry: Arc<EntryId>,
+    entry: EntryId,
     /// The prelude's state table of the process, as a reference in the island's registry.
     state: Option<c_int>,
     /// Boxed: a process holds it until its first step only.
@@ -34,7 +34,7 @@ pub(crate) struct LuaProcess {
 impl LuaProcess {
     pub(crate) fn new(
         island: Arc<Island>,
-        entry: Arc<EntryId>,
+        entry: EntryId,
         start: Start,
         budget: usize,
     ) -> LuaProcess {
