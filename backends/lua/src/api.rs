@@ -7,6 +7,8 @@
 //! protocol); the primitives of every message are raw C functions ([`crate::messaging`]).
 
 use std::cell::{Cell, RefCell};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mlua::{Lua, MultiValue, Table, Value as LuaValue, Variadic};
@@ -16,7 +18,9 @@ use crate::convert::to_value;
 
 /// The process being stepped in this Lua state.
 pub(crate) struct Stepping {
-    pub(crate) cx: Cx,
+    /// The step's context, lent for the step (see [`Current::enter`]): no reference count is
+    /// taken and given back per step.
+    cx: NonNull<Cx>,
     /// The state's memory use when the step began.
     pub(crate) memory_at_start: usize,
     /// What the process may still grow by in this step before its budget is spent (bytes).
@@ -46,14 +50,60 @@ pub(crate) struct Current {
     last_entry: RefCell<Option<EntryId>>,
 }
 
+// SAFETY: a `Stepping` exists only during a step, on the thread running it (the island, whose
+// app data holds it, moves between threads only between steps), and the `Cx` it points to is
+// `Send` and `Sync`.
+unsafe impl Send for Stepping {}
+
+impl Stepping {
+    /// What a step of the process `cx` runs with.
+    pub(crate) fn new(
+        cx: &Cx,
+        memory_at_start: usize,
+        memory_left: usize,
+        memory_before: usize,
+    ) -> Stepping {
+        Stepping {
+            cx: NonNull::from(cx),
+            memory_at_start,
+            memory_left,
+            memory_before,
+            memory_raised: Cell::new(false),
+            slices: Cell::new(0),
+        }
+    }
+
+    /// The context of the process being stepped.
+    pub(crate) fn cx(&self) -> &Cx {
+        // SAFETY: a `Stepping` is only reachable between `Current::enter` and the end of the
+        // `Step` it returns, for which the `Cx` it was made from is borrowed.
+        unsafe { self.cx.as_ref() }
+    }
+}
+
+/// A step in progress in an island (see [`Current::enter`]); ends it when dropped, unwinding
+/// included.
+pub(crate) struct InStep<'a> {
+    current: &'a Current,
+    _cx: PhantomData<&'a Cx>,
+}
+
+impl Drop for InStep<'_> {
+    fn drop(&mut self) {
+        self.current.leave();
+    }
+}
+
 impl Current {
-    /// Makes `s` the process being stepped.
-    pub(crate) fn enter(&self, s: Stepping) {
+    /// Makes `s` the process being stepped until the returned guard is dropped; the guard
+    /// borrows the `Cx` that `s` was made from, so that `s` never outlives it.
+    pub(crate) fn enter<'a>(&'a self, _cx: &'a Cx, s: Stepping) -> InStep<'a> {
         *self.stepping.borrow_mut() = Some(s);
+        InStep { current: self, _cx: PhantomData }
     }
 
     /// Ends the step: no process is being stepped.
-    pub(crate) fn leave(&self) {
+    fn leave(&self) {
         self.stepping.borrow_mut().take();
         self.pushing.take();
         self.pending.take();
@@ -100,7 +150,7 @@ pub(crate) fn cx(lua: &Lua) -> mlua::Result<Cx> {
 
 /// Runs `f` with the context of the process being stepped.
 fn with_cx<R>(lua: &Lua, f: impl FnOnce(&Cx) -> R) -> mlua::Result<R> {
-    Current::with(lua, |s| f(&s.cx))
+    Current::with(lua, |s| f(s.cx()))
         .ok_or_else(|| mlua::Error::runtime("process API used outside of a process step"))
 }
 

@@ -48,6 +48,8 @@ pub(crate) struct Island {
     pub(crate) deliver: c_int,
     /// The state's process slot (its app data, never replaced, so its address is fixed).
     current: CurrentPtr,
+    /// The state's main thread, for reading its heap's size without `Lua`'s lock.
+    main: MainState,
     pub(crate) describe_error: Function,
     /// The time slice of a step, if preemption is by time (see [`crate::slice`]).
     pub(crate) slice: Option<Duration>,
@@ -144,7 +146,33 @@ unsafe impl Send for CurrentPtr {}
 // SAFETY: as above.
 unsafe impl Sync for CurrentPtr {}
 
+/// The main thread of an island's state.
+struct MainState(*mut ffi::lua_State);
+
+// SAFETY: as for `CurrentPtr`: followed only by the thread that runs the island's state, while
+// the state lives.
+unsafe impl Send for MainState {}
+// SAFETY: as above.
+unsafe impl Sync for MainState {}
+
 impl Island {
+    /// The bytes the state's heap holds, garbage not yet collected included: Lua's own count,
+    /// the same as `Lua::used_memory`'s (both add up the blocks the state's allocator handed
+    /// out), read without that method's lock. Only for the thread running the island.
+    pub(crate) fn used_memory(&self) -> usize {
+        // SAFETY: the state lives as long as `self.lua`, and this thread runs it (see
+        // `MainState`); `LUA_GCCOUNT` and `LUA_GCCOUNTB` only read the collector's counts.
+        let (kb, b) = unsafe {
+            let l = self.main.0;
+            (ffi::lua_gc(l, ffi::LUA_GCCOUNT, 0), ffi::lua_gc(l, ffi::LUA_GCCOUNTB, 0))
+        };
+        match (usize::try_from(kb), usize::try_from(b)) {
+            (Ok(kb), Ok(b)) => kb * 1024 + b,
+            // While a finalizer runs, `lua_gc` answers nothing.
+            _ => self.lua.used_memory(),
+        }
+    }
+
     /// The state's process slot.
     pub(crate) fn current(&self) -> &Current {
         // SAFETY: the app data box lives as long as `self.lua` (see `CurrentPtr`).
@@ -201,6 +229,7 @@ impl Island {
         let step: Function = exports.get("step").map_err(lua_err)?;
         let deliver: Function = exports.get("deliver").map_err(lua_err)?;
         let (mut start_ref, mut step_ref, mut deliver_ref) = (0, 0, 0);
+        let mut main = std::ptr::null_mut();
         // SAFETY: `exec_raw` runs the closure in protected mode with the three functions at 1
         // to 3; `luaL_ref` pops the top into the registry and returns its reference.
         unsafe {
@@ -208,6 +237,7 @@ impl Island {
                 deliver_ref = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
                 step_ref = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
                 start_ref = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
+                main = state;
             })
             .map_err(lua_err)?;
         }
@@ -216,6 +246,7 @@ impl Island {
             step: step_ref,
             deliver: deliver_ref,
             current,
+            main: MainState(main),
             describe_error: exports.get("describe_error").map_err(lua_err)?,
             lua,
             strand,
@@ -363,5 +394,27 @@ impl Islands {
             .iter()
             .find(|i| i.strand.as_ref().is_some_and(|s| Arc::ptr_eq(s, strand)))
             .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The step's lock-free reading of the heap's size is the count `Lua::used_memory` keeps
+    /// (the budget's hook reads that one), as the heap grows and shrinks.
+    #[test]
+    fn used_memory_reads_the_allocators_count() {
+        let island =
+            Island::new(None, Slicing { instructions: 0, time: Duration::ZERO }, 0).unwrap();
+        assert_eq!(island.used_memory(), island.lua.used_memory());
+        let grow = island.lua.load("big = {} for i = 1, 10000 do big[i] = tostring(i) end");
+        grow.exec().unwrap();
+        let grown = island.used_memory();
+        assert_eq!(grown, island.lua.used_memory());
+        island.lua.load("big = nil").exec().unwrap();
+        island.lua.gc_collect().unwrap();
+        assert!(island.used_memory() < grown - 100_000, "the collection shows");
+        assert_eq!(island.used_memory(), island.lua.used_memory());
     }
 }

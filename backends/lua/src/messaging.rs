@@ -82,7 +82,7 @@ enum Outcome {
 
 /// Runs `f` with the process being stepped, stopping panics; parks a completion `f` returns.
 fn run(cur: &Current, f: impl FnOnce(&Cx) -> Result<Outcome, Error>) -> Outcome {
-    let r = catch_unwind(AssertUnwindSafe(|| cur.with_here(|s| f(&s.cx))));
+    let r = catch_unwind(AssertUnwindSafe(|| cur.with_here(|s| f(s.cx()))));
     match r {
         Ok(Some(Ok(o))) => o,
         Ok(Some(Err(e))) => Outcome::Failed(e),

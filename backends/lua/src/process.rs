@@ -287,7 +287,10 @@ fn upgrade_request(id: &LuaValue, args: &LuaValue) -> Result<(Option<EntryId>, V
 
 impl Process for LuaProcess {
     fn step(&mut self, cx: &Cx) -> Step {
-        let island = self.island.clone();
+        // SAFETY: `self` holds the island for the whole step and nothing in it replaces
+        // `self.island` (borrowed through a pointer so that the step can borrow `self`
+        // mutably: no reference count taken and given back per step).
+        let island: &Island = unsafe { &*Arc::as_ptr(&self.island) };
         // The entry's code, if this is the first process of its version on the island: loaded
         // before the step's memory is counted (it is the island's, not the process's).
         if let Some(start) = self.start.as_mut()
@@ -298,26 +301,18 @@ impl Process for LuaProcess {
                 Err(e) => return Step::Exit(Err(lua_failure(&self.entry, e, self.budget))),
             }
         }
-        let lua = &island.lua;
-        let at_start = lua.used_memory();
+        let at_start = island.used_memory();
         let left =
             if self.budget == 0 { usize::MAX } else { self.budget.saturating_sub(self.memory) };
         let _timed = island.slice.map(crate::slice::begin);
-        island.current().enter(Stepping {
-            cx: cx.clone(),
-            memory_at_start: at_start,
-            memory_left: left,
-            memory_before: self.memory,
-            memory_raised: std::cell::Cell::new(false),
-            slices: std::cell::Cell::new(0),
-        });
+        let in_step = island.current().enter(cx, Stepping::new(cx, at_start, left, self.memory));
         let step = self.step_lua(cx);
-        island.current().leave();
+        drop(in_step);
         // What the state grew (or shrank) by during the step is this process's doing: an
         // approximation in islands mode, where a collection in one process's step frees the
         // garbage of others. No process can hold more than the whole state, which keeps the
         // error of that approximation bounded by what is really live.
-        let now = lua.used_memory();
+        let now = island.used_memory();
         self.memory = (self.memory + now).saturating_sub(at_start).min(now);
         let over = self.budget != 0 && self.memory > self.budget;
         if matches!(step, Ok(Step::Yield)) {
