@@ -10,10 +10,18 @@
 
 use std::ffi::c_int;
 
-use mlua::{Lua, Table, ffi};
+use mlua::{LightUserData, Lua, Table, ffi};
 
-/// Adds `parking` to the prelude's `RT` table.
+/// What a coroutine that must wait yields (`RT.PARK`), and what one that upgrades its process
+/// yields first (`RT.UPGRADE`): light userdata, which no Lua code can make and which `==`
+/// compares without metamethods (a table's `__eq` could run a process's code).
+static PARK: u8 = 0;
+static UPGRADE: u8 = 0;
+
+/// Adds `parking` and the two marks to the prelude's `RT` table.
 pub(crate) fn register(lua: &Lua, rt: &Table) -> mlua::Result<()> {
+    rt.raw_set("PARK", LightUserData((&raw const PARK).cast_mut().cast()))?;
+    rt.raw_set("UPGRADE", LightUserData((&raw const UPGRADE).cast_mut().cast()))?;
     // SAFETY: `parking` follows the `lua_CFunction` protocol and holds no Rust values.
     unsafe { rt.raw_set("parking", lua.create_c_function(parking)?) }
 }

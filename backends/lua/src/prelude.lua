@@ -34,7 +34,7 @@ local RT = ...
 local co_create, co_resume, co_yield = coroutine.create, RT.resume, coroutine.yield
 local co_status, co_running, co_wrap, co_close = coroutine.status, coroutine.running, coroutine.wrap, coroutine.close
 local pack, unpack, select, type, error, tostring = table.pack, table.unpack, select, type, error, tostring
-local setmetatable, getmetatable, rawget, rawset, rawequal, pairs = setmetatable, getmetatable, rawget, rawset, rawequal, pairs
+local setmetatable, getmetatable, rawget, rawset, pairs = setmetatable, getmetatable, rawget, rawset, pairs
 local RT_start_receive, RT_start_event, RT_start_sleep = RT.start_receive, RT.start_event, RT.start_sleep
 local RT_drop, RT_arm = RT.drop, RT.arm
 -- What RT.resume returns after `true` when the hook preempted the coroutine.
@@ -44,8 +44,8 @@ local RT_send = RT.send
 
 local MAIN <const>, ENV <const>, GRANTED <const>, INBOX <const> = 1, 2, 3, 4
 
-local PARK = setmetatable({}, { __name = "spindle.park" })
-local UPGRADE = setmetatable({}, { __name = "spindle.upgrade" })
+-- Light userdata: compared with `==`, which runs no metamethod for them.
+local PARK, UPGRADE = RT.PARK, RT.UPGRADE
 
 -- Completion kinds (the Rust side's `api::Kind`).
 local MSG, EVENT, EXIT = 1, 2, 4
@@ -858,7 +858,7 @@ local function ran(P, co, ok, r1, r2, r3)
         P.preempted = co
         return "yield"
     end
-    if rawequal(r1, UPGRADE) then return "upgrade", r2, r3 end
+    if r1 == UPGRADE then return "upgrade", r2, r3 end
     -- A plain coroutine.yield at the top of a process coroutine: run it again later.
     wake(co)
     return nil
@@ -887,7 +887,7 @@ local function run(P)
         RUNNING = co
         local ok, r1, r2, r3 = co_resume(co, a, b, c)
         RUNNING = nil
-        if not ok or not rawequal(r1, PARK) then
+        if not ok or r1 ~= PARK then
             local s, x, y = ran(P, co, ok, r1, r2, r3)
             if s then return leave(P, s, x, y) end
         end
@@ -910,7 +910,7 @@ local function step(P, tag, kind, a, b, c, ...)
             RUNNING = co
             local ok, r1, r2, r3 = co_resume(co, setmetatable({ a, b, c }, Message), true)
             RUNNING = nil
-            if not ok or not rawequal(r1, PARK) then
+            if not ok or r1 ~= PARK then
                 local st, x, y = ran(P, co, ok, r1, r2, r3)
                 if st then return leave(P, st, x, y) end
             end
@@ -1098,7 +1098,7 @@ local function start(chunk, method, granted, ...)
     RUNNING = main
     local ok, r1, r2, r3 = co_resume(main, chunk, env, method, ...)
     RUNNING = nil
-    if not ok or not rawequal(r1, PARK) then
+    if not ok or r1 ~= PARK then
         local s, x, y = ran(P, main, ok, r1, r2, r3)
         if s then return P, leave(P, s, x, y) end
     end
