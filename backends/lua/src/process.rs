@@ -57,12 +57,12 @@ impl LuaProcess {
             .filter(|n| *n < c_int::MAX - 8)
             .ok_or_else(|| mlua::Error::runtime("too many arguments"))?;
         let mut state = None;
-        // SAFETY: `exec_raw` runs the closure in protected mode on the main thread, with room
-        // asked for the function, its three code values and the arguments (`push_value` asks
-        // for what nesting needs). A Lua error raised in it skips its frame, which holds only
-        // references.
+        // SAFETY: `protected` runs the closure in protected mode on the main thread, with
+        // room asked for the function, its three code values and the arguments (`push_value`
+        // asks for what nesting needs). A Lua error raised in it skips its frame, which holds
+        // only references.
         let out = unsafe {
-            island.lua.exec_raw::<MultiValue>((), |s| {
+            island.protected(|s| {
                 island.unrefs.free(s);
                 ffi::luaL_checkstack(s, nargs + 4, std::ptr::null());
                 for r in [island.start, code.chunk, code.method, code.granted] {
@@ -96,12 +96,12 @@ impl LuaProcess {
         let island = &*self.island;
         let cur = island.current();
         let (step, deliver) = (island.step, island.deliver);
-        // SAFETY: `exec_raw` runs the closure in protected mode on the main thread, with room
+        // SAFETY: `protected` runs the closure in protected mode on the main thread, with room
         // for LUA_MINSTACK values (a completion takes at most eight, plus the function, `P` and
         // the tag). A Lua error raised in it skips its frame: the frame holds only references
         // and `Copy` values, the completions wait in `Current`'s cells.
         unsafe {
-            island.lua.exec_raw::<MultiValue>((), |s| {
+            island.protected(|s| {
                 island.unrefs.free(s);
                 let mut tag = take_next(cur, cx);
                 while let Some(t) = tag {
@@ -218,17 +218,18 @@ fn take_next(cur: &Current, cx: &Cx) -> Option<Tag> {
 
 /// After the prelude's `step` returned (its values alone on the stack): a plain `"wait"` or
 /// `"yield"`, or a return (`"exit", true, value`), is noted in `fast` and popped; anything else
-/// (an error, an upgrade) stays for `exec_raw` to return.
+/// (an error, an upgrade) stays for [`Island::protected`] to return.
 ///
 /// # Safety
-/// `s` is the state the step ran in, inside `exec_raw`'s closure.
+/// `s` is the state the step ran in, inside `protected`'s closure.
 unsafe fn finish_step(s: *mut ffi::lua_State, fast: &Cell<Fast>) {
     // SAFETY: the caller's contract; the closure's frame held nothing else on the stack, and
     // `value_at` raises nothing.
     unsafe {
         match (ffi::lua_gettop(s), crate::stack::str_at(s, 1)) {
             (1, Some(b"wait")) => fast.set(Fast::Wait),
-            (1, Some(b"yield")) => fast.set(Fast::Yield),
+            // A preempted step's `leave(P, "yield")` passes two nils on.
+            (1..=3, Some(b"yield")) => fast.set(Fast::Yield),
             (3, Some(b"exit"))
                 if ffi::lua_type(s, 2) == ffi::LUA_TBOOLEAN && ffi::lua_toboolean(s, 2) != 0 =>
             {
