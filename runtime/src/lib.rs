@@ -48,6 +48,7 @@ mod msgpack;
 mod pid;
 mod process;
 mod process_ref;
+mod records;
 pub mod registry;
 mod runtime;
 pub mod rust;

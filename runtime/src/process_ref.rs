@@ -11,7 +11,6 @@
 //! Release decrement, and the drop that takes the count to zero issues an Acquire fence before
 //! it frees the record, so every use through another reference happened before.
 
-use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::ptr::NonNull;
@@ -45,11 +44,8 @@ impl ProcessRef {
     /// Moves `cell` (whose count says one, see `ProcessCell::new`) into an allocation of its
     /// own and returns that one reference.
     pub(crate) fn new(cell: ProcessCell) -> ProcessRef {
-        let layout = Layout::new::<ProcessCell>();
-        // SAFETY: the layout is not zero-sized (a record holds a pid, among other things).
-        let ptr = unsafe { alloc(layout) }.cast::<ProcessCell>();
-        let Some(ptr) = NonNull::new(ptr) else { handle_alloc_error(layout) };
-        // SAFETY: `ptr` was just allocated with `ProcessCell`'s size and alignment.
+        let ptr = crate::records::take();
+        // SAFETY: `ptr` is memory for a `ProcessCell` that nobody uses (see `records`).
         unsafe { ptr.write(cell) };
         ProcessRef { ptr }
     }
@@ -118,10 +114,10 @@ impl Drop for ProcessRef {
         }
         fence(Ordering::Acquire);
         // SAFETY: the count was one, this was the last reference, and nothing can count a new
-        // one (that takes a live reference). `ptr` was allocated by `new` with this layout.
+        // one (that takes a live reference). `ptr` came from `records::take` in `new`.
         unsafe {
             self.ptr.drop_in_place();
-            dealloc(self.ptr.as_ptr().cast(), Layout::new::<ProcessCell>());
+            crate::records::give(self.ptr);
         }
     }
 }

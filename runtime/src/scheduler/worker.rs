@@ -98,6 +98,7 @@ pub(super) fn run(sched: Arc<Scheduler>, index: usize, queue: Worker<Task>) {
     let local = Local { sched: Arc::as_ptr(&sched), index, queue, next: Cell::new(None) };
     LOCAL.with(|l| l.set(&local));
     crate::lease::enable();
+    crate::records::enable();
     let parker = Parker::new();
     sched.idle.register(index, &parker);
     let mut tick: u32 = 0;
@@ -150,8 +151,9 @@ pub(super) fn run(sched: Arc<Scheduler>, index: usize, queue: Worker<Task>) {
                 if sched.is_shutdown() {
                     break;
                 }
-                // Idle: the spare reference counts this worker keeps go back.
+                // Idle: the spare reference counts and records this worker keeps go back.
                 crate::lease::flush();
+                crate::records::flush();
                 parker.park();
                 sched.idle.withdraw(index);
             }
@@ -159,6 +161,7 @@ pub(super) fn run(sched: Arc<Scheduler>, index: usize, queue: Worker<Task>) {
     }
     LOCAL.with(|l| l.set(ptr::null()));
     crate::lease::disable();
+    crate::records::disable();
     // Tasks still queued here are dropped with the queue; `Runtime::shutdown` ends processes.
     drop(local.next.take());
 }
