@@ -266,6 +266,12 @@ unsafe fn bytes<'b>(ptr: *const u8, len: usize) -> Result<&'b [u8], Error> {
 unsafe fn text<'b>(ptr: *const u8, len: usize, what: &str) -> Result<&'b str, Error> {
     // SAFETY: forwarded to the caller.
     let b = unsafe { bytes(ptr, len) }?;
+    // Topics and names are mostly short and ASCII: checked in line, without the general
+    // validator's call.
+    if b.len() <= 16 && b.is_ascii() {
+        // SAFETY: ASCII is UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(b) });
+    }
     std::str::from_utf8(b).map_err(|_| invalid(format!("the {what} is not UTF-8")))
 }
 
@@ -752,5 +758,31 @@ mod tests {
             heap.clear();
             assert_eq!(packed(&v, &mut scalar, &mut heap), v.to_msgpack(), "{v:?}");
         }
+    }
+
+    /// A plugin's text is checked as UTF-8 whatever its length: short ASCII in line, the rest
+    /// by the general validator; what is not UTF-8 is refused, naming what it was.
+    #[test]
+    fn text_from_a_plugin_must_be_utf8() {
+        let check = |b: &[u8]| {
+            // SAFETY: the slice is valid for the call.
+            unsafe { text(b.as_ptr(), b.len(), "topic") }.map(str::to_owned)
+        };
+        for ok in [
+            "",
+            "token",
+            "sixteen-bytes-ok",
+            "a longer topic than sixteen bytes",
+            "héllo",
+            "ünïcödé-and-longer-than-16",
+        ] {
+            assert_eq!(check(ok.as_bytes()).as_deref(), Ok(ok));
+        }
+        for bad in [&b"\xff"[..], b"tok\x80n", b"a long topic that ends badly \xc3", b"\xc3("] {
+            let e = check(bad).unwrap_err();
+            assert_eq!(e.message(), "the topic is not UTF-8", "{bad:?}");
+        }
+        // SAFETY: a null pointer is what is checked.
+        assert!(unsafe { text(std::ptr::null(), 3, "topic") }.is_err());
     }
 }
