@@ -20,13 +20,13 @@
 //! spare. So a stocked value is alive, and its address is not reused for another value while a
 //! slot names it.
 
-use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
+use crate::stock::{GiveBack, Stock};
 use crate::sync::{AtomicUsize, Ordering};
 
 /// Counts taken from a shared count at once, and given back at once.
@@ -170,23 +170,15 @@ impl Spare {
     }
 }
 
-/// A thread's spares. `on` only on a worker's thread, while the worker runs.
-#[derive(Default)]
-struct Stock {
-    on: Cell<bool>,
-    spares: RefCell<Vec<Spare>>,
-}
-
-impl Drop for Stock {
-    fn drop(&mut self) {
-        for s in self.spares.take() {
-            s.release();
-        }
+impl GiveBack for Spare {
+    fn give_back(self) {
+        self.release();
     }
 }
 
 thread_local! {
-    static STOCK: Stock = Stock::default();
+    /// This thread's spare counts (see [`Stock`]).
+    static STOCK: Stock<Spare> = const { Stock::new() };
 }
 
 /// The slot of the value at `ptr`, moved to the end (the most recently used: slots are
@@ -204,10 +196,7 @@ fn recent(spares: &mut Vec<Spare>, ptr: *const ()) -> Option<&mut Spare> {
 /// Counts a new lease of the value at `ptr` (whose caller holds a counted reference to it).
 fn take<T: Leased>(ptr: *const T) {
     let evicted = STOCK.try_with(|stock| {
-        if !stock.on.get() {
-            return Err(());
-        }
-        let mut spares = stock.spares.borrow_mut();
+        let Some(mut spares) = stock.spares() else { return Err(()) };
         if let Some(s) = recent(&mut spares, ptr.cast()) {
             s.count -= 1;
             if s.count == 0 {
@@ -234,10 +223,7 @@ fn take<T: Leased>(ptr: *const T) {
 /// Counts a lease of the value at `ptr` that ends.
 fn give<T: Leased>(ptr: *const T) {
     let back = STOCK.try_with(|stock| {
-        if !stock.on.get() {
-            return Err(());
-        }
-        let mut spares = stock.spares.borrow_mut();
+        let Some(mut spares) = stock.spares() else { return Err(()) };
         if let Some(s) = recent(&mut spares, ptr.cast()) {
             s.count += 1;
             if s.count <= 2 * BATCH {
@@ -259,12 +245,12 @@ fn give<T: Leased>(ptr: *const T) {
 
 /// The calling thread (a worker) stocks spare counts from now on.
 pub(crate) fn enable() {
-    let _ = STOCK.try_with(|s| s.on.set(true));
+    let _ = STOCK.try_with(|s| s.keep(true));
 }
 
 /// Gives back every spare count the calling thread holds (a worker going idle).
 pub(crate) fn flush() {
-    let spares = STOCK.try_with(|s| s.spares.take()).unwrap_or_default();
+    let spares = STOCK.try_with(Stock::take_all).unwrap_or_default();
     for s in spares {
         s.release();
     }
@@ -272,7 +258,7 @@ pub(crate) fn flush() {
 
 /// Gives back every spare count and stops stocking (a worker that stops).
 pub(crate) fn disable() {
-    let _ = STOCK.try_with(|s| s.on.set(false));
+    let _ = STOCK.try_with(|s| s.keep(false));
     flush();
 }
 

@@ -54,6 +54,7 @@ mod runtime;
 pub mod rust;
 pub mod scheduler;
 mod step;
+mod stock;
 mod sync;
 mod table;
 mod time;

@@ -14,11 +14,11 @@
 //! stack to the pool. Threads that are not workers use the allocator directly.
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
-use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
 use std::sync::Mutex;
 
 use crate::cell::ProcessCell;
+use crate::stock::{GiveBack, Stock};
 
 /// Records passed on at once.
 const BATCH: usize = 64;
@@ -61,23 +61,15 @@ impl Drop for Pool {
 /// The pool of the program's workers.
 static POOL: Pool = Pool(Mutex::new(Vec::new()));
 
-/// A thread's stack of spare records; `on` only on a worker's thread, while the worker runs.
-#[derive(Default)]
-struct Stock {
-    on: Cell<bool>,
-    spares: RefCell<Vec<Spare>>,
-}
-
-impl Drop for Stock {
-    fn drop(&mut self) {
-        for s in self.spares.take() {
-            s.free();
-        }
+impl GiveBack for Spare {
+    fn give_back(self) {
+        self.free();
     }
 }
 
 thread_local! {
-    static STOCK: Stock = Stock::default();
+    /// This thread's stack of spare records (see [`Stock`]).
+    static STOCK: Stock<Spare> = const { Stock::new() };
 }
 
 /// Memory for one record: a spare one if the thread has one (or the pool a batch), else fresh.
@@ -96,10 +88,7 @@ pub(crate) unsafe fn give(ptr: NonNull<ProcessCell>) {
 
 fn take_from(pool: &Pool) -> NonNull<ProcessCell> {
     let spare = STOCK.try_with(|stock| {
-        if !stock.on.get() {
-            return None;
-        }
-        let mut spares = stock.spares.borrow_mut();
+        let mut spares = stock.spares()?;
         if spares.is_empty()
             && let Some(batch) = pool.batches().pop()
         {
@@ -123,10 +112,7 @@ fn take_from(pool: &Pool) -> NonNull<ProcessCell> {
 /// As for [`give`].
 unsafe fn give_to(pool: &Pool, ptr: NonNull<ProcessCell>) {
     let kept = STOCK.try_with(|stock| {
-        if !stock.on.get() {
-            return false;
-        }
-        let mut spares = stock.spares.borrow_mut();
+        let Some(mut spares) = stock.spares() else { return false };
         spares.push(Spare(ptr));
         if spares.len() >= 2 * BATCH {
             // The oldest go on: the newest are the likeliest still in this core's cache.
@@ -159,7 +145,7 @@ fn pass_on(pool: &Pool, batch: Vec<Spare>) {
 
 /// The calling thread (a worker) keeps spare records from now on.
 pub(crate) fn enable() {
-    let _ = STOCK.try_with(|s| s.on.set(true));
+    let _ = STOCK.try_with(|s| s.keep(true));
 }
 
 /// Hands the calling thread's spare records to the pool (a worker going idle).
@@ -168,13 +154,13 @@ pub(crate) fn flush() {
 }
 
 fn flush_to(pool: &Pool) {
-    let spares = STOCK.try_with(|s| s.spares.take()).unwrap_or_default();
+    let spares = STOCK.try_with(Stock::take_all).unwrap_or_default();
     pass_on(pool, spares);
 }
 
 /// Hands back every spare record and stops keeping them (a worker that stops).
 pub(crate) fn disable() {
-    let _ = STOCK.try_with(|s| s.on.set(false));
+    let _ = STOCK.try_with(|s| s.keep(false));
     flush();
 }
 
@@ -207,7 +193,7 @@ mod tests {
     }
 
     fn stocked() -> usize {
-        STOCK.with(|s| s.spares.borrow().len())
+        STOCK.with(Stock::len)
     }
 
     /// Runs `f` on a thread of its own (a fresh stock), as a worker if `worker`.
@@ -310,7 +296,7 @@ mod tests {
         let pool = pool();
         on_thread(true, || {
             let a = take_from(&pool);
-            let _ = STOCK.try_with(|s| s.on.set(false));
+            let _ = STOCK.try_with(|s| s.keep(false));
             flush_to(&pool);
             // SAFETY: as above.
             unsafe { give_to(&pool, a) };

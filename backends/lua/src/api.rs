@@ -56,27 +56,10 @@ pub(crate) struct Current {
 unsafe impl Send for Stepping {}
 
 impl Stepping {
-    /// What a step of the process `cx` runs with.
-    pub(crate) fn new(
-        cx: &Cx,
-        memory_at_start: usize,
-        memory_left: usize,
-        memory_before: usize,
-    ) -> Stepping {
-        Stepping {
-            cx: NonNull::from(cx),
-            memory_at_start,
-            memory_left,
-            memory_before,
-            memory_raised: Cell::new(false),
-            slices: Cell::new(0),
-        }
-    }
-
     /// The context of the process being stepped.
     pub(crate) fn cx(&self) -> &Cx {
-        // SAFETY: a `Stepping` is only reachable between `Current::enter` and the end of the
-        // `Step` it returns, for which the `Cx` it was made from is borrowed.
+        // SAFETY: a `Stepping` is made only by `Current::enter` and reachable until the
+        // `InStep` it returns is dropped, for which the `Cx` it points to is borrowed.
         unsafe { self.cx.as_ref() }
     }
 }
@@ -95,10 +78,23 @@ impl Drop for InStep<'_> {
 }
 
 impl Current {
-    /// Makes `s` the process being stepped until the returned guard is dropped; the guard
-    /// borrows the `Cx` that `s` was made from, so that `s` never outlives it.
-    pub(crate) fn enter<'a>(&'a self, _cx: &'a Cx, s: Stepping) -> InStep<'a> {
-        *self.stepping.borrow_mut() = Some(s);
+    /// Makes process `cx` the one being stepped until the returned guard is dropped (which
+    /// borrows `cx` meanwhile); the memory figures are [`Stepping`]'s.
+    pub(crate) fn enter<'a>(
+        &'a self,
+        cx: &'a Cx,
+        memory_at_start: usize,
+        memory_left: usize,
+        memory_before: usize,
+    ) -> InStep<'a> {
+        *self.stepping.borrow_mut() = Some(Stepping {
+            cx: NonNull::from(cx),
+            memory_at_start,
+            memory_left,
+            memory_before,
+            memory_raised: Cell::new(false),
+            slices: Cell::new(0),
+        });
         InStep { current: self, _cx: PhantomData }
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use mlua::{MultiValue, Value as LuaValue, ffi};
 use spindle_runtime::{Cx, EntryId, Error, ErrorKind, Process, Step, Tag, Value, WaitFor};
 
-use crate::api::{Current, Stepping};
+use crate::api::Current;
 use crate::convert::to_value;
 use crate::island::{Code, Island};
 use crate::stack::{push_completion, push_value};
@@ -306,7 +306,7 @@ impl Process for LuaProcess {
         let left =
             if self.budget == 0 { usize::MAX } else { self.budget.saturating_sub(self.memory) };
         let _timed = island.slice.map(crate::slice::begin);
-        let in_step = island.current().enter(cx, Stepping::new(cx, at_start, left, self.memory));
+        let in_step = island.current().enter(cx, at_start, left, self.memory);
         let step = self.step_lua(cx);
         drop(in_step);
         // What the state grew (or shrank) by during the step is this process's doing: an
