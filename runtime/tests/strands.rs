@@ -193,3 +193,105 @@ fn new_members_start_on_sleeping_and_busy_workers_alike() {
         assert_eq!(strand.members(), 0, "every member left its strand");
     }
 }
+
+/// A member that answers every message at once with a ball to its peer (whose serial the first
+/// message names) and never yields: two of them in one strand keep it busy for good, each step
+/// short.
+struct Looper {
+    steps: Arc<AtomicUsize>,
+    peer: Option<u64>,
+    tag: Option<spindle_runtime::Tag>,
+}
+
+impl Process for Looper {
+    fn step(&mut self, cx: &Cx) -> Step {
+        self.steps.fetch_add(1, Ordering::Relaxed);
+        if let Some(tag) = self.tag.take() {
+            let Some(c) = cx.take_completion(tag) else {
+                self.tag = Some(tag);
+                return Step::Wait(WaitFor::Any);
+            };
+            let spindle_runtime::Completion::Message(m) = c else { panic!("{c:?}") };
+            if m.topic == "peer" {
+                self.peer = m.payload.as_int().map(|s| s as u64);
+            }
+            if let Some(peer) = self.peer {
+                let _ = cx.send_serial(peer, "ball", Value::Nil);
+            }
+        }
+        self.tag = Some(cx.start(Op::Receive { topic: None }));
+        Step::Wait(WaitFor::Any)
+    }
+}
+
+/// Puts every looper in one strand.
+#[derive(Default)]
+struct LoopBackend {
+    strand: Mutex<Option<Arc<Strand>>>,
+    steps: Arc<AtomicUsize>,
+}
+
+struct LoopInstalled(Arc<LoopBackend>);
+
+impl Backend for LoopInstalled {
+    fn kinds(&self) -> &[&str] {
+        &["test.loop"]
+    }
+    fn prepare(&self, _: &Entry) -> Result<Arc<dyn Prototype>> {
+        Ok(Arc::new(LoopProto(self.0.clone())))
+    }
+}
+
+struct LoopProto(Arc<LoopBackend>);
+
+impl Prototype for LoopProto {
+    fn instantiate(&self, _: Vec<Value>, place: &Placement<'_>) -> Result<Instance> {
+        let strand =
+            self.0.strand.lock().unwrap().get_or_insert_with(|| place.host.new_strand()).clone();
+        let steps = self.0.steps.clone();
+        Ok(Instance {
+            process: Box::new(Looper { steps, peer: None, tag: None }),
+            strand: Some(strand),
+        })
+    }
+}
+
+/// A strand whose members keep each other ready with short steps still lets its worker go
+/// (after its budget of steps, or its time slice): on a host of one worker, a process outside
+/// the strand keeps taking turns, and the strand between them.
+#[test]
+fn a_strand_kept_busy_by_its_members_lets_its_worker_go() {
+    let backend = Arc::new(LoopBackend::default());
+    let rt = spindle_runtime::Runtime::builder()
+        .host(spindle_runtime::HostConfig::new(HOST).workers(1))
+        .backend(LoopInstalled(backend.clone()))
+        .build()
+        .unwrap();
+    let id: EntryId = "test:looper".parse().unwrap();
+    rt.put_entry(Entry::new(id.clone(), "test.loop"));
+    const TURNS: i64 = 200;
+    let (_, watch) = rt
+        .spawn_watched(proc(move |cx| async move {
+            let a = cx.spawn(Spawn::entry(id.clone(), HOST), Ties::default())?;
+            let b = cx.spawn(Spawn::entry(id, HOST), Ties::default())?;
+            cx.send(a, "peer", b.serial() as i64)?;
+            cx.send(b, "peer", a.serial() as i64)?;
+            let mut turns = 0;
+            for _ in 0..TURNS {
+                cx.yield_now().await;
+                turns += 1;
+            }
+            cx.terminate(a)?;
+            cx.terminate(b)?;
+            Ok(Value::Int(turns))
+        }))
+        .unwrap();
+    let Some(out) = watch.wait_timeout(PATIENCE) else {
+        // Its worker may never come back to stop: leave the runtime running.
+        std::mem::forget(rt);
+        panic!("the process outside the strand got no turn for {PATIENCE:?}");
+    };
+    assert_eq!(out, Ok(Value::Int(TURNS)));
+    let steps = backend.steps.load(Ordering::Relaxed);
+    assert!(steps > 64, "the strand barely ran: {steps} steps");
+}

@@ -95,6 +95,10 @@ impl Strand {
     }
 
     /// Runs ready members; returns `true` if the strand must be queued again.
+    ///
+    /// One lock of the ready queue per member: the lock that hands out the next member also
+    /// tells whether there is one, and the clock is read only when there is (a strand woken
+    /// for one member, the common case, steps it and goes idle).
     pub(super) fn run(&self) -> bool {
         if !self.state.start() {
             return false;
@@ -103,24 +107,30 @@ impl Strand {
             self.home.store(me, Ordering::Relaxed);
         }
         let start = Instant::now();
-        for _ in 0..STRAND_BUDGET {
-            let Some(cell) = lock(&self.ready).pop_front() else { break };
+        let mut next = lock(&self.ready).pop_front();
+        let mut ran = 0;
+        while let Some(cell) = next {
             let spent = step::run(&cell) == step::After::Requeue;
+            ran += 1;
             if spent {
+                // A member that spent its time slice lets the worker go: the strand's members
+                // are one unit to the scheduler, and share a slice.
                 lock(&self.ready).push_back(cell);
+                self.state.requeue();
+                return true;
             }
-            // A member that spent its time slice, or a strand that ran for one, lets the
-            // worker go: the strand's members are one unit to the scheduler, and share a slice.
-            if spent || start.elapsed() >= STRAND_SLICE {
-                break;
+            drop(cell);
+            next = lock(&self.ready).pop_front();
+            // So does a strand that ran for a slice, or for its budget of steps.
+            if let Some(cell) =
+                next.take_if(|_| ran == STRAND_BUDGET || start.elapsed() >= STRAND_SLICE)
+            {
+                lock(&self.ready).push_front(cell);
+                self.state.requeue();
+                return true;
             }
         }
-        if lock(&self.ready).is_empty() {
-            self.state.idle() == Idle::Reschedule
-        } else {
-            self.state.requeue();
-            true
-        }
+        self.state.idle() == Idle::Reschedule
     }
 }
 
