@@ -597,7 +597,7 @@ local process = {
     send = function(dest, topic, payload)
         local ok, kind, message = RT_send(dest, topic, payload)
         if ok then return ok end
-        return nil, new_error(kind, message)
+        return false, new_error(kind, message)
     end,
     inbox = inbox,
     listen = listen,
@@ -610,6 +610,13 @@ local process = {
     unlink = function(pid) return fail(RT.unlink(pid)) end,
     set_options = function(o)
         if type(o) ~= "table" then return nil, new_error("INVALID", "set_options: expected a table") end
+        for k, v in pairs(o) do
+            if k ~= "trap_links" and k ~= "upgradable" then
+                return nil, new_error("INVALID", "set_options: unknown option " .. tostring(k))
+            elseif type(v) ~= "boolean" then
+                return nil, new_error("INVALID", "set_options: " .. k .. " must be a boolean, not a " .. type(v))
+            end
+        end
         return fail(RT.set_options(o.trap_links, o.upgradable))
     end,
     get_options = function()

@@ -24,6 +24,19 @@ fn entry(id: &str, file: &str, method: &str) -> Entry {
     e
 }
 
+/// The entries `process_api.lua` spawns.
+const PROCESS_API: &[&str] = &[
+    "wait_forever",
+    "fail_soon",
+    "crash",
+    "return_value",
+    "polite",
+    "topics",
+    "linker",
+    "crash_with_child",
+    "die_on_message",
+];
+
 fn runtime() -> Runtime {
     runtime_with(HostConfig::new(HOST).workers(2), LuaConfig::default())
 }
@@ -72,10 +85,14 @@ fn multi_wait() {
 
 #[test]
 fn process_api() {
-    run(
-        "process_api.lua",
-        &["wait_forever", "fail_soon", "crash", "return_value", "polite", "topics"],
-    );
+    run("process_api.lua", PROCESS_API);
+}
+
+#[test]
+fn host_limits() {
+    let host = HostConfig::new(HOST).workers(2).mailbox_limit(4).max_processes(3);
+    let rt = runtime_with(host, LuaConfig::default());
+    run_on(&rt, "limits.lua", &["wait_forever"]);
 }
 
 /// Attacker and victim in one Lua state: one worker, one island.
@@ -206,11 +223,7 @@ fn memory_limit_in_state_mode() {
 fn state_mode_runs_the_api() {
     let config = LuaConfig { isolation: spindle_lua::Isolation::State, ..LuaConfig::default() };
     let rt = runtime_with(HostConfig::new(HOST).workers(2), config);
-    run_on(
-        &rt,
-        "process_api.lua",
-        &["wait_forever", "fail_soon", "crash", "return_value", "polite", "topics"],
-    );
+    run_on(&rt, "process_api.lua", PROCESS_API);
     run_on(&rt, "channels.lua", &["quick"]);
     run_on(&rt, "upgrade.lua", &["v1", "v2", "broken"]);
 }
@@ -435,11 +448,7 @@ fn api_holds_under_preemption_anywhere() {
             eprintln!("{isolation:?}, a slice of {instructions} instructions");
             run_on(&rt, "basics.lua", &["echo"]);
             run_on(&rt, "multi_wait.lua", &["child"]);
-            run_on(
-                &rt,
-                "process_api.lua",
-                &["wait_forever", "fail_soon", "crash", "return_value", "polite", "topics"],
-            );
+            run_on(&rt, "process_api.lua", PROCESS_API);
             run_on(&rt, "time.lua", &[]);
             run_on(&rt, "upgrade.lua", &["v1", "v2", "broken"]);
             run_on(&rt, "ping_pong.lua", &["pong"]);

@@ -46,9 +46,10 @@ local function main()
     cyclic.self = cyclic
     local me = process.pid()
     for name, bad in pairs({ fn = print, co = coroutine.create(print), cycle = cyclic,
-        nested_fn = { { f = function() end } } }) do
+        nested_fn = { { f = function() end } }, userdata = process.inbox(),
+        nested_userdata = { ch = channel.new() } }) do
         local ok, err = process.send(me, "bad", bad)
-        assert(not ok and err:kind() == errors.INVALID, name)
+        assert(ok == false and err:kind() == errors.INVALID, name)
     end
     -- A table reachable twice (not a cycle) is fine: it is copied twice.
     local shared = { 1 }

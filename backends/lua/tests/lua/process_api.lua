@@ -30,6 +30,35 @@ local function polite()
     return "cleaned up: " .. tostring(ev.reason)
 end
 
+-- Links to `target` (a pid), unlinks again if asked, tells `parent`, then waits for a message
+-- that never comes.
+local function linker(target, parent, unlink)
+    assert(process.link(target))
+    if unlink then assert(process.unlink(target)) end
+    assert(process.send(parent, "linked", true))
+    process.inbox():receive()
+end
+
+-- Fails as soon as it gets a message.
+local function die_on_message()
+    process.inbox():receive()
+    error(errors.new(errors.TIMEOUT, "told to"))
+end
+
+-- Spawns a linked child that waits forever, tells `parent` its pid, then crashes.
+local function crash_with_child(parent)
+    local child = assert(process.spawn_linked(E .. "wait_forever", H))
+    assert(process.send(parent, "child", child))
+    time.sleep("10ms")
+    error("parent crashed")
+end
+
+-- Whether an event is waiting right now (without waiting for one).
+local function event_waiting()
+    local r = channel.select({ process.events():case_receive(), default = true })
+    return not r.default
+end
+
 local function topics()
     local ch = assert(process.listen("special"))
     local v = ch:receive()
@@ -46,13 +75,18 @@ end
 
 local function main()
     -- Error objects.
-    local _, err = process.send("no such name", "t", 1)
-    assert(err and err:kind() == errors.NOT_FOUND, tostring(err))
+    local ok, err = process.send("no such name", "t", 1)
+    assert(ok == false and err and err:kind() == errors.NOT_FOUND, tostring(err))
     assert(type(err:message()) == "string" and tostring(err):find("NOT_FOUND"), tostring(err))
-    _, err = process.send(process.pid(), "@reserved", 1)
-    assert(err:kind() == errors.INVALID)
-    _, err = process.send(process.pid(), "t", function() end)
-    assert(err:kind() == errors.INVALID, "functions cannot be sent")
+    ok, err = process.send(process.pid(), "@reserved", 1)
+    assert(ok == false and err:kind() == errors.INVALID)
+    ok, err = process.send(process.pid(), "t", function() end)
+    assert(ok == false and err:kind() == errors.INVALID, "functions cannot be sent")
+    local _
+    -- Sending to a dead pid is not an error (Erlang semantics).
+    local done = assert(process.spawn_monitored(E .. "return_value", H, 0))
+    next_event(process.event.EXIT)
+    assert(process.send(done, "t", 1) == true, "a dead pid swallows the message")
     _, err = process.spawn("test:nope", H)
     assert(err:kind() == errors.NOT_FOUND)
     _, err = process.spawn(E .. "return_value", "no:host")
@@ -115,6 +149,18 @@ local function main()
     assert(kinds.EXIT and kinds.LINK_DOWN)
     assert(process.set_options({ trap_links = false }))
 
+    -- Options: read back; a wrong value or an unknown name is INVALID and changes nothing.
+    assert(process.set_options({ upgradable = false }))
+    local o = process.get_options()
+    assert(o.upgradable == false and o.trap_links == false)
+    assert(process.set_options({ upgradable = true }))
+    assert(process.get_options().upgradable == true)
+    for _, bad in ipairs({ { trap_links = "yes" }, { upgradable = 1 }, { trap_link = true } }) do
+        local r, oerr = process.set_options(bad)
+        assert(r == nil and oerr and oerr:kind() == errors.INVALID, tostring(oerr))
+    end
+    assert(process.get_options().trap_links == false)
+
     -- link/unlink and monitor/unmonitor after spawn.
     local w = assert(process.spawn(E .. "wait_forever", H))
     assert(process.monitor(w))
@@ -123,9 +169,45 @@ local function main()
     assert(process.unlink(w))
     assert(process.monitor(w))
     assert(process.terminate(w))
-    next_event(process.event.EXIT)
+    ev = next_event(process.event.EXIT)
+    assert(ev.from == w and ev.result.error, "terminate: monitors see an error")
     _, err = process.link(w)
     assert(err and err:kind() == errors.NOT_FOUND, "link to a dead process")
+    -- unmonitor: no EXIT comes from a process no longer monitored.
+    w = assert(process.spawn(E .. "wait_forever", H))
+    assert(process.monitor(w))
+    assert(process.unmonitor(w))
+    assert(process.terminate(w))
+    local w2 = assert(process.spawn_monitored(E .. "wait_forever", H))
+    assert(process.terminate(w2))
+    ev = next_event(process.event.EXIT)
+    assert(ev.from == w2, "the EXIT of the unmonitored process came instead")
+    time.sleep("20ms")
+    assert(not event_waiting(), "an unmonitored process still sent its EXIT")
+    -- link: without trap_links, a linked process's abnormal exit ends the linker too; after
+    -- unlink it does not.
+    local doomed = assert(process.spawn(E .. "die_on_message", H))
+    local l = assert(process.spawn_monitored(E .. "linker", H, doomed, process.pid()))
+    assert(process.inbox():receive():topic() == "linked")
+    assert(process.send(doomed, "die", true))
+    ev = next_event(process.event.EXIT)
+    assert(ev.from == l and ev.result.error, "the linker survived its linked process's crash")
+    doomed = assert(process.spawn_monitored(E .. "die_on_message", H))
+    l = assert(process.spawn_monitored(E .. "linker", H, doomed, process.pid(), true))
+    assert(process.inbox():receive():topic() == "linked")
+    assert(process.send(doomed, "die", true))
+    ev = next_event(process.event.EXIT)
+    assert(ev.from == doomed and ev.result.error:kind() == errors.TIMEOUT)
+    time.sleep("20ms")
+    assert(not event_waiting(), "the unlinked process ended with its former link")
+    assert(process.terminate(l))
+    next_event(process.event.EXIT)
+    -- spawn_linked links both ways: the child goes down with its crashing parent.
+    process.spawn(E .. "crash_with_child", H, process.pid())
+    local child = process.inbox():receive():payload():data()
+    assert(process.monitor(child))
+    ev = next_event(process.event.EXIT)
+    assert(ev.from == child and ev.result.error, "the linked child outlived its parent")
 
     -- cancel is polite; terminate is not.
     p = assert(process.spawn_monitored(E .. "polite", H))
@@ -151,6 +233,12 @@ local function main()
     local gone, lerr = process.registry.lookup("waiter")
     assert(gone == nil and lerr:kind() == errors.NOT_FOUND, "a name goes with its process")
     assert(process.registry.unregister("api-test"))
+    gone, lerr = process.registry.lookup("api-test")
+    assert(gone == nil and lerr:kind() == errors.NOT_FOUND, "unregister releases the name")
+    ok, err = process.send("api-test", "t", 1)
+    assert(ok == false and err:kind() == errors.NOT_FOUND)
+    _, err = process.registry.unregister("api-test")
+    assert(err and err:kind() == errors.NOT_FOUND, "unregistering a free name")
 
     -- listen: a topic's payloads get their own channel; others stay in the inbox.
     p = assert(process.spawn_monitored(E .. "topics", H))
@@ -170,4 +258,7 @@ return {
     return_value = return_value,
     polite = polite,
     topics = topics,
+    linker = linker,
+    die_on_message = die_on_message,
+    crash_with_child = crash_with_child,
 }
