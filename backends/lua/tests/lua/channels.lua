@@ -18,6 +18,16 @@ local function main()
     assert(not pcall(ch.send, ch, 4), "send on closed channel errors")
     assert(not pcall(ch.close, ch), "double close errors")
 
+    -- coroutine.spawn passes its extra arguments on, nil holes and all.
+    local seen = channel.new(1)
+    coroutine.spawn(function(...) seen:send(table.pack(...)) end, 1, nil, "three", 4.5, { five = 5 })
+    local args = seen:receive()
+    assert(args.n == 5 and args[1] == 1 and args[2] == nil and args[3] == "three")
+    assert(args[4] == 4.5 and math.type(args[4]) == "float" and args[5].five == 5)
+    coroutine.spawn(function(a, b) seen:send({ a, b }) end, "x", "y")
+    local two_args = seen:receive()
+    assert(two_args[1] == "x" and two_args[2] == "y")
+
     -- Buffered: sends up to the size do not block.
     local b = channel.new(2)
     b:send("a"); b:send("b")

@@ -40,6 +40,23 @@ local function main()
         r = channel.select { tk:channel():case_receive(), time.after("30ms"):case_receive() }
         assert(r.channel ~= tk:channel(), "a stopped ticker kept ticking")
     end
+
+    -- Every call also takes a duration as an integer number of nanoseconds.
+    local ms = 1000 * 1000
+    local t1 = time.now()
+    time.sleep(15 * ms)
+    assert(time.now():sub(t1) >= 15 * ms)
+    v, ok = time.after(5 * ms):receive()
+    assert(ok and v:unix_nano() - t1:unix_nano() >= 20 * ms)
+    tm = time.timer(3600 * 1000 * ms)
+    tm:reset(5 * ms)
+    r = channel.select { tm:channel():case_receive(), time.after(2000 * ms):case_receive() }
+    assert(r.channel == tm:channel(), "a timer reset to integer nanoseconds did not fire")
+    local t2 = time.now()
+    tk = time.ticker(4 * ms)
+    for _ = 1, 3 do tk:channel():receive() end
+    tk:stop()
+    assert(time.now():sub(t2) >= 12 * ms, "three ticks of 4 ms came too soon")
     return "ok"
 end
 
