@@ -48,6 +48,7 @@ fn a_library_for_another_abi_version_is_refused() {
     let err = spawn_error(&lib);
     assert_eq!(err.kind(), ErrorKind::Invalid);
     let msg = err.message();
+    assert!(msg.contains("bad:plugin"), "names the entry: {msg}");
     assert!(msg.contains(lib.to_str().unwrap()), "names the file: {msg}");
     assert!(msg.contains("ABI version 99") && msg.contains("ABI version 1"), "{msg}");
 }

@@ -1,6 +1,7 @@
-//! Upgrade from one native entry to another (across languages): pid and mailbox are kept.
+//! Upgrade from one native entry to another (across languages): pid, mailbox, names, links and
+//! monitors are kept.
 
-use spindle_runtime::{Spawn, Ties, Value};
+use spindle_runtime::{EventKind, Spawn, Ties, Value};
 
 use crate::common::*;
 
@@ -57,4 +58,35 @@ fn upgrade_to_a_missing_entry_ends_the_process_with_the_error() {
         });
         assert_eq!(out, Ok(Value::Nil), "{lang}");
     }
+}
+
+#[test]
+fn upgrade_between_languages_keeps_names_and_links() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        cx.set_trap_links(true);
+        let svc = cx.spawn(
+            Spawn::entry(id("native:service.c"), HOST),
+            Ties { link: true, monitor: false },
+        )?;
+        cx.register("upgraded-service", Some(svc))?;
+        for next in ["native:service.rust", "native:service.go"] {
+            cx.send(svc, "upgrade", next)?;
+            expect(&cx, "upgraded").await;
+        }
+        // The name still reaches it, now Go code.
+        assert_eq!(cx.lookup("upgraded-service"), Some(svc));
+        cx.send("upgraded-service", "echo", 3.5)?;
+        let echo = expect(&cx, "echo").await;
+        assert_eq!((echo.from, echo.payload), (svc, Value::Float(3.5)));
+        // The link made with the C code brings the Go code's failure back.
+        cx.send(svc, "fail", Value::Nil)?;
+        let e = cx.event().await;
+        assert_eq!((e.kind, e.from), (EventKind::LinkDown, svc));
+        let err = e.result.unwrap().unwrap_err();
+        assert!(err.message().contains("asked to fail"), "{err}");
+        assert_eq!(cx.lookup("upgraded-service"), None, "the name went with the process");
+        Ok(Value::Nil)
+    });
+    assert_eq!(out, Ok(Value::Nil));
 }

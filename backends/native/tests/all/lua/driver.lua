@@ -41,6 +41,8 @@ local function main(service)
         "\0\255\254 bytes", true, false,
         { 1, 2, 3 }, { 1.5, "two", { 3 } },
         { int = 1, float = 1.0, str = "1", nested = { list = { 10, 20 }, flag = true } },
+        {}, { [10] = "ten", [-3] = 1.5, [7] = { } }, { [1] = "a", [3] = "c" },
+        { list = {}, map = { [100] = false } },
     }
     for i, v in ipairs(samples) do
         assert(process.send(svc, "echo", v))
@@ -48,6 +50,8 @@ local function main(service)
         assert(m:from() == svc)
         same(v, m:payload():data(), "sample " .. i)
     end
+    assert(process.send(svc, "echo", nil))
+    assert(expect("echo"):payload():data() == nil, "nil came back as something")
 
     -- The plugin monitors a Lua process and is told how it ended.
     local w = assert(process.spawn(("test:driver.waiter"), H))
@@ -56,6 +60,7 @@ local function main(service)
     assert(process.send(w, "fail", true))
     local down = expect("down"):payload():data()
     assert(down[1] == serial(w) and down[2][1] == "error", "the plugin saw the Lua failure")
+    assert(down[2][2]:find("failed on purpose", 1, true), "the plugin got the Lua error's text: " .. down[2][2])
 
     -- A Lua process monitors the plugin: EXIT with the plugin's value, then with its error.
     assert(process.send(svc, "stop", true))
@@ -66,6 +71,7 @@ local function main(service)
     assert(process.send(bad, "fail", true))
     ev = process.events():receive()
     assert(ev.from == bad and ev.result.error, "EXIT carries the plugin's error")
+    assert(ev.result.error:message():find("asked to fail", 1, true), tostring(ev.result.error))
 
     -- Linked both ways: the plugin's failure reaches a trapping Lua process as LINK_DOWN ...
     assert(process.set_options({ trap_links = true }))
@@ -73,6 +79,8 @@ local function main(service)
     assert(process.send(linked, "fail", true))
     ev = process.events():receive()
     assert(ev.kind == process.event.LINK_DOWN and ev.from == linked, ev.kind)
+    assert(ev.result.error and ev.result.error:message():find("asked to fail", 1, true),
+        "LINK_DOWN carries the plugin's error: " .. tostring(ev.result.error))
     -- ... and a Lua failure takes a linked plugin down with it.
     local other = assert(process.spawn_monitored(service, H))
     local lw = assert(process.spawn(("test:driver.waiter"), H))
@@ -82,6 +90,8 @@ local function main(service)
     ev = process.events():receive()
     assert(ev.kind == process.event.EXIT and ev.from == other and ev.result.error,
         "the linked plugin failed with the Lua process")
+    assert(ev.result.error:message():find("failed on purpose", 1, true),
+        "the linked plugin's error names the Lua failure: " .. tostring(ev.result.error))
     return "ok"
 end
 
