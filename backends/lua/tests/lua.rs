@@ -37,6 +37,9 @@ const PROCESS_API: &[&str] = &[
     "die_on_message",
 ];
 
+/// The entries `upgrade.lua` spawns.
+const UPGRADE: &[&str] = &["v1", "v2", "broken", "idle", "partner"];
+
 fn runtime() -> Runtime {
     runtime_with(HostConfig::new(HOST).workers(2), LuaConfig::default())
 }
@@ -167,7 +170,7 @@ fn payloads() {
 
 #[test]
 fn upgrade() {
-    run("upgrade.lua", &["v1", "v2", "broken"]);
+    run("upgrade.lua", UPGRADE);
 }
 
 #[test]
@@ -225,7 +228,7 @@ fn state_mode_runs_the_api() {
     let rt = runtime_with(HostConfig::new(HOST).workers(2), config);
     run_on(&rt, "process_api.lua", PROCESS_API);
     run_on(&rt, "channels.lua", &["quick"]);
-    run_on(&rt, "upgrade.lua", &["v1", "v2", "broken"]);
+    run_on(&rt, "upgrade.lua", UPGRADE);
 }
 
 /// A source is compiled once per entry version and loaded once per island (by the first
@@ -450,7 +453,7 @@ fn api_holds_under_preemption_anywhere() {
             run_on(&rt, "multi_wait.lua", &["child"]);
             run_on(&rt, "process_api.lua", PROCESS_API);
             run_on(&rt, "time.lua", &[]);
-            run_on(&rt, "upgrade.lua", &["v1", "v2", "broken"]);
+            run_on(&rt, "upgrade.lua", UPGRADE);
             run_on(&rt, "ping_pong.lua", &["pong"]);
         }
     }

@@ -1,7 +1,11 @@
 -- process.upgrade: new code, same pid, mailbox, names, links and monitors.
 
-local function v1(count)
+-- v1 monitors `watched` and, trapping links, is linked to `partner`: v2 hears of both.
+local function v1(count, watched, partner)
     assert(process.registry.register("counter"))
+    assert(process.monitor(watched))
+    assert(process.set_options({ trap_links = true }))
+    assert(process.link(partner))
     local inbox = process.inbox()
     while true do
         local m = inbox:receive()
@@ -17,15 +21,26 @@ local function v2(count, old_pid, requester)
     assert(process.pid() == old_pid, "same pid")
     assert(process.registry.lookup("counter") == old_pid, "name kept")
     process.send(requester, "upgraded", count)
-    local inbox = process.inbox()
+    local inbox, events = process.inbox(), process.events()
     while true do
-        local m = inbox:receive()
-        if m:topic() == "inc" then
+        local r = channel.select({ inbox:case_receive(), events:case_receive() })
+        if r.channel == events then
+            process.send(requester, "event", { kind = r.value.kind, from = r.value.from })
+        elseif r.value:topic() == "inc" then
             count = count + 10
-        elseif m:topic() == "stop" then
+        elseif r.value:topic() == "stop" then
             return count
         end
     end
+end
+
+local function idle()
+    process.inbox():receive()
+end
+
+local function partner()
+    process.inbox():receive()
+    error("partner failed")
 end
 
 local function broken()
@@ -33,7 +48,9 @@ local function broken()
 end
 
 local function main()
-    local p = assert(process.spawn_monitored("test:upgrade.v1", "test:main", 0))
+    local watched = assert(process.spawn("test:upgrade.idle", "test:main"))
+    local partner_pid = assert(process.spawn("test:upgrade.partner", "test:main"))
+    local p = assert(process.spawn_monitored("test:upgrade.v1", "test:main", 0, watched, partner_pid))
     for _ = 1, 3 do assert(process.send(p, "inc", true)) end
     assert(process.send(p, "upgrade", true))
     -- Sent before the upgrade happens: v2 must find them in the mailbox.
@@ -41,8 +58,17 @@ local function main()
     assert(process.send(p, "inc", true))
     local m = process.inbox():receive()
     assert(m:topic() == "upgraded" and m:payload():data() == 3, m:topic())
+    -- The monitor and the link v1 made now tell v2.
+    assert(process.terminate(watched))
+    m = process.inbox():receive()
+    assert(m:topic() == "event", m:topic())
+    local ev = m:payload():data()
+    assert(ev.kind == process.event.EXIT and ev.from == watched, ev.kind)
+    assert(process.send(partner_pid, "fail", true))
+    ev = process.inbox():receive():payload():data()
+    assert(ev.kind == process.event.LINK_DOWN and ev.from == partner_pid, ev.kind)
     assert(process.send("counter", "stop", true))
-    local ev = process.events():receive()
+    ev = process.events():receive()
     assert(ev.kind == process.event.EXIT and ev.from == p)
     assert(ev.result.value == 23, tostring(ev.result.value or ev.result.error))
 
@@ -52,4 +78,4 @@ local function main()
     return "ok"
 end
 
-return { main = main, v1 = v1, v2 = v2, broken = broken }
+return { main = main, v1 = v1, v2 = v2, broken = broken, idle = idle, partner = partner }
