@@ -105,20 +105,21 @@ impl<'a> Call<'a> {
             )));
         }
         self.value.clear();
-        let c = &*self.completion.insert(c);
+        // Described where it lies, and moved into `self.completion` (where the plugin borrows
+        // its topic from) only after: copied at once, the completion the caller has just
+        // written would be read back wider than it was stored, which stalls.
         let mut fill = SpindleCompletion { size, tag: tag.get(), ..SpindleCompletion::new() };
+        // Error messages live on the heap: their pointers stay valid when `c` moves.
         let error = |fill: &mut SpindleCompletion, e: &Error| {
             fill.error = code_of(e.kind());
             fill.error_message = e.message().as_ptr();
             fill.error_message_len = e.message().len();
         };
         let mut value = None;
-        match c {
+        match &c {
             Completion::Message(m) => {
                 fill.kind = COMPLETION_MESSAGE;
                 fill.from = m.from.serial();
-                fill.topic = m.topic.as_str().as_ptr();
-                fill.topic_len = m.topic.len();
                 value = Some(&m.payload);
             }
             Completion::Event(e) => {
@@ -153,6 +154,11 @@ impl<'a> Call<'a> {
             let bytes = packed(v, &mut self.scalar, &mut self.value);
             fill.value = bytes.as_ptr();
             fill.value_len = bytes.len();
+        }
+        // A short topic is stored inline: its pointer is taken where it stays.
+        if let Completion::Message(m) = self.completion.insert(c) {
+            fill.topic = m.topic.as_str().as_ptr();
+            fill.topic_len = m.topic.len();
         }
         // SAFETY: checked non-null above; the guest's struct is at least `v1` bytes, and only
         // version 1's fields are written (`fill.size` keeps the guest's own size).
