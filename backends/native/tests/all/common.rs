@@ -36,6 +36,25 @@ pub fn build_examples() {
     });
 }
 
+/// Compiles `tests/plugins/<name>.c` (with the ABI's headers) into a shared library in a
+/// temporary folder.
+pub fn compile(name: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/plugins/{name}.c"));
+    let dir = std::env::temp_dir().join(format!("spindle-native-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("lib{name}.so"));
+    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-shared", "-fPIC", "-Wall", "-Werror", "-I"])
+        .arg(root().join("abi/include"))
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("run the C compiler");
+    assert!(status.success(), "compiling {}", src.display());
+    out
+}
+
 pub fn id(s: &str) -> EntryId {
     s.parse().unwrap()
 }

@@ -1,27 +1,10 @@
 //! Libraries that are not plugins for this runtime fail to load with their own clear error.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use spindle_runtime::{Entry, ErrorKind, Spawn, Value};
 
 use crate::common::*;
-
-/// Compiles `tests/plugins/<name>.c` into a shared library in a temporary folder.
-fn compile(name: &str) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/plugins/{name}.c"));
-    let dir = std::env::temp_dir().join(format!("spindle-native-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join(format!("lib{name}.so"));
-    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-        .args(["-shared", "-fPIC", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .expect("run the C compiler");
-    assert!(status.success(), "compiling {}", src.display());
-    out
-}
 
 fn spawn_error(lib: &Path) -> spindle_runtime::Error {
     let rt = runtime();

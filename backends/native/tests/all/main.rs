@@ -8,6 +8,7 @@ mod common;
 mod load_errors;
 mod lua;
 mod messaging;
+mod misbehaving;
 mod panics;
 mod supervision;
 mod upgrade;
