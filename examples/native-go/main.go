@@ -88,6 +88,8 @@ func service(p *spindle.Process, args []any) (any, error) {
 			return nil, p.Upgrade(entry, []any{handled, int64(m.From)})
 		case "fail":
 			return nil, fmt.Errorf("asked to fail: %v", m.Payload)
+		case "panic":
+			panic("asked to panic")
 		case "stop":
 			return handled, nil
 		default:
