@@ -3,7 +3,7 @@
 //! A [`Pid`] is a host index and a serial number that is never reused while the program runs
 //! (one counter for every runtime in the program). It prints as `{host|0x0000002a}`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::RwLock;
@@ -24,9 +24,17 @@ pub struct Pid {
 pub struct HostId(u32);
 
 static HOST_NAMES: RwLock<Vec<&'static str>> = RwLock::new(Vec::new());
-static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
+/// Serials are handed out in runs of `1 << SERIAL_RUN_BITS`: a thread takes a whole run from
+/// the program's counter and hands its serials out one by one. A worker that spawns in a loop
+/// touches no shared counter for 63 of every 64 processes, and the process table keeps each run
+/// in one shard (see `table`). Serials are unique, not in the order of creation across threads.
+pub(crate) const SERIAL_RUN_BITS: u32 = 6;
+/// The next run (run 0 is never handed out, so no serial is 0).
+static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
+    /// This thread's next serial and the end of its run.
+    static RUN: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
     /// This thread's copy of `HOST_NAMES` as it last saw it. Names never change once interned
     /// and are only appended, so a copy is right as far as it goes: printing or parsing a pid
     /// (every message a Lua process sends or receives) takes no lock.
@@ -79,7 +87,23 @@ impl HostId {
 impl Pid {
     /// A fresh pid on `host`, never handed out before.
     pub(crate) fn fresh(host: HostId) -> Pid {
-        Pid { host, serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed) }
+        let new_run = || {
+            let run = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
+            (run << SERIAL_RUN_BITS, (run + 1) << SERIAL_RUN_BITS)
+        };
+        let serial = RUN
+            .try_with(|r| {
+                let (next, end) = match r.get() {
+                    (next, end) if next < end => (next, end),
+                    _ => new_run(),
+                };
+                r.set((next + 1, end));
+                next
+            })
+            // A thread whose thread-locals are gone (spawning from a destructor at its exit)
+            // takes a run for the one serial.
+            .unwrap_or_else(|_| new_run().0);
+        Pid { host, serial }
     }
 
     /// The host the process lives on.
@@ -162,5 +186,42 @@ mod tests {
             assert_eq!(pid.to_string().parse::<Pid>().unwrap(), pid);
             assert_eq!(pid.write_to(&mut buf[..n - 1]), None);
         }
+    }
+
+    /// Fresh pids are unique across threads, never 0, and each thread's come in runs: 64
+    /// consecutive serials from one run before it takes the next.
+    #[test]
+    fn fresh_serials_are_unique_and_come_in_runs() {
+        let host = HostId::intern("pid:fresh");
+        let per_thread = 1000;
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    (0..per_thread).map(|_| Pid::fresh(host).serial()).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut all = std::collections::HashSet::new();
+        for t in threads {
+            let serials = t.join().unwrap();
+            for pair in serials.windows(2) {
+                let (a, b) = (pair[0], pair[1]);
+                if (b >> SERIAL_RUN_BITS) == (a >> SERIAL_RUN_BITS) {
+                    assert_eq!(b, a + 1, "within a run, serials follow each other");
+                } else {
+                    assert_eq!(a & ((1 << SERIAL_RUN_BITS) - 1), (1 << SERIAL_RUN_BITS) - 1);
+                    assert_eq!(
+                        b & ((1 << SERIAL_RUN_BITS) - 1),
+                        0,
+                        "a new run starts at its first"
+                    );
+                }
+            }
+            for s in serials {
+                assert_ne!(s, 0);
+                assert!(all.insert(s), "serial {s} handed out twice");
+            }
+        }
+        assert_eq!(all.len(), 4 * per_thread);
     }
 }

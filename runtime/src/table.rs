@@ -1,4 +1,4 @@
-//! The process table: pid → live process, sharded to keep spawns on different workers apart.
+//! The process table: pid → live process, sharded by runs of serials (see `SerialHasher`).
 //!
 //! A shard's lock is held only for the map operation itself. The message path
 //! ([`Table::lock_serial`]) goes hand over hand: it takes the receiver's own lock under the
@@ -17,14 +17,19 @@ use crate::pid::Pid;
 use crate::process_ref::ProcessRef;
 use crate::sync::{SpinLock, lock};
 
-const SHARDS: usize = 64;
+const SHARD_BITS: u32 = 6;
+const SHARDS: usize = 1 << SHARD_BITS;
+const RUN_BITS: u32 = crate::pid::SERIAL_RUN_BITS;
 
-/// Serials are handed out in sequence, and one shard holds every `SHARDS`-th. The hash keeps
-/// that order in its low bits, which pick the bucket: processes spawned one after another sit
-/// in neighbouring buckets of their shard, and since they mostly end in the order they were
-/// born, the spawner's inserts and the exits' removes each find the buckets (and the control
-/// bytes) of the last few on a line they already hold, instead of one cache miss each at a
-/// random place. The top seven bits, which the map compares first within a group, come from a
+/// Serials come in runs of 64 per thread (see `pid`), and a shard holds whole runs, the next
+/// run the next shard. A worker spawning in a loop inserts 64 processes in a row into one
+/// shard, whose lock and buckets stay in its cache, and the worker where they end removes them
+/// mostly from a shard the spawner has left (with one shard per serial, every spawn and every
+/// exit took a lock and buckets the other worker had just written). Within a shard the hash
+/// keeps the serials' order in its low bits, which pick the bucket: processes spawned one after
+/// another sit in neighbouring buckets, and since they mostly end in the order they were born,
+/// the removes find the buckets (and the control bytes) of the last few on a line they already
+/// hold. The top seven bits, which the map compares first within a group, come from a
 /// multiplicative mix so that neighbours do not all match each other's tag.
 #[derive(Default)]
 struct SerialHasher(u64);
@@ -42,7 +47,8 @@ impl Hasher for SerialHasher {
     }
     fn write_u64(&mut self, n: u64) {
         let mix = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        self.0 = ((n / SHARDS as u64) & !TAG_BITS) | (mix & TAG_BITS);
+        let index = ((n >> (RUN_BITS + SHARD_BITS)) << RUN_BITS) | (n & ((1 << RUN_BITS) - 1));
+        self.0 = (index & !TAG_BITS) | (mix & TAG_BITS);
     }
 }
 
@@ -62,7 +68,7 @@ impl Table {
     }
 
     fn shard_of(&self, serial: u64) -> &SpinLock<Shard> {
-        &self.shards[(serial as usize) % SHARDS]
+        &self.shards[((serial >> RUN_BITS) as usize) % SHARDS]
     }
 
     pub(crate) fn insert(&self, cell: ProcessRef) {
