@@ -174,19 +174,24 @@ pub(crate) enum Code {
     Instance(Box<dyn Process>),
 }
 
+// The builders are inlined so that a spawn request is built in place: a call each moved the
+// request, and the arguments just put in it, through memory (read back wider than written).
 impl Spawn {
     /// Start entry `entry` on host `host`.
+    #[inline]
     pub fn entry(entry: EntryId, host: impl Into<Cow<'static, str>>) -> Spawn {
         Spawn { code: Code::Entry(entry), host: host.into(), args: Vec::new() }
     }
 
     /// Start `process` on host `host`.
+    #[inline]
     pub fn process(process: impl Process, host: impl Into<Cow<'static, str>>) -> Spawn {
         Spawn { code: Code::Instance(Box::new(process)), host: host.into(), args: Vec::new() }
     }
 
     /// Pass `args` to the entry's method.
     #[must_use]
+    #[inline]
     pub fn args(mut self, args: Vec<Value>) -> Spawn {
         self.args = args;
         self
