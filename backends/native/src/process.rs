@@ -108,17 +108,68 @@ impl fmt::Debug for NativePrototype {
 
 impl Prototype for NativePrototype {
     fn instantiate(&self, args: Vec<Value>, _: &Placement<'_>) -> Result<Instance> {
-        // The arguments are encoded by the first step, on the worker that runs the process, not
-        // by the spawner (a parent that spawns in a loop does less per child).
+        let args = Args::encode(args);
         let process = NativeProcess { plugin: Lease::new(&self.0), phase: Phase::Fresh(args) };
         Ok(Instance { process: Box::new(process), strand: None })
+    }
+}
+
+/// Spawn arguments as MessagePack, encoded by the spawner and kept in place when short (most
+/// are): the spawner frees the values it was given, and the worker that runs the process
+/// (often another one) frees nothing the spawner allocated, which for a parent spawning in a
+/// loop cost the children's worker a remote free per value.
+enum Args {
+    /// None: `init` gets a static `[]`.
+    Empty,
+    Inline(u8, [u8; Args::INLINE]),
+    Heap(Box<[u8]>),
+}
+
+impl Args {
+    /// Short enough that a fresh instance is no larger than a running one.
+    const INLINE: usize = 22;
+
+    fn encode(args: Vec<Value>) -> Args {
+        if args.is_empty() {
+            return Args::Empty;
+        }
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let value = Value::Array(args);
+        SCRATCH
+            .try_with(|scratch| {
+                let mut bytes = scratch.borrow_mut();
+                bytes.clear();
+                value.write_msgpack(&mut bytes);
+                Args::keep(&bytes)
+            })
+            .unwrap_or_else(|_| Args::keep(&value.to_msgpack()))
+    }
+
+    fn keep(bytes: &[u8]) -> Args {
+        if bytes.len() <= Args::INLINE {
+            let mut inline = [0; Args::INLINE];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            Args::Inline(bytes.len() as u8, inline)
+        } else {
+            Args::Heap(bytes.into())
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Args::Empty => &[],
+            Args::Inline(len, bytes) => &bytes[..usize::from(*len)],
+            Args::Heap(bytes) => bytes,
+        }
     }
 }
 
 /// Where an instance is in its life.
 enum Phase {
     /// Not initialized yet: the spawn arguments.
-    Fresh(Vec<Value>),
+    Fresh(Args),
     /// Initialized: the plugin's state.
     Running(*mut c_void),
     /// Ended, or `init` failed: nothing to drop.
@@ -145,7 +196,7 @@ impl Process for NativeProcess {
         let plugin = &*self.plugin;
         let mut call = Call::new(cx, &plugin.log);
         let state = match std::mem::replace(&mut self.phase, Phase::Done) {
-            Phase::Fresh(args) => match plugin.init(&mut call, &encode_args(args)) {
+            Phase::Fresh(args) => match plugin.init(&mut call, args.bytes()) {
                 Ok(state) => state,
                 Err(e) => return Step::Exit(Err(e)),
             },
@@ -160,12 +211,6 @@ impl Process for NativeProcess {
     }
 }
 
-/// Spawn arguments as MessagePack; none (the common case) costs no allocation: `init` then
-/// gets a static `[]`.
-fn encode_args(args: Vec<Value>) -> Vec<u8> {
-    if args.is_empty() { Vec::new() } else { Value::Array(args).to_msgpack() }
-}
-
 impl Drop for NativeProcess {
     fn drop(&mut self) {
         if let Phase::Running(state) = std::mem::replace(&mut self.phase, Phase::Done) {
@@ -173,5 +218,31 @@ impl Drop for NativeProcess {
             // the library stays loaded while `self.plugin` holds it.
             unsafe { (self.plugin.table().drop)(state) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_are_encoded_in_place_when_short() {
+        assert!(matches!(Args::encode(vec![]), Args::Empty));
+        assert_eq!(Args::encode(vec![]).bytes(), b"");
+        let short = vec![Value::from("done"), Value::Int(0x1234_5678)];
+        let args = Args::encode(short.clone());
+        assert!(matches!(args, Args::Inline(..)));
+        assert_eq!(args.bytes(), Value::Array(short).to_msgpack());
+        let long = vec![Value::from("x".repeat(40)), Value::Float(1.5)];
+        let args = Args::encode(long.clone());
+        assert!(matches!(args, Args::Heap(_)));
+        assert_eq!(args.bytes(), Value::Array(long).to_msgpack());
+    }
+
+    /// A fresh instance (arguments in place) is no larger than a running one needs to be: an
+    /// idle process's record of its instance stays in its size class.
+    #[test]
+    fn an_instance_is_four_words() {
+        assert!(size_of::<NativeProcess>() <= 32, "{}", size_of::<NativeProcess>());
     }
 }
