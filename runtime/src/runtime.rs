@@ -338,6 +338,23 @@ impl Shared {
         Err(tag)
     }
 
+    /// The oldest message waiting in `cell`'s inbox, or, if there is none, the tag of a
+    /// receive started for the next one (one lock either way): what `start_or_take` does for an
+    /// inbox receive, with the message handed over as it is.
+    pub(crate) fn receive_or_start(&self, cell: &ProcessRef) -> Result<Message, Tag> {
+        let mut inner = lock(&cell.inner);
+        if let Some(m) = inner.mailbox.try_receive(None) {
+            return Ok(m);
+        }
+        let tag = inner.mailbox.new_tag();
+        let wake = inner.mailbox.start(tag, PendingOp::Receive(None));
+        drop(inner);
+        if wake {
+            cell.wake();
+        }
+        Err(tag)
+    }
+
     pub(crate) fn link(&self, me: &ProcessRef, other: Pid) -> Result<()> {
         if other == me.pid {
             return Err(Error::invalid(format!("process {other} cannot link to itself")));

@@ -184,7 +184,14 @@ impl Cx {
 
     /// The next inbox message (topics nobody listens to).
     pub async fn recv(&self) -> Message {
-        match self.op(Op::Receive { topic: None }).await {
+        // A message already waiting comes straight out of the mailbox, not wrapped in a
+        // completion (each wrapping moved it once more, read back just after it was written);
+        // else the receive is started under the same lock.
+        let tag = match self.cell.rt().receive_or_start(&self.cell) {
+            Ok(m) => return m,
+            Err(tag) => tag,
+        };
+        match (OpFuture { cx: self, op: None, tag: Some(tag) }).await {
             Completion::Message(m) => m,
             other => panic!("{}", mismatch(&other)),
         }
