@@ -176,6 +176,10 @@ fn upgrade(cell: &ProcessRef, entry: Option<EntryId>, args: Vec<Value>) -> Resul
 /// Ends `cell` with `result`: it leaves the table, its names are released, its operations are
 /// dropped, its code is dropped, and its monitors and links are told.
 fn exit(cell: &ProcessRef, result: Result<Value, Error>) {
+    let rt = &cell.rt();
+    // Out of the table first: the lock taken next, which marks the process ended, also waits
+    // out any delivery that found it there (see `Table::take_out`).
+    let listed = rt.table.take_out(cell.pid);
     let (rel, ops, entry) = {
         let mut inner = lock(&cell.inner);
         inner.exited = true;
@@ -198,8 +202,7 @@ fn exit(cell: &ProcessRef, result: Result<Value, Error>) {
     // SAFETY: as above.
     let dest = unsafe { cell.forget_dest() };
     cell.state.complete();
-    let rt = &cell.rt();
-    rt.table.remove(cell.pid);
+    drop(listed);
     cell.host.live.remove(&cell.host.sched);
     if let Some(s) = &cell.strand {
         s.left();

@@ -6,7 +6,7 @@
 //! keeps spawns and exits of other processes in that shard waiting. The receiver is then
 //! reached without a reference count of its own; what keeps it alive is the table's reference,
 //! and that one is given up only after the remover has taken and released the receiver's lock
-//! once ([`Table::remove`], [`Table::drain`]) — which waits for any delivery still holding it.
+//! once ([`Table::take_out`], [`Table::drain`]) — which waits for any delivery still holding it.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -105,19 +105,19 @@ impl Table {
         lock(self.shard_of(serial)).get(&serial).map(|c| c.pid)
     }
 
-    /// Takes process `pid` out of the table. Returns once no delivery that found it in the
-    /// table still holds its lock (see the module docs).
-    pub(crate) fn remove(&self, pid: Pid) -> Option<ProcessRef> {
-        let cell = lock(self.shard(pid)).remove(&pid.serial())?;
-        drop(lock(&cell.inner));
-        Some(cell)
+    /// Takes process `pid` out of the table. The caller must then take and release the
+    /// process's lock before it lets the returned reference go (see the module docs): an
+    /// exiting process does, to mark itself ended.
+    pub(crate) fn take_out(&self, pid: Pid) -> Option<ProcessRef> {
+        lock(self.shard(pid)).remove(&pid.serial())
     }
 
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| lock(s).len()).sum()
     }
 
-    /// Takes every process out of the table (shutdown), as [`Table::remove`] does.
+    /// Takes every process out of the table (shutdown), and waits for deliveries as
+    /// [`Table::take_out`] asks its caller to.
     pub(crate) fn drain(&self) -> Vec<ProcessRef> {
         let cells: Vec<_> = self
             .shards
@@ -197,8 +197,8 @@ mod loom_models {
                     *inner += 1;
                 })
             };
-            // `Table::remove`: out of the shard, then the process's lock once, then the
-            // reference goes.
+            // `Table::take_out` and the exit: out of the shard, then the process's lock once,
+            // then the reference goes.
             let taken = lock(&*shard).take();
             if let Some(t) = taken {
                 drop(lock(&t.inner));
