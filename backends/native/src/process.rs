@@ -114,6 +114,11 @@ impl Prototype for NativePrototype {
     }
 }
 
+thread_local! {
+    /// Where a spawning thread encodes arguments before keeping them (see [`Args`]).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Spawn arguments as MessagePack, encoded by the spawner and kept in place when short (most
 /// are): the spawner frees the values it was given, and the worker that runs the process
 /// (often another one) frees nothing the spawner allocated, which for a parent spawning in a
@@ -128,13 +133,12 @@ enum Args {
 impl Args {
     /// Short enough that a fresh instance is no larger than a running one.
     const INLINE: usize = 22;
+    /// The most a thread's encoding buffer keeps between spawns.
+    const SCRATCH_KEPT: usize = 4096;
 
     fn encode(args: Vec<Value>) -> Args {
         if args.is_empty() {
             return Args::Empty;
-        }
-        thread_local! {
-            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
         let value = Value::Array(args);
         SCRATCH
@@ -142,7 +146,12 @@ impl Args {
                 let mut bytes = scratch.borrow_mut();
                 bytes.clear();
                 value.write_msgpack(&mut bytes);
-                Args::keep(&bytes)
+                let args = Args::keep(&bytes);
+                // A thread keeps a buffer the size of common arguments, not of the largest.
+                if bytes.capacity() > Args::SCRATCH_KEPT {
+                    *bytes = Vec::new();
+                }
+                args
             })
             .unwrap_or_else(|_| Args::keep(&value.to_msgpack()))
     }
@@ -237,6 +246,10 @@ mod tests {
         let args = Args::encode(long.clone());
         assert!(matches!(args, Args::Heap(_)));
         assert_eq!(args.bytes(), Value::Array(long).to_msgpack());
+        // Very long arguments are encoded whole, and the buffer they needed is not kept.
+        let huge = vec![Value::from("y".repeat(100_000))];
+        assert_eq!(Args::encode(huge.clone()).bytes(), Value::Array(huge).to_msgpack());
+        assert!(SCRATCH.with(|s| s.borrow().capacity()) <= Args::SCRATCH_KEPT);
     }
 
     /// A fresh instance (arguments in place) is no larger than a running one needs to be: an
