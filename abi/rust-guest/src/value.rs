@@ -215,7 +215,21 @@ fn write<S: Sink>(w: &mut Writer<'_, S>, v: &Value) {
 
 fn read(r: &mut Reader<'_>, depth: usize) -> Result<Value, DecodeError> {
     let at = r.position();
-    Ok(match r.next()? {
+    let token = r.next()?;
+    item(r, token, at, depth)
+}
+
+/// The value that starts with `token` (read at `at`). Inlined into the loops over an array's
+/// or a map's items, so that a scalar item is built where it is pushed: returned from a call,
+/// it was moved out of the callee's result and read back wider than it had been written.
+#[inline(always)]
+fn item(
+    r: &mut Reader<'_>,
+    token: Token<'_>,
+    at: usize,
+    depth: usize,
+) -> Result<Value, DecodeError> {
+    Ok(match token {
         Token::Nil => Value::Nil,
         Token::Bool(b) => Value::Bool(b),
         Token::Int(i) => Value::Int(i),
@@ -225,22 +239,30 @@ fn read(r: &mut Reader<'_>, depth: usize) -> Result<Value, DecodeError> {
         Token::Array(_) | Token::Map(_) if depth >= MAX_DEPTH => {
             return Err(DecodeError::TooDeep(at));
         }
-        Token::Array(n) => {
-            let mut a = Vec::with_capacity((n as usize).min(r.remaining()));
-            for _ in 0..n {
-                a.push(read(r, depth + 1)?);
-            }
-            Value::Array(a)
-        }
-        Token::Map(n) => {
-            let mut m = Vec::with_capacity((n as usize).min(r.remaining() / 2));
-            for _ in 0..n {
-                let k = read(r, depth + 1)?;
-                m.push((k, read(r, depth + 1)?));
-            }
-            Value::Map(m)
-        }
+        Token::Array(n) => Value::Array(array(r, n, depth)?),
+        Token::Map(n) => Value::Map(map(r, n, depth)?),
     })
+}
+
+#[inline(never)]
+fn array(r: &mut Reader<'_>, n: u32, depth: usize) -> Result<Vec<Value>, DecodeError> {
+    let mut a = Vec::with_capacity((n as usize).min(r.remaining()));
+    for _ in 0..n {
+        let at = r.position();
+        let token = r.next()?;
+        a.push(item(r, token, at, depth + 1)?);
+    }
+    Ok(a)
+}
+
+#[inline(never)]
+fn map(r: &mut Reader<'_>, n: u32, depth: usize) -> Result<Vec<(Value, Value)>, DecodeError> {
+    let mut m = Vec::with_capacity((n as usize).min(r.remaining() / 2));
+    for _ in 0..n {
+        let k = read(r, depth + 1)?;
+        m.push((k, read(r, depth + 1)?));
+    }
+    Ok(m)
 }
 
 impl fmt::Debug for Value {
@@ -345,5 +367,32 @@ mod tests {
             (Value::Int(3), Value::Array(vec![Value::Nil, true.into(), "s".into()])),
         ]);
         assert_eq!(Value::from_msgpack(&v.to_msgpack()), Ok(v));
+    }
+
+    /// Nesting up to the limit decodes, one level more is refused where it starts, and an
+    /// error inside an array or a map ends the whole decode.
+    #[test]
+    fn nesting_and_errors_inside_compounds() {
+        let mut deep = Value::Int(7);
+        for i in 0..MAX_DEPTH {
+            deep = if i % 2 == 0 {
+                Value::Array(vec![deep])
+            } else {
+                Value::Map(vec![(1.into(), deep)])
+            };
+        }
+        assert_eq!(Value::from_msgpack(&deep.to_msgpack()), Ok(deep.clone()));
+        let too_deep = Value::Array(vec![deep]).to_msgpack();
+        assert!(matches!(Value::from_msgpack(&too_deep), Err(DecodeError::TooDeep(_))));
+        // [1, <truncated str>] and {1: <never-used byte>}
+        assert!(Value::from_msgpack(&[0x92, 0x01, 0xa3, b'a']).is_err());
+        assert!(Value::from_msgpack(&[0x81, 0x01, 0xc1]).is_err());
+        assert_eq!(
+            Value::from_msgpack(&[0x92, 0x91, 0x01, 0x81, 0xa1, b'k', 0xc3]),
+            Ok(Value::Array(vec![
+                Value::Array(vec![Value::Int(1)]),
+                Value::Map(vec![("k".into(), true.into())]),
+            ]))
+        );
     }
 }
