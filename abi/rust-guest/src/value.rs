@@ -213,23 +213,13 @@ fn write<S: Sink>(w: &mut Writer<'_, S>, v: &Value) {
     }
 }
 
+/// One value. Inlined into the loops over an array's or a map's items (which are not inlined
+/// themselves), so that a scalar item is built where it is pushed: returned from a call, it
+/// was moved out of the callee's result and read back wider than it had been written.
+#[inline(always)]
 fn read(r: &mut Reader<'_>, depth: usize) -> Result<Value, DecodeError> {
     let at = r.position();
-    let token = r.next()?;
-    item(r, token, at, depth)
-}
-
-/// The value that starts with `token` (read at `at`). Inlined into the loops over an array's
-/// or a map's items, so that a scalar item is built where it is pushed: returned from a call,
-/// it was moved out of the callee's result and read back wider than it had been written.
-#[inline(always)]
-fn item(
-    r: &mut Reader<'_>,
-    token: Token<'_>,
-    at: usize,
-    depth: usize,
-) -> Result<Value, DecodeError> {
-    Ok(match token {
+    Ok(match r.next()? {
         Token::Nil => Value::Nil,
         Token::Bool(b) => Value::Bool(b),
         Token::Int(i) => Value::Int(i),
@@ -248,9 +238,7 @@ fn item(
 fn array(r: &mut Reader<'_>, n: u32, depth: usize) -> Result<Vec<Value>, DecodeError> {
     let mut a = Vec::with_capacity((n as usize).min(r.remaining()));
     for _ in 0..n {
-        let at = r.position();
-        let token = r.next()?;
-        a.push(item(r, token, at, depth + 1)?);
+        a.push(read(r, depth + 1)?);
     }
     Ok(a)
 }
