@@ -12,6 +12,8 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Deref;
 
+use crossbeam_utils::CachePadded;
+
 use crate::cell::{Inner, ProcessCell};
 use crate::pid::Pid;
 use crate::process_ref::ProcessRef;
@@ -55,12 +57,17 @@ impl Hasher for SerialHasher {
 type Shard = HashMap<u64, ProcessRef, BuildHasherDefault<SerialHasher>>;
 
 pub(crate) struct Table {
-    shards: Vec<SpinLock<Shard>>,
+    /// Each on lines of its own: a shard is 40 bytes, and packed, a worker spawning into one
+    /// shard took the line of the neighbouring shard from the worker removing from (or
+    /// looking up a receiver in) that one.
+    shards: Box<[CachePadded<SpinLock<Shard>>]>,
 }
 
 impl Table {
     pub(crate) fn new() -> Table {
-        Table { shards: (0..SHARDS).map(|_| SpinLock::new(Shard::default())).collect() }
+        Table {
+            shards: (0..SHARDS).map(|_| CachePadded::new(SpinLock::new(Shard::default()))).collect(),
+        }
     }
 
     fn shard(&self, pid: Pid) -> &SpinLock<Shard> {
@@ -113,7 +120,7 @@ impl Table {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).len()).sum()
+        self.shards.iter().map(|s| lock(&**s).len()).sum()
     }
 
     /// Takes every process out of the table (shutdown), and waits for deliveries as
@@ -122,7 +129,7 @@ impl Table {
         let cells: Vec<_> = self
             .shards
             .iter()
-            .flat_map(|s| lock(s).drain().map(|(_, c)| c).collect::<Vec<_>>())
+            .flat_map(|s| lock(&**s).drain().map(|(_, c)| c).collect::<Vec<_>>())
             .collect();
         for cell in &cells {
             drop(lock(&cell.inner));
@@ -134,7 +141,7 @@ impl Table {
 impl Table {
     /// Every live process at one moment (for broadcasts such as OUTDATED).
     pub(crate) fn snapshot(&self) -> Vec<ProcessRef> {
-        self.shards.iter().flat_map(|s| lock(s).values().cloned().collect::<Vec<_>>()).collect()
+        self.shards.iter().flat_map(|s| lock(&**s).values().cloned().collect::<Vec<_>>()).collect()
     }
 }
 
