@@ -10,6 +10,7 @@
 //!   runtime's shutdown).
 
 use std::cell::UnsafeCell;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -18,7 +19,7 @@ use crate::host::Host;
 use crate::lease::Lease;
 use crate::mailbox::Mailbox;
 use crate::pid::Pid;
-use crate::process::{Process, Tag};
+use crate::process::{Message, Process, Tag};
 use crate::process_ref::ProcessRef;
 use crate::registry::EntryId;
 use crate::runtime::Shared;
@@ -39,11 +40,12 @@ use crate::value::Value;
 ///
 /// Laid out in order (`repr(C)`): the first line holds what is set at spawn and then only read
 /// by others (host, identity, body pointer; the process itself changes its last destination
-/// when it starts sending to another peer), the other three what other processes write (the state
-/// word, the reference count, the lock and the mailbox; a waker takes its reference as it sets
-/// the state). A parent that spawns in a loop reads its own `rt` and `host` for every child
-/// while its children write its mailbox: on one line, every spawn waited for that line to come
-/// back from the children's worker.
+/// when it starts sending to another peer, and the messages it took out of its inbox), the
+/// other three what other processes write (the state word, the reference count, the lock and
+/// the mailbox, and the kill flag; a waker takes its reference as it sets the state). A parent
+/// that spawns in a loop reads its own `rt` and `host` for every child while its children write
+/// its mailbox: on one line, every spawn waited for that line to come back from the children's
+/// worker.
 #[repr(C, align(64))]
 pub(crate) struct ProcessCell {
     /// Its host, and through it the runtime (one reference count per process, not two, and a
@@ -56,13 +58,21 @@ pub(crate) struct ProcessCell {
     /// lookups (a ring node, a stream of replies). Like `body`, touched only by the worker
     /// running the process (see [`ProcessCell::last_dest`]); emptied when it ends.
     last_dest: UnsafeCell<LastDest>,
-    /// Mirrors `inner.kill.is_some()` so that a step can check it without the lock.
-    pub(crate) killed: AtomicBool,
+    /// Inbox messages that the running step took out of the mailbox together (see
+    /// [`Shared::receive_or_start`](crate::runtime::Shared::receive_or_start)), oldest first,
+    /// all older than any still in the mailbox. Like `body`, touched only by the worker running
+    /// the process, and empty between steps: the step's end, and anything in the step that
+    /// looks at the inbox other than a plain receive, put them back in front of the inbox
+    /// ([`ProcessCell::put_back_taken`]), so that between steps the mailbox is whole (during
+    /// one, the count of queued messages that others read leaves them out).
+    taken: UnsafeCell<Taken>,
     _second_line: LineStart,
     pub(crate) state: State,
     /// How many [`ProcessRef`]s there are; only `ProcessRef` touches it.
     pub(crate) refs: AtomicUsize,
     pub(crate) inner: SpinLock<Inner>,
+    /// Mirrors `inner.kill.is_some()` so that a step can check it without the lock.
+    pub(crate) killed: AtomicBool,
 }
 
 /// Where a process last sent to, in one word: nothing (0), the serial of a process it sent to
@@ -132,6 +142,10 @@ impl Drop for LastDest {
         drop(self.clear());
     }
 }
+
+/// See [`ProcessCell::taken`]: one word in the record's first line, where a `VecDeque` (four)
+/// does not fit; allocated the first time a process falls behind its inbox.
+pub(crate) type Taken = Option<Box<VecDeque<Message>>>;
 
 /// Takes no room; the field after it starts a cache line.
 #[repr(align(64))]
@@ -246,6 +260,7 @@ impl ProcessCell {
             _second_line: LineStart,
             body: UnsafeCell::new(Some(body)),
             last_dest: UnsafeCell::new(LastDest::default()),
+            taken: UnsafeCell::new(None),
         }
     }
 
@@ -258,6 +273,32 @@ impl ProcessCell {
         // anything that step calls while the returned borrow is in use (`Shared::send_from`
         // holds it across a delivery to another process only).
         crate::step::running(self).then(|| unsafe { &mut *self.last_dest.get() })
+    }
+
+    /// The messages the running step took out of its inbox, for the thread running this
+    /// process's step (`None` on any other thread, as for [`ProcessCell::last_dest`]).
+    #[expect(clippy::mut_from_ref, reason = "exclusivity comes from the running step")]
+    pub(crate) fn taken(&self) -> Option<&mut Taken> {
+        // SAFETY: as in `last_dest`; nothing the step calls holds the borrow across a call
+        // that takes it again.
+        crate::step::running(self).then(|| unsafe { &mut *self.taken.get() })
+    }
+
+    /// Puts the messages the running step took out of its inbox back in front of it, under
+    /// the process's lock (`inner`); does nothing on a thread that is not running the process.
+    pub(crate) fn put_back_taken(&self, inner: &mut Inner) {
+        if let Some(chunk) = self.taken().and_then(|t| t.as_mut()).filter(|t| !t.is_empty()) {
+            inner.mailbox.put_back_taken(std::mem::take(&mut **chunk));
+        }
+    }
+
+    /// Drops the messages the process took out of its inbox and never received (it ends).
+    ///
+    /// # Safety
+    /// As for [`ProcessCell::body`]: the caller runs the process or all workers have stopped.
+    pub(crate) unsafe fn drop_taken(&self) {
+        // SAFETY: the caller's contract.
+        drop(unsafe { &mut *self.taken.get() }.take());
     }
 
     /// Forgets the last destination (the process ends: a record it holds goes now).

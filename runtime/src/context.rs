@@ -204,7 +204,9 @@ impl Cx {
     /// `INVALID` for a bad topic, `ALREADY_EXISTS` if already listened to.
     pub fn listen(&self, topic: &str) -> Result<()> {
         crate::runtime::check_topic(topic)?;
-        lock(&self.cell.inner).mailbox.listen(topic)
+        let mut inner = lock(&self.cell.inner);
+        self.cell.put_back_taken(&mut inner);
+        inner.mailbox.listen(topic)
     }
 
     /// Stops listening to `topic`; its waiting messages go back to the inbox.
@@ -214,6 +216,7 @@ impl Cx {
     pub fn unlisten(&self, topic: &str) -> Result<()> {
         let cell = &self.cell;
         let mut inner = lock(&cell.inner);
+        cell.put_back_taken(&mut inner);
         let wake = inner.mailbox.unlisten(topic)?;
         drop(inner);
         if wake {
@@ -256,7 +259,9 @@ impl Cx {
 
     /// Takes the oldest waiting message of `topic` (the inbox for `None`) without blocking.
     pub fn try_receive(&self, topic: Option<&str>) -> Option<Message> {
-        lock(&self.cell.inner).mailbox.try_receive(topic)
+        let mut inner = lock(&self.cell.inner);
+        self.cell.put_back_taken(&mut inner);
+        inner.mailbox.try_receive(topic)
     }
 
     /// Takes the oldest waiting event without blocking.
@@ -276,7 +281,12 @@ impl Cx {
 
     /// Abandons operation `tag`. A message or event it already received goes back to its queue.
     pub fn drop_op(&self, tag: Tag) {
-        let undo = lock(&self.cell.inner).mailbox.drop_op(tag);
+        let mut inner = lock(&self.cell.inner);
+        // A message the operation received goes back in front of the inbox: so must those
+        // taken out of it after that one.
+        self.cell.put_back_taken(&mut inner);
+        let undo = inner.mailbox.drop_op(tag);
+        drop(inner);
         if let Some(op) = undo {
             crate::runtime::undo(op);
         }

@@ -233,6 +233,22 @@ impl Mailbox {
         Some(msg)
     }
 
+    /// Takes the oldest chunk of the inbox if it is full and no longer written to (the inbox
+    /// has more than one): a receiver that has fallen behind takes that many messages with one
+    /// lock instead of one each. They leave the count; [`Mailbox::put_back_taken`] returns those
+    /// not received.
+    pub(crate) fn take_inbox_chunk(&mut self) -> Option<VecDeque<Message>> {
+        let chunk = self.inbox.take_front_chunk()?;
+        self.queued -= chunk.len() as u32;
+        Some(chunk)
+    }
+
+    /// Puts messages taken out of the inbox (and older than all in it) back in front of it.
+    pub(crate) fn put_back_taken(&mut self, chunk: VecDeque<Message>) {
+        self.queued += chunk.len() as u32;
+        self.inbox.push_front_chunk(chunk);
+    }
+
     pub(crate) fn try_event(&mut self) -> Option<Event> {
         self.rare.as_mut()?.events.pop_front()
     }
@@ -449,6 +465,18 @@ impl<T> Queue<T> {
         match self.chunks.front_mut() {
             Some(first) => first.push_front(item),
             None => self.chunks.push_back(VecDeque::from([item])),
+        }
+    }
+
+    /// The first chunk, if another one follows it (the last one is still filled).
+    pub(crate) fn take_front_chunk(&mut self) -> Option<VecDeque<T>> {
+        if self.chunks.len() > 1 { self.chunks.pop_front() } else { None }
+    }
+
+    /// Puts `chunk` in front (items taken with `take_front_chunk` and not used).
+    pub(crate) fn push_front_chunk(&mut self, chunk: VecDeque<T>) {
+        if !chunk.is_empty() {
+            self.chunks.push_front(chunk);
         }
     }
 

@@ -284,9 +284,15 @@ impl Shared {
         op: Op,
         take_ready: bool,
     ) -> Result<Completion, Tag> {
+        if take_ready && matches!(op, Op::Receive { topic: None }) {
+            return self.receive_or_start(cell).map(Completion::Message);
+        }
         let mut inner = lock(&cell.inner);
         let (tag, wake) = match op {
             Op::Receive { topic } => {
+                // Taken messages are older than any in the inbox: a receive started now must
+                // find them there.
+                cell.put_back_taken(&mut inner);
                 let what = PendingOp::Receive(topic);
                 if take_ready && let Some(c) = inner.mailbox.serve_now(&what) {
                     return Ok(c);
@@ -341,8 +347,29 @@ impl Shared {
     /// The oldest message waiting in `cell`'s inbox, or, if there is none, the tag of a
     /// receive started for the next one (one lock either way): what `start_or_take` does for an
     /// inbox receive, with the message handed over as it is.
+    ///
+    /// A running process that has fallen behind its inbox (more than one chunk of it waits)
+    /// takes a whole chunk under the lock and receives the rest of it from its record
+    /// ([`ProcessCell::taken`]) without the lock: a parent collecting the replies of many
+    /// children no longer takes the lock, and the line it is on, back from the senders for
+    /// every message. Not on a host with a mailbox limit, whose count must stay exact.
     pub(crate) fn receive_or_start(&self, cell: &ProcessRef) -> Result<Message, Tag> {
+        let mut taken = cell.taken();
+        if let Some(m) = taken.as_mut().and_then(|t| t.as_mut()).and_then(|t| t.pop_front()) {
+            return Ok(m);
+        }
         let mut inner = lock(&cell.inner);
+        if let Some(slot) = taken.filter(|_| cell.host.config.mailbox_limit.is_none())
+            && let Some(mut chunk) = inner.mailbox.take_inbox_chunk()
+            && let Some(m) = chunk.pop_front()
+        {
+            drop(inner);
+            match slot {
+                Some(b) => **b = chunk,
+                None => *slot = Some(Box::new(chunk)),
+            }
+            return Ok(m);
+        }
         if let Some(m) = inner.mailbox.try_receive(None) {
             return Ok(m);
         }

@@ -77,6 +77,9 @@ pub(crate) fn run(cell: &ProcessRef) -> After {
         ARMED.with(|a| a.set(false));
         let outer = RUNNING.with(|r| r.replace(ProcessRef::as_ptr(cell)));
         let step = catch_unwind(AssertUnwindSafe(|| process.step(&cx)));
+        if let Ok(Step::Yield | Step::Wait(_) | Step::Upgrade { .. }) = &step {
+            put_back(cell);
+        }
         RUNNING.with(|r| r.set(outer));
         match step {
             Err(panic) => {
@@ -129,6 +132,14 @@ pub(crate) fn run(cell: &ProcessRef) -> After {
     }
     cell.state.requeue();
     After::Requeue
+}
+
+/// At the end of a step, the inbox messages it took out and did not receive go back in front
+/// of the inbox (see `ProcessCell::taken`).
+fn put_back(cell: &ProcessCell) {
+    if cell.taken().is_some_and(|t| t.as_ref().is_some_and(|t| !t.is_empty())) {
+        cell.put_back_taken(&mut lock(&cell.inner));
+    }
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -201,6 +212,8 @@ fn exit(cell: &ProcessRef, result: Result<Value, Error>) {
     let body = unsafe { cell.body() }.take();
     // SAFETY: as above.
     let dest = unsafe { cell.forget_dest() };
+    // SAFETY: as above. Messages it took out of its inbox and never received go with it.
+    unsafe { cell.drop_taken() };
     cell.state.complete();
     drop(listed);
     cell.host.live.remove(&cell.host.sched);

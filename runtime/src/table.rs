@@ -66,7 +66,9 @@ pub(crate) struct Table {
 impl Table {
     pub(crate) fn new() -> Table {
         Table {
-            shards: (0..SHARDS).map(|_| CachePadded::new(SpinLock::new(Shard::default()))).collect(),
+            shards: (0..SHARDS)
+                .map(|_| CachePadded::new(SpinLock::new(Shard::default())))
+                .collect(),
         }
     }
 

@@ -335,3 +335,120 @@ fn a_cx_on_another_thread_sends_next_to_its_process() {
     });
     assert_eq!(out, Ok(Value::Bool(true)));
 }
+
+/// Sends `n` messages numbered from 0 to the calling process itself: they wait in its inbox,
+/// several chunks of it.
+fn queue_to_self(cx: &spindle_runtime::Cx, n: i64) -> spindle_runtime::Result<()> {
+    for i in 0..n {
+        cx.send(cx.pid(), "n", i)?;
+    }
+    Ok(())
+}
+
+fn number(m: &spindle_runtime::Message) -> i64 {
+    m.payload.as_int().expect("a numbered message")
+}
+
+/// A receiver far behind its inbox takes a chunk of it at once; whatever else it does with its
+/// inbox meanwhile (a non-blocking receive, an operation started by tag and then taken or
+/// dropped, listening to a topic, waiting on something else) still sees every message once, in
+/// order.
+#[test]
+fn a_receiver_behind_its_inbox_gets_every_message_once_in_order() {
+    use spindle_runtime::{Completion, Op};
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        queue_to_self(&cx, 300)?;
+        let mut next = 0;
+        let mut expect = |got: i64| {
+            assert_eq!(got, next, "out of order");
+            next += 1;
+            next
+        };
+        for _ in 0..10 {
+            expect(number(&cx.recv().await));
+        }
+        expect(number(&cx.try_receive(None).expect("waiting")));
+        expect(number(&cx.recv().await));
+        // An inbox receive started by tag finds the oldest message at once.
+        let tag = cx.start(Op::Receive { topic: None });
+        match cx.take_completion(tag) {
+            Some(Completion::Message(m)) => expect(number(&m)),
+            other => panic!("expected a message at once, got {other:?}"),
+        };
+        expect(number(&cx.recv().await));
+        // One that is dropped puts its message back in front.
+        let tag = cx.start(Op::Receive { topic: None });
+        cx.drop_op(tag);
+        expect(number(&cx.recv().await));
+        // Listening moves the queued messages of that topic, none of which are `n`.
+        cx.listen("other")?;
+        expect(number(&cx.recv().await));
+        cx.send(cx.pid(), "other", -1)?;
+        expect(number(&cx.recv().await));
+        assert_eq!(cx.recv_topic("other").await?.payload, Value::Int(-1));
+        // A wait on something else ends the step.
+        cx.sleep(ms(1)).await;
+        expect(number(&cx.recv().await));
+        // Later messages come after all of the earlier ones.
+        for i in 300..400 {
+            cx.send(cx.pid(), "n", i)?;
+        }
+        while expect(number(&cx.recv().await)) < 400 {}
+        assert!(cx.try_receive(None).is_none(), "each message once");
+        Ok(Value::Bool(true))
+    });
+    assert_eq!(out, Ok(Value::Bool(true)));
+}
+
+/// Between its steps a process's mailbox is whole: what it took out of its inbox in one go
+/// and has not received is counted as queued again.
+#[test]
+fn messages_taken_in_a_step_and_not_received_count_as_queued_after_it() {
+    let rt = runtime();
+    let (pid, watch) = rt
+        .spawn_watched(proc(|cx| async move {
+            queue_to_self(&cx, 300)?;
+            for i in 0..10 {
+                assert_eq!(number(&cx.recv().await), i);
+            }
+            let e = cx.event().await;
+            assert_eq!(e.kind, spindle_runtime::EventKind::Cancel);
+            for i in 10..300 {
+                assert_eq!(number(&cx.recv().await), i);
+            }
+            Ok(Value::Bool(true))
+        }))
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let info = rt.info(pid).expect("alive");
+        if info.waiting {
+            assert_eq!(info.queued_messages, 290);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never waited: {info:?}");
+        std::thread::sleep(ms(1));
+    }
+    rt.cancel(pid, None).unwrap();
+    assert_eq!(watch.wait_timeout(PATIENCE).unwrap(), Ok(Value::Bool(true)));
+}
+
+/// On a host with a mailbox limit a receiver takes its messages one at a time, so the limit
+/// counts exactly: one message received makes room for exactly one more.
+#[test]
+fn a_mailbox_limit_counts_exactly_while_the_receiver_catches_up() {
+    let rt = runtime_with(HostConfig::new(HOST).workers(2).mailbox_limit(200));
+    let out = exec(&rt, |cx| async move {
+        queue_to_self(&cx, 200)?;
+        assert_eq!(cx.send(cx.pid(), "n", 200).unwrap_err().kind(), ErrorKind::RateLimited);
+        assert_eq!(number(&cx.recv().await), 0);
+        cx.send(cx.pid(), "n", 200)?;
+        assert_eq!(cx.send(cx.pid(), "n", 201).unwrap_err().kind(), ErrorKind::RateLimited);
+        for i in 1..=200 {
+            assert_eq!(number(&cx.recv().await), i);
+        }
+        Ok(Value::Bool(true))
+    });
+    assert_eq!(out, Ok(Value::Bool(true)));
+}

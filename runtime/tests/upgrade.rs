@@ -229,3 +229,29 @@ fn entry_ids_are_checked() {
         assert_eq!(err.kind(), ErrorKind::Invalid, "{bad}");
     }
 }
+
+/// A process that upgrades while far behind its inbox (it took a chunk of it in one go and
+/// received only part of that) keeps every message: the new code receives the rest, in order.
+#[test]
+fn upgrade_while_behind_the_inbox_keeps_every_message_in_order() {
+    let rt = runtime();
+    rt.put_entry(rust_entry(id("app:behind.v1"), |cx, _args| async move {
+        for i in 0..300 {
+            cx.send(cx.pid(), "n", i)?;
+        }
+        for i in 0..10 {
+            assert_eq!(cx.recv().await.payload, Value::Int(i));
+        }
+        match cx.upgrade(Some(id("app:behind.v2")), vec![]).await {}
+    }));
+    rt.put_entry(rust_entry(id("app:behind.v2"), |cx, _args| async move {
+        let mut n = 10;
+        while let Some(m) = cx.try_receive(None) {
+            assert_eq!(m.payload, Value::Int(n), "out of order after the upgrade");
+            n += 1;
+        }
+        Ok(Value::Int(n))
+    }));
+    let out = exec(&rt, |cx| async move { cx.exec(Spawn::entry(id("app:behind.v1"), HOST)).await });
+    assert_eq!(out, Ok(Value::Int(300)));
+}
