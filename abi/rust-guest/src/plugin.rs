@@ -238,6 +238,8 @@ pub unsafe fn step<F: Body>(
 fn exit(outcome: Result<Value>) -> i32 {
     // Reporting must not unwind either (a host call could fail in a way that panics).
     let reported = catch_unwind(|| match outcome {
+        // A process that ends without a result ends with nil (spindle.h): no host call.
+        Ok(Value::Nil) => STEP_EXIT_OK,
         Ok(v) => {
             let mut p = Packed::new();
             let b = p.value(&v);

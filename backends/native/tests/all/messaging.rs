@@ -67,6 +67,22 @@ fn a_plugin_result_reaches_its_watcher() {
     }
 }
 
+/// A plugin that ends without giving a result ends with nil (the benchmark's `done` role of
+/// the C and Rust examples sends to its parent and returns nothing).
+#[test]
+fn a_plugin_that_ends_without_a_result_ends_with_nil() {
+    let rt = runtime();
+    for (lang, entry) in LANGS.into_iter().filter(|(lang, _)| *lang != "go") {
+        let out = exec(&rt, move |cx| async move {
+            let args = vec![Value::from("done"), serial(cx.pid())];
+            let r = cx.exec(Spawn::entry(id(entry), HOST).args(args)).await;
+            assert_eq!(expect(&cx, "done").await.topic, "done", "{lang}");
+            r
+        });
+        assert_eq!(out, Ok(Value::Nil), "{lang}");
+    }
+}
+
 #[test]
 fn native_processes_spawn_and_exec_other_entries() {
     let rt = runtime();
