@@ -44,9 +44,10 @@ pub mod plugin;
 mod topic;
 mod value;
 
-pub use combinators::{Either, join, select};
+pub use combinators::{Either, Join, Select, join, select};
 pub use cx::{
-    Completion, Cx, Event, EventKind, Message, Op, OpFuture, Pid, Recv, Ties, Upgrade, YieldNow,
+    Completion, Cx, Event, EventKind, Message, Op, OpFuture, Pid, Recv, Sleep, Ties, Upgrade,
+    YieldNow,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use spindle_abi as abi;
