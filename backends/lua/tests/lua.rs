@@ -72,6 +72,11 @@ fn basics() {
 }
 
 #[test]
+fn backlog() {
+    run("backlog.lua", &[]);
+}
+
+#[test]
 fn channels() {
     run("channels.lua", &["quick"]);
 }
