@@ -115,15 +115,16 @@ fn queued_and_awaited_messages_arrive_in_order() {
     for (lang, entry) in LANGS {
         let out = exec(&rt, move |cx| async move {
             let svc = cx.spawn(Spawn::entry(id(entry), HOST), Ties::default())?;
-            // A burst sent before the plugin's first step: all queued when it receives.
-            for i in 0..50 {
+            // A burst sent before the plugin's first step: all queued when it receives, several
+            // chunks of its inbox (and of ours when the echoes come back).
+            for i in 0..300 {
                 cx.send(svc, "echo", Value::Int(i))?;
             }
-            for i in 0..50 {
+            for i in 0..300 {
                 assert_eq!(expect(&cx, "echo").await.payload, Value::Int(i), "{lang}");
             }
             // One at a time: the plugin is waiting when each arrives.
-            for i in 50..60 {
+            for i in 300..310 {
                 cx.send(svc, "echo", Value::Int(i))?;
                 assert_eq!(expect(&cx, "echo").await.payload, Value::Int(i), "{lang}");
             }
