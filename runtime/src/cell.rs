@@ -284,11 +284,17 @@ impl ProcessCell {
         crate::step::running(self).then(|| unsafe { &mut *self.taken.get() })
     }
 
+    /// The messages the running step took out of its inbox and has not received yet, if there
+    /// are any (and this thread runs the step).
+    pub(crate) fn taken_left(&self) -> Option<&mut VecDeque<Message>> {
+        self.taken().and_then(|t| t.as_deref_mut()).filter(|t| !t.is_empty())
+    }
+
     /// Puts the messages the running step took out of its inbox back in front of it, under
     /// the process's lock (`inner`); does nothing on a thread that is not running the process.
     pub(crate) fn put_back_taken(&self, inner: &mut Inner) {
-        if let Some(chunk) = self.taken().and_then(|t| t.as_mut()).filter(|t| !t.is_empty()) {
-            inner.mailbox.put_back_taken(std::mem::take(&mut **chunk));
+        if let Some(left) = self.taken_left() {
+            inner.mailbox.put_back_taken(std::mem::take(left));
         }
     }
 

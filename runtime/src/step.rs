@@ -137,8 +137,8 @@ pub(crate) fn run(cell: &ProcessRef) -> After {
 /// At the end of a step, the inbox messages it took out and did not receive go back in front
 /// of the inbox (see `ProcessCell::taken`).
 fn put_back(cell: &ProcessCell) {
-    if cell.taken().is_some_and(|t| t.as_ref().is_some_and(|t| !t.is_empty())) {
-        cell.put_back_taken(&mut lock(&cell.inner));
+    if let Some(left) = cell.taken_left() {
+        lock(&cell.inner).mailbox.put_back_taken(std::mem::take(left));
     }
 }
 
