@@ -129,7 +129,7 @@ fn text(p: *const u8, n: usize) -> String {
 }
 
 impl Message {
-    #[inline(always)]
+    #[inline]
     fn from_raw(c: &SpindleCompletion) -> Message {
         Message {
             from: Pid(c.from),
