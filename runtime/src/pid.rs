@@ -137,6 +137,31 @@ impl Pid {
     }
 }
 
+impl Pid {
+    /// Bits of a host index in [`Pid::to_bits`]: the top ones but the sign's.
+    const HOST_BITS: u32 = 15;
+    const SERIAL_BITS: u32 = 63 - Pid::HOST_BITS;
+
+    /// The pid as one non-negative 63-bit number (host index over serial), for a backend that
+    /// keeps a pid where a string would cost an allocation; `None` for a serial or host index
+    /// too large for it (after 2^48 spawns, or 2^15 hosts). [`Pid::from_bits`] undoes it.
+    pub fn to_bits(self) -> Option<u64> {
+        (self.serial >> Pid::SERIAL_BITS == 0 && self.host.0 >> Pid::HOST_BITS == 0)
+            .then(|| u64::from(self.host.0) << Pid::SERIAL_BITS | self.serial)
+    }
+
+    /// The pid whose [`Pid::to_bits`] `bits` are; `None` if no such host was ever interned.
+    pub fn from_bits(bits: u64) -> Option<Pid> {
+        if bits >> 63 != 0 {
+            return None;
+        }
+        let host = (bits >> Pid::SERIAL_BITS) as usize;
+        let serial = bits & ((1 << Pid::SERIAL_BITS) - 1);
+        let known = with_names(|names| names.len() > host, |&known| known);
+        known.then_some(Pid { host: HostId(host as u32), serial })
+    }
+}
+
 impl fmt::Display for Pid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut buf = [0u8; 128];
@@ -186,6 +211,21 @@ mod tests {
             assert_eq!(pid.to_string().parse::<Pid>().unwrap(), pid);
             assert_eq!(pid.write_to(&mut buf[..n - 1]), None);
         }
+    }
+
+    #[test]
+    fn bits_round_trip_where_they_fit() {
+        let host = HostId::intern("pid:bits");
+        for serial in [1, 0x2a, 0xffff_ffff, (1 << 48) - 1] {
+            let pid = Pid { host, serial };
+            let bits = pid.to_bits().expect("fits");
+            assert!(bits < 1 << 63);
+            assert_eq!(Pid::from_bits(bits), Some(pid));
+        }
+        assert_eq!(Pid { host, serial: 1 << 48 }.to_bits(), None);
+        assert_eq!(Pid { host: HostId(1 << 15), serial: 1 }.to_bits(), None);
+        assert_eq!(Pid::from_bits(1 << 63), None);
+        assert_eq!(Pid::from_bits(((1 << 15) - 1) << 48 | 7), None, "a host never interned");
     }
 
     /// Fresh pids are unique across threads, never 0, and each thread's come in runs: 64

@@ -27,8 +27,9 @@ pub(crate) fn register(lua: &Lua, rt: &Table) -> mlua::Result<()> {
         let slot = slot.ok_or_else(|| mlua::Error::runtime("the Lua state has no process slot"))?;
         std::ptr::from_ref::<Current>(&slot)
     };
-    let fns: [(&std::ffi::CStr, ffi::lua_CFunction); 8] = [
+    let fns: [(&std::ffi::CStr, ffi::lua_CFunction); 9] = [
         (c"pid", pid),
+        (c"pid_text", pid_text),
         (c"send", send),
         (c"start_receive", start_receive),
         (c"start_event", start_event),
@@ -162,6 +163,24 @@ unsafe extern "C-unwind" fn pid(state: *mut ffi::lua_State) -> c_int {
         let cur = current(state);
         let o = run(cur, |cx| Ok(Outcome::Pid(cx.pid())));
         finish(state, cur, o)
+    }
+}
+
+/// `pid_text(sender)` → a received message's sender as text: `sender` as the message keeps
+/// it (see [`crate::stack::push_sender`]).
+unsafe extern "C-unwind" fn pid_text(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: Lua calls this with its arguments on the stack; one value is pushed (room for
+    // LUA_MINSTACK); a push may raise, and nothing is held to drop.
+    unsafe {
+        if ffi::lua_isinteger(state, 1) != 0 {
+            let bits = ffi::lua_tointegerx(state, 1, std::ptr::null_mut());
+            if let Some(pid) = u64::try_from(bits).ok().and_then(Pid::from_bits) {
+                push_pid(state, pid);
+                return 1;
+            }
+        }
+        ffi::lua_settop(state, 1);
+        1
     }
 }
 

@@ -11,7 +11,7 @@
 --     `deliver(P, tag, ...)` and goes to what `P[-tag]` holds: a coroutine (woken), a
 --     runtime channel (fed), or a function (called with the completion).
 --   * A completion is passed as values, never as a table, its kind first (`MSG` ... below):
---     MSG, from, topic, data / EVENT, kind, from, ok, value_or_kind, message, reason /
+--     MSG, from (as `Message` keeps it), topic, data / EVENT, kind, from, ok, value_or_kind, message, reason /
 --     TIMER / EXIT, ok, value_or_kind, message / FAILED, kind, message.
 --   * A coroutine that must wait yields `PARK` (through any user coroutines it runs in: see
 --     `coroutine.resume` below); whoever completes its wait calls `wake(co, ...)`.
@@ -156,11 +156,18 @@ end
 
 -- Messages and events --------------------------------------------------------------------------
 -- A message is {from, topic, data}. It is its own payload: `msg:payload()` returns the message,
--- whose `data()` is the payload's data, so receiving makes one table, not two.
+-- whose `data()` is the payload's data, so receiving makes one table, not two. `from` comes
+-- as the pid's bits (an integer: no string made for a message whose sender nobody asks for)
+-- and is made text the first time `from()` is called.
 
+local RT_pid_text = RT.pid_text
 local Message = { __name = "spindle.message", __metatable = "locked" }
 function Message:topic() return self[2] end
-function Message:from() return self[1] end
+function Message:from()
+    local f = RT_pid_text(self[1])
+    self[1] = f
+    return f
+end
 function Message:payload() return self end
 function Message:data() return self[3] end
 

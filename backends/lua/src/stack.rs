@@ -59,6 +59,21 @@ pub(crate) unsafe fn push_pid(state: *mut ffi::lua_State, pid: Pid) {
     unsafe { push_bytes(state, &buf[..len]) }
 }
 
+/// Pushes a message's sender as the prelude keeps it until someone asks (`Message:from`): the
+/// pid's bits as an integer, which costs no string; the pid as text if it has no bits.
+///
+/// # Safety
+/// As for [`push_bytes`].
+pub(crate) unsafe fn push_sender(state: *mut ffi::lua_State, pid: Pid) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match pid.to_bits() {
+            Some(bits) => ffi::lua_pushinteger(state, bits as ffi::lua_Integer),
+            None => push_pid(state, pid),
+        }
+    }
+}
+
 /// Pushes a copy of `v`.
 ///
 /// # Safety
@@ -110,7 +125,7 @@ pub(crate) unsafe fn push_completion(state: *mut ffi::lua_State, c: &Completion)
         match c {
             Completion::Message(m) => {
                 ffi::lua_pushinteger(state, kind(Kind::Message));
-                push_pid(state, m.from);
+                push_sender(state, m.from);
                 push_bytes(state, m.topic.as_str().as_bytes());
                 push_value(state, &m.payload);
                 4
@@ -266,6 +281,12 @@ unsafe fn table_in(
             pairs.push((k, v));
         }
         path.pop();
+        if is_message(state, idx)
+            && let Some((_, from @ Value::Int(_))) = pairs.first_mut()
+        {
+            // A received message sent on as it is: its sender as text, as `m:from()` gives it.
+            *from = sender(from);
+        }
         Ok(if is_array && pairs.len() == n {
             let mut items = vec![Value::Nil; n];
             for (k, v) in pairs {
@@ -277,5 +298,34 @@ unsafe fn table_in(
         } else {
             Value::Map(pairs)
         })
+    }
+}
+
+/// Whether the table at `idx` is a received message (its metatable is the prelude's
+/// `Message`, named `spindle.message`).
+///
+/// # Safety
+/// `idx` is an absolute index of a table, with room for two more values.
+unsafe fn is_message(state: *mut ffi::lua_State, idx: c_int) -> bool {
+    // SAFETY: the caller's contract; `luaL_getmetafield` reads the field raw (no code runs)
+    // and pushes it only when it is there.
+    unsafe {
+        if ffi::luaL_getmetafield(state, idx, c"__name".as_ptr()) == ffi::LUA_TNIL {
+            return false;
+        }
+        let yes = str_at(state, -1) == Some(&b"spindle.message"[..]);
+        ffi::lua_settop(state, -2);
+        yes
+    }
+}
+
+/// A message's sender as the prelude keeps it ([`push_sender`]), as text.
+fn sender(v: &Value) -> Value {
+    match v {
+        Value::Int(bits) => match u64::try_from(*bits).ok().and_then(Pid::from_bits) {
+            Some(pid) => Value::Str(pid.to_string()),
+            None => v.clone(),
+        },
+        other => other.clone(),
     }
 }

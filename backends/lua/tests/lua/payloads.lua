@@ -68,6 +68,17 @@ local function main()
     assert(ch:receive() == "after")
     assert(process.unlisten(ch))
 
+    -- A received message sent on as a payload arrives as its parts, its sender as the pid
+    -- text `from()` gives, whether or not anyone asked for it before.
+    assert(process.send(me, "first", { 7 }))
+    local got = process.inbox():receive()
+    assert(process.send(me, "fwd", got))
+    local fwd = process.inbox():receive():payload():data()
+    assert(fwd[1] == me and fwd[2] == "first" and fwd[3][1] == 7, tostring(fwd[1]))
+    assert(got:from() == me and got:from() == me)
+    assert(process.send(me, "fwd", got))
+    assert(process.inbox():receive():payload():data()[1] == me)
+
     local json = require("json")
     local text = assert(json.encode({ list = { 1, 2.5, "x" }, flag = true }))
     local v = assert(json.decode(text))
