@@ -36,16 +36,29 @@ pub(crate) fn register(lua: &Lua, rt: &Table) -> mlua::Result<()> {
         (c"try_take", try_take),
         (c"take_completion", take_completion),
         (c"resume", crate::slice::resume),
-        (c"spawn", spawn),
+        (c"error_class", error_class),
+    ];
+    // The four spawns: one function, told apart by its second upvalue (the ties' bits).
+    let spawns: [(&std::ffi::CStr, ffi::lua_Integer); 4] = [
+        (c"spawn", 0),
+        (c"spawn_monitored", 1),
+        (c"spawn_linked", 2),
+        (c"spawn_linked_monitored", 3),
     ];
     // SAFETY: `exec_raw` runs the closure in protected mode with `rt` at index 1; each
-    // function gets the pointer to `Current` as its one upvalue (the app data box outlives
+    // function gets the pointer to `Current` as its first upvalue (the app data box outlives
     // every call: it is dropped with the state).
     unsafe {
         lua.exec_raw::<()>(rt, |state| {
             for (name, f) in fns {
                 ffi::lua_pushlightuserdata(state, current.cast_mut().cast::<c_void>());
                 ffi::lua_pushcclosure(state, f, 1);
+                ffi::lua_setfield(state, 1, name.as_ptr());
+            }
+            for (name, ties) in spawns {
+                ffi::lua_pushlightuserdata(state, current.cast_mut().cast::<c_void>());
+                ffi::lua_pushinteger(state, ties);
+                ffi::lua_pushcclosure(state, spawn, 2);
                 ffi::lua_setfield(state, 1, name.as_ptr());
             }
             crate::slice::push_preempted(state);
@@ -98,11 +111,63 @@ fn completed(cur: &Current, c: Completion) -> Outcome {
     Outcome::Completed
 }
 
+/// How a function of this module reports a failure.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fails {
+    /// `nil, kind, message`, for the prelude to turn into an error (its `fail`).
+    Raw,
+    /// `nil, err`: the function is the process API's own.
+    Nil,
+    /// `false, err`: likewise, for a function whose success is `true`.
+    False,
+}
+
+/// The registry key of the prelude's error class (see [`error_class`]).
+static ERROR_CLASS: u8 = 0;
+
+/// `error_class(class)`: the metatable of error objects, which the prelude hands over once
+/// so that the API functions of this module make their errors themselves.
+unsafe extern "C-unwind" fn error_class(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: Lua calls this with its argument on the stack; `lua_rawsetp` pops it.
+    unsafe {
+        ffi::lua_settop(state, 1);
+        ffi::lua_rawsetp(state, ffi::LUA_REGISTRYINDEX, std::ptr::from_ref(&ERROR_CLASS).cast());
+    }
+    0
+}
+
+/// Pushes an error object (`{_kind, _message}` of the prelude's error class), as the
+/// prelude's `new_error` makes it.
+///
+/// # Safety
+/// In a function of this module, with room for three values; may raise (out of memory).
+unsafe fn push_error(state: *mut ffi::lua_State, kind: &str, message: &[u8]) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        ffi::lua_createtable(state, 0, 2);
+        push_bytes(state, kind.as_bytes());
+        ffi::lua_setfield(state, -2, c"_kind".as_ptr());
+        push_bytes(state, message);
+        ffi::lua_setfield(state, -2, c"_message".as_ptr());
+        ffi::lua_rawgetp(state, ffi::LUA_REGISTRYINDEX, std::ptr::from_ref(&ERROR_CLASS).cast());
+        ffi::lua_setmetatable(state, -2);
+    }
+}
+
 /// Pushes `o`; returns the count of results (raises for [`Outcome::Raise`]).
 ///
 /// # Safety
 /// Called at the end of a function of this module, holding nothing to drop.
 unsafe fn finish(state: *mut ffi::lua_State, cur: &Current, o: Outcome) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe { finish_as(state, cur, o, Fails::Raw) }
+}
+
+/// [`finish`], with failures reported as `fails` says.
+///
+/// # Safety
+/// As for [`finish`].
+unsafe fn finish_as(state: *mut ffi::lua_State, cur: &Current, o: Outcome, fails: Fails) -> c_int {
     // SAFETY: the caller's contract; a C function has room for LUA_MINSTACK (20) values,
     // and a completion takes at most eight.
     unsafe {
@@ -133,13 +198,23 @@ unsafe fn finish(state: *mut ffi::lua_State, cur: &Current, o: Outcome) -> c_int
                 let kind = e.kind().name();
                 let message = Box::into_raw(e.message().to_owned().into_boxed_str());
                 drop(e);
-                ffi::lua_pushnil(state);
-                push_bytes(state, kind.as_bytes());
-                // SAFETY: `message` is the box leaked just above; if the push raises, it stays
+                if fails == Fails::False {
+                    ffi::lua_pushboolean(state, 0);
+                } else {
+                    ffi::lua_pushnil(state);
+                }
+                // SAFETY: `message` is the box leaked just above; if a push raises, it stays
                 // leaked (out of memory only), else it is freed right after.
-                push_bytes(state, (*message).as_bytes());
+                let n = if fails == Fails::Raw {
+                    push_bytes(state, kind.as_bytes());
+                    push_bytes(state, (*message).as_bytes());
+                    3
+                } else {
+                    push_error(state, kind, (*message).as_bytes());
+                    2
+                };
                 drop(Box::from_raw(message));
-                3
+                n
             }
             Outcome::Raise(m) => {
                 push_bytes(state, m.as_bytes());
@@ -184,7 +259,7 @@ unsafe extern "C-unwind" fn pid_text(state: *mut ffi::lua_State) -> c_int {
     }
 }
 
-/// `send(dest, topic, payload)` → `true` or `nil, kind, message`.
+/// `send(dest, topic, payload)` → `true` or `false, err` (`process.send` itself).
 unsafe extern "C-unwind" fn send(state: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls this with its arguments on the stack (absent ones read as none); the
     // strings read stay on the stack for the call; see the module doc about raising.
@@ -204,7 +279,7 @@ unsafe extern "C-unwind" fn send(state: *mut ffi::lua_State) -> c_int {
             cx.send(dest, topic, value_at(state, 3)?)?;
             Ok(Outcome::Done)
         });
-        finish(state, cur, o)
+        finish_as(state, cur, o, Fails::False)
     }
 }
 
@@ -284,17 +359,18 @@ unsafe extern "C-unwind" fn take_completion(state: *mut ffi::lua_State) -> c_int
     }
 }
 
-/// `spawn(mode, id, host, ...)` → the child's pid, or `nil, kind, message`; `mode` 1 monitors
-/// the child, 2 links it, 3 both. A loop that spawns one entry parses its id once (the last
+/// `spawn(id, host, ...)` → the child's pid, or `nil, err` (`process.spawn` and its three
+/// siblings themselves); the second upvalue's bits say the ties: 1 monitors the child, 2 links
+/// it. A loop that spawns one entry parses its id once (the last
 /// one is kept) and names a known host without allocating.
 unsafe extern "C-unwind" fn spawn(state: *mut ffi::lua_State) -> c_int {
     // SAFETY: as in `send`.
     unsafe {
         let cur = current(state);
         let o = run(cur, |cx| {
-            let mode = ffi::lua_tointegerx(state, 1, std::ptr::null_mut());
+            let mode = ffi::lua_tointegerx(state, ffi::lua_upvalueindex(2), std::ptr::null_mut());
             let ties = Ties { monitor: mode & 1 != 0, link: mode & 2 != 0 };
-            let id = match str_at(state, 2) {
+            let id = match str_at(state, 1) {
                 Some(b) => cur.entry_id(b)?,
                 None => {
                     return Err(Error::new(
@@ -303,18 +379,18 @@ unsafe extern "C-unwind" fn spawn(state: *mut ffi::lua_State) -> c_int {
                     ));
                 }
             };
-            let host = text(str_at(state, 3), "host")?;
+            let host = text(str_at(state, 2), "host")?;
             let host: Cow<'static, str> = match HostId::lookup(host) {
                 Some(h) => Cow::Borrowed(h.name()),
                 None => Cow::Owned(host.to_owned()),
             };
             let top = ffi::lua_gettop(state);
-            let mut args = Vec::with_capacity(usize::try_from(top - 3).unwrap_or(0));
-            for i in 4..=top {
+            let mut args = Vec::with_capacity(usize::try_from(top - 2).unwrap_or(0));
+            for i in 3..=top {
                 args.push(value_at(state, i)?);
             }
             Ok(Outcome::Pid(cx.spawn(Spawn::entry(id, host).args(args), ties)?))
         });
-        finish(state, cur, o)
+        finish_as(state, cur, o, Fails::Nil)
     }
 }

@@ -40,7 +40,6 @@ local RT_drop, RT_arm = RT.drop, RT.arm
 -- What RT.resume returns after `true` when the hook preempted the coroutine.
 local PREEMPTED = RT.PREEMPTED
 local box, unbox = RT.box, RT.unbox
-local RT_send = RT.send
 
 local MAIN <const>, ENV <const>, GRANTED <const>, INBOX <const> = 1, 2, 3, 4
 
@@ -586,26 +585,19 @@ local function unlisten(ch)
 end
 -- Process API ----------------------------------------------------------------------------------
 
-local function spawner(mode)
-    return function(id, host, ...)
-        return fail(RT.spawn(mode, id, host, ...))
-    end
-end
+-- `send` and the spawns are RT's C functions themselves: they make their error objects.
+RT.error_class(Error)
 
 local process = {
     pid = RT.pid,
-    spawn = spawner(0),
-    spawn_monitored = spawner(1),
-    spawn_linked = spawner(2),
-    spawn_linked_monitored = spawner(3),
+    spawn = RT.spawn,
+    spawn_monitored = RT.spawn_monitored,
+    spawn_linked = RT.spawn_linked,
+    spawn_linked_monitored = RT.spawn_linked_monitored,
     exec = function(id, host, ...)
         return await_result(RT.start_exec, id, host, ...)
     end,
-    send = function(dest, topic, payload)
-        local ok, kind, message = RT_send(dest, topic, payload)
-        if ok then return ok end
-        return false, new_error(kind, message)
-    end,
+    send = RT.send,
     inbox = inbox,
     listen = listen,
     unlisten = unlisten,

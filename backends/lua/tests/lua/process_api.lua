@@ -89,6 +89,13 @@ local function main()
     assert(process.send(done, "t", 1) == true, "a dead pid swallows the message")
     _, err = process.spawn("test:nope", H)
     assert(err:kind() == errors.NOT_FOUND)
+    assert(errors.is(err) and getmetatable(err) == "locked" and not errors.is({ _kind = "X" }))
+    for _, f in ipairs({ process.spawn_monitored, process.spawn_linked,
+        process.spawn_linked_monitored }) do
+        local p, e = f("test:nope", H)
+        assert(p == nil and e:kind() == errors.NOT_FOUND and e:message():find("test:nope"),
+            tostring(e))
+    end
     _, err = process.spawn(E .. "return_value", "no:host")
     assert(err:kind() == errors.NOT_FOUND)
     for _, bad in ipairs({ { 42, H }, { "no-colon", H }, { E .. "return_value", 7 } }) do
