@@ -4,7 +4,7 @@
 //! through `coroutine.yield` sits two frames deep (its own and the yield's), each a 64-byte
 //! call record plus its stack slots, for as long as the wait lasts. Most idle processes wait in
 //! a channel receive, so that one is a C function that yields itself: `RT.parking(f, token)`
-//! makes it from the prelude's Lua part `f`, which does the bookkeeping and says whether the
+//! makes it from the prelude's Lua part `f` (which gets the channel's state, unboxed here), which does the bookkeeping and says whether the
 //! caller must wait. `f` is called yieldable, so that the hook preempts it as it would a Lua
 //! caller's code (the island's processes would wait for a loop of receives otherwise).
 
@@ -26,28 +26,44 @@ pub(crate) fn register(lua: &Lua, rt: &Table) -> mlua::Result<()> {
     unsafe { rt.raw_set("parking", lua.create_c_function(parking)?) }
 }
 
-/// `parking(f, token)`: a C function `g(...)` that calls `f(...)`. When `f` returns `true, a,
+/// `parking(f, token, class)`: a C function `g(self, ...)` that calls `f(s, ...)`, where `s` is
+/// the state of `self` if `self` is a box of `class` (see `opaque.rs`) and nil otherwise: a
+/// method of a boxed object that unboxes without a call of its own. When `f` returns `true, a,
 /// b`, `g` returns `a, b`. When `f` returns `false` (it queued the running coroutine to be
 /// woken), `g` yields `token` and returns the first two values it is resumed with.
 unsafe extern "C-unwind" fn parking(state: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this with its arguments on the stack; `lua_pushcclosure` takes the two
-    // values at the top as the closure's upvalues. A memory error raised here skips a frame
-    // that holds nothing to drop.
+    // SAFETY: Lua calls this with its arguments on the stack; `lua_pushcclosure` takes the
+    // three values at the top as the closure's upvalues. A memory error raised here skips a
+    // frame that holds nothing to drop.
     unsafe {
-        ffi::lua_settop(state, 2);
-        ffi::lua_pushcclosure(state, parked, 2);
+        ffi::lua_settop(state, 3);
+        ffi::lua_pushcclosure(state, parked, 3);
     }
     1
 }
 
-/// A function made by [`parking`]: upvalue 1 is `f`, upvalue 2 the token it yields.
+/// A function made by [`parking`]: upvalue 1 is `f`, upvalue 2 the token it yields, upvalue 3
+/// the class whose boxes it unboxes.
 unsafe extern "C-unwind" fn parked(state: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls this with its `n` arguments on the stack and room for LUA_MINSTACK more
     // values, so `f` fits below them. An error `f` raises unwinds through this frame, which
     // holds no Rust values. `f` runs yieldable (the hook may preempt it): if it yields, Lua
     // goes on in `called` once it has returned, with its results where this call leaves them.
+    // Unboxing raises nothing (no metamethods: the comparison is raw, the user value is read
+    // by index).
     unsafe {
-        let n = ffi::lua_gettop(state);
+        let n = ffi::lua_gettop(state).max(1);
+        ffi::lua_settop(state, n);
+        let boxed = ffi::lua_type(state, 1) == ffi::LUA_TUSERDATA
+            && ffi::lua_getmetatable(state, 1) != 0
+            && ffi::lua_rawequal(state, -1, ffi::lua_upvalueindex(3)) != 0;
+        ffi::lua_settop(state, n);
+        if boxed {
+            ffi::lua_getiuservalue(state, 1, 1);
+        } else {
+            ffi::lua_pushnil(state);
+        }
+        ffi::lua_replace(state, 1);
         ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
         ffi::lua_insert(state, 1);
         ffi::lua_callk(state, n, 3, 0, Some(called));

@@ -404,16 +404,18 @@ end
 -- 190 bytes more per idle process). Nor does it call what calls on (not even `type`): a
 -- coroutine keeps a 64-byte call record for each call level it ever reached (collections free
 -- every other spare one); the idle benchmark's processes kept five, now four.
-local function receive_or_queue(self)
-    local s = unbox(self, Channel)
-    -- Level 3: past the C function, the caller's line.
+local function receive_or_queue(s)
+    -- (`s`: the channel's state, unboxed by the C function; level 3: past it, the caller's line.)
     if not s then error("not a channel", 3) end
-    local got, v = take(s)
-    if got then return true, v, true end
+    -- (`take`'s work, called only when there is some: a buffered value or a waiting sender.)
+    if s.buf or s.sendq then
+        local got, v = take(s)
+        if got then return true, v, true end
+    end
     if s.closed then return true, nil, false end
     local co = RUNNING
     if not co then error("blocking call outside a process", 3) end
-    if s.src and s.tag == nil and not has_receivers(s) then
+    if s.src and s.tag == nil and (s.recvq == nil or not has_receivers(s)) then
         -- Nobody else waits here: what waits in the mailbox is mine at once; else I wait for
         -- the operation this starts.
         -- (`start_source`, without its call level; written as statements it needed
@@ -422,7 +424,7 @@ local function receive_or_queue(self)
             (s.src == to_event and RT_start_event or RT_start_receive)(s.topic)
         if tag then
             s.tag = tag
-            await(tag, s)
+            CUR[-tag] = s -- (`await`)
         else
             local ok, val = s.src(kind, a, b, c, d, e, f)
             if ok then return true, val, true end
@@ -431,7 +433,7 @@ local function receive_or_queue(self)
     if s.recvq == nil then s.recvq = co else add_receiver(s, co) end -- (`add_receiver`)
     return false
 end
-Channel.receive = RT.parking(receive_or_queue, PARK)
+Channel.receive = RT.parking(receive_or_queue, PARK, Channel)
 
 local function close(s)
     s.closed = true
