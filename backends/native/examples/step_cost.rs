@@ -1,5 +1,6 @@
 //! What one step costs a native plugin itself: a ring node's hop (take the token, send it on
-//! with one less, start the next receive) against a stub host that does next to nothing.
+//! with one less, start the next receive) against a stub host that does next to nothing; and
+//! what a whole `spawn_exit` child costs it (init, its one step, drop).
 //!
 //! ```sh
 //! bash scripts/build-native-examples.sh c rust
@@ -308,6 +309,55 @@ fn measure(path: &PathBuf, steps: u64) -> Result<f64, Box<dyn Error>> {
     Ok(best)
 }
 
+/// Best-of-five ns per process of the plugin in `path` for a whole `spawn_exit` child: init
+/// with `["done", parent]`, the one step (a send, then the end), drop.
+fn measure_child(path: &PathBuf, children: u64) -> Result<f64, Box<dyn Error>> {
+    // SAFETY: as in `measure`.
+    let lib = unsafe { libloading::Library::new(path) }?;
+    // SAFETY: as in `measure`.
+    let entry = unsafe {
+        lib.get::<unsafe extern "C" fn() -> *const SpindlePlugin>(PLUGIN_SYMBOL.as_bytes())
+    }?;
+    // SAFETY: as in `measure`.
+    let plugin = unsafe { &*entry() };
+    let mut args = Vec::new();
+    let mut w = Writer(&mut args);
+    w.array(2);
+    w.str("done");
+    w.int(0x0123_4567);
+    let cx = std::ptr::dangling_mut::<SpindleCx>();
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        STUB.with(|s| s.sends.set(0));
+        let t0 = Instant::now();
+        for _ in 0..children {
+            let mut state: *mut c_void = std::ptr::null_mut();
+            // SAFETY: as in `measure`; each state is stepped and dropped once.
+            let rc = unsafe {
+                let rc = (plugin.init)(&HOST, cx, args.as_ptr(), args.len(), &mut state);
+                if rc == OK {
+                    let end = (plugin.step)(state, &HOST, cx);
+                    (plugin.drop)(state);
+                    end
+                } else {
+                    rc
+                }
+            };
+            if rc != STEP_EXIT_OK {
+                return Err(format!("{}: a child ended with {rc}", path.display()).into());
+            }
+        }
+        best = best.min(t0.elapsed().as_nanos() as f64 / children as f64);
+        let sends = STUB.with(|s| s.sends.get());
+        if sends != children {
+            return Err(
+                format!("{}: {sends} sends from {children} children", path.display()).into()
+            );
+        }
+    }
+    Ok(best)
+}
+
 fn main() -> Result<(), Box<dyn Error>> {
     let (mut libs, mut steps) = (Vec::new(), 2_000_000);
     for arg in std::env::args().skip(1) {
@@ -324,6 +374,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     for lib in &libs {
         println!("{:7.1} ns/step  {}", measure(lib, steps)?, lib.display());
+        println!("{:7.1} ns/child {}", measure_child(lib, steps / 4)?, lib.display());
     }
     Ok(())
 }
