@@ -14,7 +14,7 @@
 use std::cell::Cell;
 use std::error::Error;
 use std::ffi::c_void;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use spindle_abi::msgpack::{Sink, Writer};
@@ -260,8 +260,11 @@ static HOST: SpindleHost = SpindleHost {
     receive_now,
 };
 
-/// Best-of-five ns per step of the plugin in `path`.
-fn measure(path: &PathBuf, steps: u64) -> Result<f64, Box<dyn Error>> {
+/// Loads the plugin in `path` and runs `f` with its table (the library stays loaded for it).
+fn with_plugin<R>(
+    path: &Path,
+    f: impl FnOnce(&SpindlePlugin) -> Result<R, Box<dyn Error>>,
+) -> Result<R, Box<dyn Error>> {
     // SAFETY: loading runs the library's initializers; the libraries measured are this
     // project's example services.
     let lib = unsafe { libloading::Library::new(path) }?;
@@ -269,15 +272,29 @@ fn measure(path: &PathBuf, steps: u64) -> Result<f64, Box<dyn Error>> {
     let entry = unsafe {
         lib.get::<unsafe extern "C" fn() -> *const SpindlePlugin>(PLUGIN_SYMBOL.as_bytes())
     }?;
-    // SAFETY: a plugin returns a pointer to its static table.
-    let plugin = unsafe { &*entry() };
+    // SAFETY: a plugin returns a pointer to its static table, valid while `lib` is loaded.
+    f(unsafe { &*entry() })
+}
+
+/// The example services' benchmark arguments: `[role, parent]`.
+fn role_args(role: &str, parent: i64) -> Vec<u8> {
     let mut args = Vec::new();
     let mut w = Writer(&mut args);
     w.array(2);
-    w.str("ring");
-    w.int(1);
-    // The stub host never looks at its context.
-    let cx = std::ptr::dangling_mut::<SpindleCx>();
+    w.str(role);
+    w.int(parent);
+    args
+}
+
+/// The stub host never looks at its context.
+fn stub_cx() -> *mut SpindleCx {
+    std::ptr::dangling_mut::<SpindleCx>()
+}
+
+/// Best-of-five ns per step of `plugin` (from `path`) as a ring node.
+fn measure(plugin: &SpindlePlugin, path: &Path, steps: u64) -> Result<f64, Box<dyn Error>> {
+    let args = role_args("ring", 1);
+    let cx = stub_cx();
     let mut best = f64::INFINITY;
     for _ in 0..5 {
         STUB.with(|s| {
@@ -309,23 +326,15 @@ fn measure(path: &PathBuf, steps: u64) -> Result<f64, Box<dyn Error>> {
     Ok(best)
 }
 
-/// Best-of-five ns per process of the plugin in `path` for a whole `spawn_exit` child: init
+/// Best-of-five ns per process of `plugin` (from `path`) for a whole `spawn_exit` child: init
 /// with `["done", parent]`, the one step (a send, then the end), drop.
-fn measure_child(path: &PathBuf, children: u64) -> Result<f64, Box<dyn Error>> {
-    // SAFETY: as in `measure`.
-    let lib = unsafe { libloading::Library::new(path) }?;
-    // SAFETY: as in `measure`.
-    let entry = unsafe {
-        lib.get::<unsafe extern "C" fn() -> *const SpindlePlugin>(PLUGIN_SYMBOL.as_bytes())
-    }?;
-    // SAFETY: as in `measure`.
-    let plugin = unsafe { &*entry() };
-    let mut args = Vec::new();
-    let mut w = Writer(&mut args);
-    w.array(2);
-    w.str("done");
-    w.int(0x0123_4567);
-    let cx = std::ptr::dangling_mut::<SpindleCx>();
+fn measure_child(
+    plugin: &SpindlePlugin,
+    path: &Path,
+    children: u64,
+) -> Result<f64, Box<dyn Error>> {
+    let args = role_args("done", 0x0123_4567);
+    let cx = stub_cx();
     let mut best = f64::INFINITY;
     for _ in 0..5 {
         STUB.with(|s| s.sends.set(0));
@@ -373,8 +382,10 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
     }
     for lib in &libs {
-        println!("{:7.1} ns/step  {}", measure(lib, steps)?, lib.display());
-        println!("{:7.1} ns/child {}", measure_child(lib, steps / 4)?, lib.display());
+        let (step, child) =
+            with_plugin(lib, |p| Ok((measure(p, lib, steps)?, measure_child(p, lib, steps / 4)?)))?;
+        println!("{step:7.1} ns/step  {}", lib.display());
+        println!("{child:7.1} ns/child {}", lib.display());
     }
     Ok(())
 }
