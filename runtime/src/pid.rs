@@ -116,28 +116,6 @@ impl Pid {
         self.serial
     }
 
-    /// Writes the pid as it prints (`{host|0x0000002a}`) into `buf`, without the formatting
-    /// machinery; returns the length, or `None` if `buf` is too short.
-    pub fn write_to(self, buf: &mut [u8]) -> Option<usize> {
-        let name = self.host.name().as_bytes();
-        let digits = (64 - self.serial.leading_zeros()).div_ceil(4).max(8) as usize;
-        let len = name.len() + digits + 5;
-        let out = buf.get_mut(..len)?;
-        out[0] = b'{';
-        out[1..=name.len()].copy_from_slice(name);
-        let mut at = name.len() + 1;
-        out[at..at + 3].copy_from_slice(b"|0x");
-        at += 3;
-        for k in (0..digits).rev() {
-            out[at] = b"0123456789abcdef"[((self.serial >> (4 * k)) & 0xf) as usize];
-            at += 1;
-        }
-        out[at] = b'}';
-        Some(len)
-    }
-}
-
-impl Pid {
     /// Bits of a host index in [`Pid::to_bits`]: the top ones but the sign's.
     const HOST_BITS: u32 = 15;
     const SERIAL_BITS: u32 = 63 - Pid::HOST_BITS;
@@ -159,6 +137,26 @@ impl Pid {
         let serial = bits & ((1 << Pid::SERIAL_BITS) - 1);
         let known = with_names(|names| names.len() > host, |&known| known);
         known.then_some(Pid { host: HostId(host as u32), serial })
+    }
+
+    /// Writes the pid as it prints (`{host|0x0000002a}`) into `buf`, without the formatting
+    /// machinery; returns the length, or `None` if `buf` is too short.
+    pub fn write_to(self, buf: &mut [u8]) -> Option<usize> {
+        let name = self.host.name().as_bytes();
+        let digits = (64 - self.serial.leading_zeros()).div_ceil(4).max(8) as usize;
+        let len = name.len() + digits + 5;
+        let out = buf.get_mut(..len)?;
+        out[0] = b'{';
+        out[1..=name.len()].copy_from_slice(name);
+        let mut at = name.len() + 1;
+        out[at..at + 3].copy_from_slice(b"|0x");
+        at += 3;
+        for k in (0..digits).rev() {
+            out[at] = b"0123456789abcdef"[((self.serial >> (4 * k)) & 0xf) as usize];
+            at += 1;
+        }
+        out[at] = b'}';
+        Some(len)
     }
 }
 

@@ -18,7 +18,7 @@ use std::borrow::Cow;
 use spindle_runtime::{Completion, Cx, Dest, Error, ErrorKind, HostId, Op, Pid, Spawn, Tag, Ties};
 
 use crate::api::Current;
-use crate::stack::{push_bytes, push_completion, push_pid, str_at, value_at};
+use crate::stack::{push_bytes, push_completion, push_pid, sender_pid, str_at, value_at};
 
 /// Adds the functions to the prelude's `RT` table.
 pub(crate) fn register(lua: &Lua, rt: &Table) -> mlua::Result<()> {
@@ -249,7 +249,7 @@ unsafe extern "C-unwind" fn pid_text(state: *mut ffi::lua_State) -> c_int {
     unsafe {
         if ffi::lua_isinteger(state, 1) != 0 {
             let bits = ffi::lua_tointegerx(state, 1, std::ptr::null_mut());
-            if let Some(pid) = u64::try_from(bits).ok().and_then(Pid::from_bits) {
+            if let Some(pid) = sender_pid(bits) {
                 push_pid(state, pid);
                 return 1;
             }
@@ -361,8 +361,8 @@ unsafe extern "C-unwind" fn take_completion(state: *mut ffi::lua_State) -> c_int
 
 /// `spawn(id, host, ...)` → the child's pid, or `nil, err` (`process.spawn` and its three
 /// siblings themselves); the second upvalue's bits say the ties: 1 monitors the child, 2 links
-/// it. A loop that spawns one entry parses its id once (the last
-/// one is kept) and names a known host without allocating.
+/// it. A loop that spawns one entry parses its id once (the last one is kept) and names a known
+/// host without allocating.
 unsafe extern "C-unwind" fn spawn(state: *mut ffi::lua_State) -> c_int {
     // SAFETY: as in `send`.
     unsafe {

@@ -11,8 +11,8 @@
 --     `deliver(P, tag, ...)` and goes to what `P[-tag]` holds: a coroutine (woken), a
 --     runtime channel (fed), or a function (called with the completion).
 --   * A completion is passed as values, never as a table, its kind first (`MSG` ... below):
---     MSG, from (as `Message` keeps it), topic, data / EVENT, kind, from, ok, value_or_kind, message, reason /
---     TIMER / EXIT, ok, value_or_kind, message / FAILED, kind, message.
+--     MSG, from (as `Message` keeps it), topic, data / EVENT, kind, from, ok, value_or_kind,
+--     message, reason / TIMER / EXIT, ok, value_or_kind, message / FAILED, kind, message.
 --   * A coroutine that must wait yields `PARK` (through any user coroutines it runs in: see
 --     `coroutine.resume` below); whoever completes its wait calls `wake(co, ...)`.
 --   * `start` returns the process's state table and then what `step` returns: "wait",

@@ -282,7 +282,7 @@ unsafe fn table_in(
         }
         path.pop();
         if is_message(state, idx)
-            && let Some((_, from @ Value::Int(_))) = pairs.first_mut()
+            && let Some((Value::Int(1), from @ Value::Int(_))) = pairs.first_mut()
         {
             // A received message sent on as it is: its sender as text, as `m:from()` gives it.
             *from = sender(from);
@@ -322,10 +322,15 @@ unsafe fn is_message(state: *mut ffi::lua_State, idx: c_int) -> bool {
 /// A message's sender as the prelude keeps it ([`push_sender`]), as text.
 fn sender(v: &Value) -> Value {
     match v {
-        Value::Int(bits) => match u64::try_from(*bits).ok().and_then(Pid::from_bits) {
+        Value::Int(bits) => match sender_pid(*bits) {
             Some(pid) => Value::Str(pid.to_string()),
             None => v.clone(),
         },
         other => other.clone(),
     }
+}
+
+/// The pid whose bits [`push_sender`] pushed as `bits`.
+pub(crate) fn sender_pid(bits: ffi::lua_Integer) -> Option<Pid> {
+    u64::try_from(bits).ok().and_then(Pid::from_bits)
 }
