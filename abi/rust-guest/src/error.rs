@@ -61,8 +61,14 @@ impl ErrorKind {
 }
 
 /// A failure: of a host call, of an operation, or of the process itself.
+///
+/// One pointer wide, so that the `Result`s every operation returns stay a word or two and
+/// move in registers: failures are the rare path.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Error {
+pub struct Error(Box<Inner>);
+
+#[derive(Clone, Debug, PartialEq)]
+struct Inner {
     kind: ErrorKind,
     message: String,
 }
@@ -70,7 +76,7 @@ pub struct Error {
 impl Error {
     /// An error of `kind` with `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
-        Error { kind, message: message.into() }
+        Error(Box::new(Inner { kind, message: message.into() }))
     }
 
     /// An `UNKNOWN` error: what a process raises.
@@ -80,18 +86,18 @@ impl Error {
 
     /// The kind.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// The message.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind.name(), self.message)
+        write!(f, "{}: {}", self.0.kind.name(), self.0.message)
     }
 }
 
