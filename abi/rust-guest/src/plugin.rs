@@ -174,15 +174,11 @@ pub unsafe fn init<F: Body>(
             // SAFETY: the host passes `args_len` readable bytes for the call.
             unsafe { std::slice::from_raw_parts(args, args_len) }
         };
-        let args = match Value::from_msgpack(bytes) {
-            Ok(Value::Array(a)) => a,
-            Ok(Value::Nil) | Err(_) if bytes.is_empty() => Vec::new(),
-            Ok(other) => {
-                return Err(Error::new(ErrorKind::Invalid, format!("arguments {other:?}")));
-            }
-            Err(e) => return Err(Error::new(ErrorKind::Invalid, format!("arguments: {e}"))),
-        };
-        Ok(Box::into_raw(Box::new(make(Cx::current(), args))))
+        let args = crate::value::arguments(bytes)?;
+        // Made where it stays: built first and moved into its box, the future was copied
+        // whole.
+        let body = Box::<F>::new_uninit();
+        Ok(Box::into_raw(Box::write(body, make(Cx::current(), args))))
     });
     let e = match r {
         Ok(Ok(body)) => {
@@ -226,6 +222,10 @@ pub unsafe fn step<F: Body>(
         catch_unwind(AssertUnwindSafe(|| body.poll(&mut Context::from_waker(Waker::noop()))));
     match polled {
         Ok(Poll::Pending) => enter.pending(),
+        // A process that ends without a result ends with nil (spindle.h): no host call. Told
+        // apart here by the tags alone: handed to `exit`, the outcome is read in words it was
+        // not written in, which stalls on store forwarding.
+        Ok(Poll::Ready(Ok(Value::Nil))) => STEP_EXIT_OK,
         Ok(Poll::Ready(r)) => exit(r),
         Err(panic) => exit(Err(Error::new(
             ErrorKind::Internal,
@@ -238,7 +238,6 @@ pub unsafe fn step<F: Body>(
 fn exit(outcome: Result<Value>) -> i32 {
     // Reporting must not unwind either (a host call could fail in a way that panics).
     let reported = catch_unwind(|| match outcome {
-        // A process that ends without a result ends with nil (spindle.h): no host call.
         Ok(Value::Nil) => STEP_EXIT_OK,
         Ok(v) => {
             let mut p = Packed::new();

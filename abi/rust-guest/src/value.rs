@@ -1,8 +1,11 @@
 //! The payload type, and its MessagePack form.
 
 use std::fmt;
+use std::mem::MaybeUninit;
 
 use spindle_abi::msgpack::{DecodeError, MAX_DEPTH, Reader, Sink, Token, Writer};
+
+use crate::error::{Error, ErrorKind};
 
 /// A message payload, a spawn argument or a process result: the same shapes as every other
 /// Spindle backend sees, so values cross between languages exactly.
@@ -81,6 +84,25 @@ impl Value {
         r.finish()?;
         Ok(v)
     }
+}
+
+/// The arguments a process starts with: the array `bytes` hold (none for no bytes). The items
+/// are read straight into the vector the process gets.
+pub(crate) fn arguments(bytes: &[u8]) -> Result<Vec<Value>, Error> {
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut r = Reader::new(bytes);
+    let read = match r.next() {
+        Ok(Token::Array(n)) => array(&mut r, n, 0).and_then(|a| r.finish().map(|()| a)),
+        _ => match Value::from_msgpack(bytes) {
+            Ok(other) => {
+                return Err(Error::new(ErrorKind::Invalid, format!("arguments {other:?}")));
+            }
+            Err(e) => Err(e),
+        },
+    };
+    read.map_err(|e| Error::new(ErrorKind::Invalid, format!("arguments: {e}")))
 }
 
 /// The value of payload bytes the host lent, which it encoded itself (nil if they were
@@ -213,42 +235,72 @@ fn write<S: Sink>(w: &mut Writer<'_, S>, v: &Value) {
     }
 }
 
-/// One value. Inlined into the loops over an array's or a map's items (which are not inlined
-/// themselves), so that a scalar item is built where it is pushed: returned from a call, it
-/// was moved out of the callee's result and read back wider than it had been written.
+/// One value.
 #[inline(always)]
 fn read(r: &mut Reader<'_>, depth: usize) -> Result<Value, DecodeError> {
+    let mut v = MaybeUninit::uninit();
+    read_into(r, depth, &mut v)?;
+    // SAFETY: `read_into` returned `Ok`, so it wrote the value.
+    Ok(unsafe { v.assume_init() })
+}
+
+/// One value, written into `out` (which it leaves uninitialized on an error). Inlined into the
+/// loops over an array's or a map's items, so that each item is built in its slot: built
+/// elsewhere and moved there, it was read back in wider pieces than it had been written, which
+/// stalls on store forwarding.
+#[inline(always)]
+fn read_into(
+    r: &mut Reader<'_>,
+    depth: usize,
+    out: &mut MaybeUninit<Value>,
+) -> Result<(), DecodeError> {
     let at = r.position();
-    Ok(match r.next()? {
-        Token::Nil => Value::Nil,
-        Token::Bool(b) => Value::Bool(b),
-        Token::Int(i) => Value::Int(i),
-        Token::Float(x) => Value::Float(x),
-        Token::Str(s) => Value::Str(s.to_owned()),
-        Token::Bin(b) => Value::Bytes(b.to_vec()),
+    match r.next()? {
+        Token::Nil => out.write(Value::Nil),
+        Token::Bool(b) => out.write(Value::Bool(b)),
+        Token::Int(i) => out.write(Value::Int(i)),
+        Token::Float(x) => out.write(Value::Float(x)),
+        Token::Str(s) => out.write(Value::Str(s.to_owned())),
+        Token::Bin(b) => out.write(Value::Bytes(b.to_vec())),
         Token::Array(_) | Token::Map(_) if depth >= MAX_DEPTH => {
             return Err(DecodeError::TooDeep(at));
         }
-        Token::Array(n) => Value::Array(array(r, n, depth)?),
-        Token::Map(n) => Value::Map(map(r, n, depth)?),
-    })
+        Token::Array(n) => out.write(Value::Array(array(r, n, depth)?)),
+        Token::Map(n) => out.write(Value::Map(map(r, n, depth)?)),
+    };
+    Ok(())
 }
 
 #[inline(never)]
 fn array(r: &mut Reader<'_>, n: u32, depth: usize) -> Result<Vec<Value>, DecodeError> {
     let mut a = Vec::with_capacity((n as usize).min(r.remaining()));
     for _ in 0..n {
-        a.push(read(r, depth + 1)?);
+        a.reserve(1);
+        read_into(r, depth + 1, &mut a.spare_capacity_mut()[0])?;
+        // SAFETY: the slot after the last item was just written.
+        unsafe { a.set_len(a.len() + 1) };
     }
     Ok(a)
 }
 
 #[inline(never)]
 fn map(r: &mut Reader<'_>, n: u32, depth: usize) -> Result<Vec<(Value, Value)>, DecodeError> {
-    let mut m = Vec::with_capacity((n as usize).min(r.remaining() / 2));
+    let mut m: Vec<(Value, Value)> = Vec::with_capacity((n as usize).min(r.remaining() / 2));
     for _ in 0..n {
-        let k = read(r, depth + 1)?;
-        m.push((k, read(r, depth + 1)?));
+        m.reserve(1);
+        let pair = m.spare_capacity_mut()[0].as_mut_ptr();
+        // SAFETY: both halves of a free slot of `m`'s capacity, written (or, on an error,
+        // the key dropped) before the slot counts as an item.
+        unsafe {
+            let key = &mut *std::ptr::addr_of_mut!((*pair).0).cast::<MaybeUninit<Value>>();
+            read_into(r, depth + 1, key)?;
+            let value = &mut *std::ptr::addr_of_mut!((*pair).1).cast::<MaybeUninit<Value>>();
+            if let Err(e) = read_into(r, depth + 1, value) {
+                key.assume_init_drop();
+                return Err(e);
+            }
+            m.set_len(m.len() + 1);
+        }
     }
     Ok(m)
 }
@@ -382,5 +434,37 @@ mod tests {
                 Value::Map(vec![("k".into(), true.into())]),
             ]))
         );
+    }
+
+    /// A map whose value fails after a key that owns memory: the key is dropped, the decode
+    /// fails (a leak or a double free would show under a leak checker or Miri).
+    #[test]
+    fn a_map_that_fails_after_its_key_drops_the_key() {
+        let mut b = vec![0x82, 0xa1, b'a', 0x01, 0xa2, b'k', b'2', 0xa3, b'x'];
+        assert!(matches!(Value::from_msgpack(&b), Err(DecodeError::Truncated(_))));
+        b.extend(b"yz");
+        assert_eq!(
+            Value::from_msgpack(&b),
+            Ok(Value::map([("a", Value::Int(1)), ("k2", "xyz".into())]))
+        );
+        b.push(0xc0);
+        assert!(matches!(Value::from_msgpack(&b), Err(DecodeError::Trailing(_))));
+    }
+
+    /// A process's arguments: an array's items, nothing for no bytes, and a clear error for
+    /// anything else.
+    #[test]
+    fn arguments_are_an_array() {
+        let args = vec![Value::from("done"), Value::Int(-7), Value::Array(vec![Value::Nil])];
+        assert_eq!(arguments(&Value::Array(args.clone()).to_msgpack()), Ok(args));
+        assert_eq!(arguments(&[]), Ok(vec![]));
+        assert_eq!(arguments(&[0x90]), Ok(vec![]));
+        let not_array = arguments(&[0x05]).unwrap_err();
+        assert_eq!((not_array.kind(), not_array.message()), (ErrorKind::Invalid, "arguments 5"));
+        for bad in [&[0x92, 0x01][..], &[0x91, 0x01, 0x02], &[0xc1]] {
+            let e = arguments(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Invalid, "{bad:?}");
+            assert!(e.message().starts_with("arguments: "), "{bad:?}: {}", e.message());
+        }
     }
 }
