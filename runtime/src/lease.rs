@@ -9,7 +9,9 @@
 //! [`LeaseCount`]: the leases together hold one count of the value's `Arc`), and a worker
 //! thread keeps a small stock of spare lease counts per shared value: it takes counts from the
 //! shared count [`BATCH`] at a time, keeps the ones its leases give back, and returns them
-//! `BATCH` at a time, and all of them when it goes idle or stops. The shared line then moves
+//! `BATCH` at a time, and all of them when it goes idle or stops, or, busy, every so many
+//! tasks: else a value that every lease let go of (an old version of a plugin's library after
+//! an upgrade) would stay alive for as long as the worker is busy. The shared line then moves
 //! once per batch. Threads that are not workers (and workers while their thread ends) count
 //! one at a time.
 //!
@@ -248,7 +250,8 @@ pub(crate) fn enable() {
     let _ = STOCK.try_with(|s| s.keep(true));
 }
 
-/// Gives back every spare count the calling thread holds (a worker going idle).
+/// Gives back every spare count the calling thread holds (a worker going idle, or a busy one
+/// every so many tasks).
 pub(crate) fn flush() {
     let spares = STOCK.try_with(Stock::take_all).unwrap_or_default();
     for s in spares {

@@ -255,3 +255,59 @@ fn upgrade_while_behind_the_inbox_keeps_every_message_in_order() {
     let out = exec(&rt, |cx| async move { cx.exec(Spawn::entry(id("app:behind.v1"), HOST)).await });
     assert_eq!(out, Ok(Value::Int(300)));
 }
+
+/// What a backend shares between the processes of one code version (a plugin's library) is
+/// leased; once no process leases it any more, it is dropped even while its worker never goes
+/// idle (the spare lease counts a worker keeps for values it stopped using go back from time to
+/// time), so an old version's code does not stay loaded for as long as the host is busy.
+#[test]
+fn a_busy_worker_lets_go_of_what_no_process_leases() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use spindle_runtime::{HostConfig, Lease, LeaseCount, Leased};
+
+    struct Shared {
+        leases: LeaseCount,
+        dropped: Arc<AtomicBool>,
+    }
+    // SAFETY: its own count, used only by leases.
+    unsafe impl Leased for Shared {
+        fn lease_count(&self) -> &LeaseCount {
+            &self.leases
+        }
+    }
+    impl Drop for Shared {
+        fn drop(&mut self) {
+            self.dropped.store(true, Ordering::SeqCst);
+        }
+    }
+
+    let rt = runtime_with(HostConfig::new(HOST).workers(1));
+    // The one worker never goes idle (which would give every spare back) from here on.
+    let stop = Arc::new(AtomicBool::new(false));
+    let busy = stop.clone();
+    spawn(&rt, move |cx| async move {
+        while !busy.load(Ordering::Relaxed) {
+            cx.yield_now().await;
+        }
+        Ok(Value::Nil)
+    });
+    let dropped = Arc::new(AtomicBool::new(false));
+    let value = Arc::new(Shared { leases: LeaseCount::default(), dropped: dropped.clone() });
+    let shared = value.clone();
+    let leased = exec(&rt, move |_| async move {
+        let lease = Lease::new(&shared);
+        drop(shared);
+        drop(lease);
+        Ok(Value::Nil)
+    });
+    assert_eq!(leased, Ok(Value::Nil));
+    drop(value);
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !dropped.load(Ordering::SeqCst) {
+        assert!(std::time::Instant::now() < deadline, "the busy worker kept the value alive");
+        std::thread::sleep(ms(1));
+    }
+    stop.store(true, Ordering::Relaxed);
+}

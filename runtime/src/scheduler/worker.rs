@@ -32,6 +32,10 @@ use crate::sync::Parker;
 const INJECTOR_INTERVAL: u32 = 61;
 /// Slot tasks in a row that always run before the streak is looked at.
 const MAX_NEXT_STREAK: u32 = 3;
+/// How often (in tasks) a busy worker gives back its spare lease counts, as an idle one does:
+/// a value that no process leases any more is then dropped (see `lease`). The values it still
+/// uses take a batch again on their next lease.
+const LEASE_FLUSH_INTERVAL: u32 = 1 << 14;
 /// How long a streak of slot tasks may keep others in the local queue waiting.
 const STREAK_BUDGET: Duration = Duration::from_micros(250);
 /// How often (in slot tasks) a long streak reads the clock.
@@ -108,6 +112,9 @@ pub(super) fn run(sched: Arc<Scheduler>, index: usize, queue: Worker<Task>) {
 
     while !sched.is_shutdown() {
         tick = tick.wrapping_add(1);
+        if tick.is_multiple_of(LEASE_FLUSH_INTERVAL) {
+            crate::lease::flush();
+        }
         let mut task = local.next.take();
         if task.is_some() {
             streak += 1;
