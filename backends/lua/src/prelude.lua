@@ -197,7 +197,7 @@ end
 -- (waiters), `closed`. A waiter is a receiving coroutine itself, or {co = coroutine, value =
 -- for a sender, sel = select state, case = index}. `recvq` is a queue, or the one receiving
 -- coroutine itself while it is the only waiter: every idle process waits so in its inbox,
--- and a queue would cost it two more tables. A runtime channel (inbox, events, a topic)
+-- and a queue would cost it two more tables; `many` is set once it has been a queue. A runtime channel (inbox, events, a topic)
 -- also has `src` (turns a completion into `true, value`, or `false` if it is not one), `topic`,
 -- and `tag` while its one operation is outstanding.
 
@@ -252,6 +252,7 @@ local function add_receiver(s, w)
         q = qnew()
         if first then qpush(q, first) end
         s.recvq = q
+        s.many = true -- (for `step`: `recvq` may be a queue from now on)
     end
     qpush(q, w)
 end
@@ -907,10 +908,12 @@ end
 local function step(P, tag, kind, a, b, c, ...)
     -- The common case first: a message for the inbox, where one coroutine waits in a plain
     -- receive, and nothing else to do (what `deliver_now`, `on_source` and `run` would do).
+    -- (Without `type`, a call: a message completes only a runtime channel's receive, so
+    -- `P[-tag]` is its state or nil; its `recvq` is a coroutine or nil unless `many`.)
     if kind == MSG and QT == 1 and not P.ready and not P.preempted and not P.later then
         local s = P[-tag]
-        local co = type(s) == "table" and s.src == to_message and s.recvq
-        if type(co) == "thread" then
+        local co = s and s.src == to_message and not s.many and s.recvq
+        if co then
             s.recvq = nil
             P[-tag] = nil
             s.tag = nil
