@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::error::{Error, Result};
 use crate::host::Host;
-use crate::process::Process;
+use crate::process::ProcessBox;
 use crate::registry::{Entry, EntryId, IdHash};
 use crate::scheduler::Strand;
 use crate::value::Value;
@@ -45,8 +45,8 @@ pub struct Placement<'a> {
 
 /// A process instance and the strand it must run in, if any.
 pub struct Instance {
-    /// The state machine.
-    pub process: Box<dyn Process>,
+    /// The state machine (`ProcessBox::new(process)`).
+    pub process: ProcessBox,
     /// The serial group it belongs to (`None`: scheduled on its own).
     pub strand: Option<Arc<Strand>>,
 }

@@ -19,7 +19,7 @@ use crate::host::Host;
 use crate::lease::Lease;
 use crate::mailbox::Mailbox;
 use crate::pid::Pid;
-use crate::process::{Message, Process, Tag};
+use crate::process::{Message, ProcessBox, Tag};
 use crate::process_ref::ProcessRef;
 use crate::registry::EntryId;
 use crate::runtime::Shared;
@@ -53,7 +53,7 @@ pub(crate) struct ProcessCell {
     pub(crate) host: Lease<Host>,
     pub(crate) pid: Pid,
     pub(crate) strand: Option<Arc<Strand>>,
-    body: UnsafeCell<Option<Box<dyn Process>>>,
+    body: UnsafeCell<Option<ProcessBox>>,
     /// Where this process last sent to, so that a run of messages to one peer needs no table
     /// lookups (a ring node, a stream of replies). Like `body`, touched only by the worker
     /// running the process (see [`ProcessCell::last_dest`]); emptied when it ends.
@@ -245,7 +245,7 @@ impl ProcessCell {
         pid: Pid,
         host: Lease<Host>,
         strand: Option<Arc<Strand>>,
-        body: Box<dyn Process>,
+        body: ProcessBox,
         inner: Inner,
     ) -> ProcessCell {
         ProcessCell {
@@ -327,7 +327,7 @@ impl ProcessCell {
     /// The caller holds the `RUNNING` bit of `self.state` (or all workers of the runtime have
     /// stopped), so no other reference to the body exists.
     #[expect(clippy::mut_from_ref, reason = "exclusivity comes from the state word")]
-    pub(crate) unsafe fn body(&self) -> &mut Option<Box<dyn Process>> {
+    pub(crate) unsafe fn body(&self) -> &mut Option<ProcessBox> {
         // SAFETY: exclusivity is the caller's contract above.
         unsafe { &mut *self.body.get() }
     }

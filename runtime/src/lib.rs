@@ -48,7 +48,7 @@ mod msgpack;
 mod pid;
 mod process;
 mod process_ref;
-mod records;
+pub(crate) mod records;
 pub mod registry;
 mod runtime;
 pub mod rust;
@@ -68,7 +68,7 @@ pub use host::{Host, HostConfig};
 pub use lease::{Lease, LeaseCount, Leased};
 pub use pid::{HostId, Pid};
 pub use process::{
-    Completion, Event, EventKind, Message, Op, Process, Spawn, Step, Tag, Ties, WaitFor,
+    Completion, Event, EventKind, Message, Op, Process, ProcessBox, Spawn, Step, Tag, Ties, WaitFor,
 };
 pub use registry::{Entry, EntryId};
 pub use runtime::{ExitWatch, ProcessInfo, Runtime, RuntimeBuilder};

@@ -11,6 +11,7 @@
 //! Release decrement, and the drop that takes the count to zero issues an Acquire fence before
 //! it frees the record, so every use through another reference happened before.
 
+use crate::records::Records;
 use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::ptr::NonNull;
@@ -44,7 +45,7 @@ impl ProcessRef {
     /// Moves `cell` (whose count says one, see `ProcessCell::new`) into an allocation of its
     /// own and returns that one reference.
     pub(crate) fn new(cell: ProcessCell) -> ProcessRef {
-        let ptr = crate::records::take();
+        let ptr = crate::records::take::<Records>().cast::<ProcessCell>();
         // SAFETY: `ptr` is memory for a `ProcessCell` that nobody uses (see `records`).
         unsafe { ptr.write(cell) };
         ProcessRef { ptr }
@@ -117,7 +118,7 @@ impl Drop for ProcessRef {
         // one (that takes a live reference). `ptr` came from `records::take` in `new`.
         unsafe {
             self.ptr.drop_in_place();
-            crate::records::give(self.ptr);
+            crate::records::give::<Records>(self.ptr.cast());
         }
     }
 }
@@ -228,7 +229,7 @@ mod tests {
         let rt = Runtime::builder().host(HostConfig::new("test:main").workers(1)).build().unwrap();
         let host = rt.host("test:main").unwrap();
         let drops = Arc::new(AtomicUsize::new(0));
-        let body = Box::new(Counted(drops.clone()));
+        let body = crate::process::ProcessBox::new(Counted(drops.clone()));
         let cell = ProcessCell::new(
             Pid::fresh(host.id),
             crate::lease::Lease::from_arc(host),

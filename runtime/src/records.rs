@@ -1,56 +1,138 @@
-//! Memory for process records, recycled between workers in batches.
+//! Memory for process records and small process bodies, recycled between workers in batches.
 //!
 //! A record is allocated by the worker that spawns the process and freed by the worker that
 //! ends it, often another one. Through the allocator, each record then goes back to its
 //! allocating thread one at a time (a remote free, collected later by walking the freed blocks
 //! one after another), and the spawner writes a fresh record into lines the other core holds.
+//! So does a process's body, when the runtime keeps it (see `ProcessBox`).
 //!
-//! Instead, a worker keeps the records its processes leave behind in a stack of its own and
-//! passes them on [`BATCH`] at a time through a shared pool, from which a worker that spawns
-//! takes a whole batch when its own stack is empty. A spawn takes the top of the stack and
-//! prefetches the next record for writing, so that its lines are on their way before the next
-//! spawn writes them. The pool keeps at most [`KEEP`] batches (the rest go back to the
-//! allocator), a worker at most `2 * BATCH - 1` records, and a worker that goes idle hands its
-//! stack to the pool. Threads that are not workers use the allocator directly.
+//! Instead, a worker keeps the blocks its processes leave behind in a stack of its own (one per
+//! [`Kind`]) and passes them on [`BATCH`] at a time through a shared pool, from which a worker
+//! that spawns takes a whole batch when its own stack is empty. A spawn takes the top of the
+//! stack and prefetches the next block for writing, so that its lines are on their way before
+//! the next spawn writes them. A pool keeps at most [`KEEP`] batches (the rest go back to the
+//! allocator), a worker at most `2 * BATCH - 1` blocks of a kind, and a worker that goes idle
+//! hands its stacks to the pools. Threads that are not workers use the allocator directly.
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
+use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::LocalKey;
 
 use crate::cell::ProcessCell;
 use crate::stock::{GiveBack, Stock};
 
-/// Records passed on at once.
+/// Blocks passed on at once.
 const BATCH: usize = 64;
-/// Batches the shared pool keeps.
+/// Batches a shared pool keeps.
 const KEEP: usize = 16;
 
-const LAYOUT: Layout = Layout::new::<ProcessCell>();
+/// What blocks of one kind are: their layout, and where they wait to be used again.
+pub(crate) trait Kind: Sized + 'static {
+    const LAYOUT: Layout;
+    /// The pool of the program's workers.
+    fn pool() -> &'static Pool<Self>;
+    /// The calling thread's stack of spare blocks.
+    fn stock() -> &'static LocalKey<Stock<Spare<Self>>>;
+}
 
-/// Uninitialized record memory, owned by whoever holds the pointer.
-struct Spare(NonNull<ProcessCell>);
+/// Process records.
+pub(crate) struct Records;
+
+/// Process bodies of up to five words (see `ProcessBox`).
+pub(crate) struct Bodies;
+
+impl Bodies {
+    /// Bytes of a body block: a native or a Rust process, in the size class (48 bytes) its box
+    /// took, so that recycling them costs no memory. (A request whose size plus alignment
+    /// minus one passes a class boundary is served from the next class whenever a fresh page
+    /// is needed: mimalloc aligns a size that is not a power of two by over-allocating.)
+    pub(crate) const SIZE: usize = 40;
+    /// Alignment of a body block.
+    pub(crate) const ALIGN: usize = 8;
+}
+
+static RECORDS: Pool<Records> = Pool::new();
+static BODIES: Pool<Bodies> = Pool::new();
+
+thread_local! {
+    static RECORD_STOCK: Stock<Spare<Records>> = const { Stock::new() };
+    static BODY_STOCK: Stock<Spare<Bodies>> = const { Stock::new() };
+}
+
+impl Kind for Records {
+    const LAYOUT: Layout = Layout::new::<ProcessCell>();
+    fn pool() -> &'static Pool<Records> {
+        &RECORDS
+    }
+    fn stock() -> &'static LocalKey<Stock<Spare<Records>>> {
+        &RECORD_STOCK
+    }
+}
+
+impl Kind for Bodies {
+    const LAYOUT: Layout = match Layout::from_size_align(Bodies::SIZE, Bodies::ALIGN) {
+        Ok(l) => l,
+        Err(_) => panic!("a body block's layout"),
+    };
+    fn pool() -> &'static Pool<Bodies> {
+        &BODIES
+    }
+    fn stock() -> &'static LocalKey<Stock<Spare<Bodies>>> {
+        &BODY_STOCK
+    }
+}
+
+/// Uninitialized memory for a `K`, owned by whoever holds the pointer.
+pub(crate) struct Spare<K: Kind>(NonNull<u8>, PhantomData<K>);
 
 // SAFETY: a spare is memory that nothing else refers to; it can be freed on any thread.
-unsafe impl Send for Spare {}
+unsafe impl<K: Kind> Send for Spare<K> {}
 
-impl Spare {
+impl<K: Kind> Spare<K> {
     fn free(self) {
-        // SAFETY: allocated with `LAYOUT` (see `take`) and no longer used by anyone.
-        unsafe { dealloc(self.0.as_ptr().cast(), LAYOUT) };
+        // SAFETY: allocated with `K::LAYOUT` (see `take_from`) and no longer used by anyone.
+        unsafe { dealloc(self.0.as_ptr(), K::LAYOUT) };
     }
 }
 
-/// Batches on their way from the workers that free records to the ones that spawn.
-struct Pool(Mutex<Vec<Vec<Spare>>>);
+impl<K: Kind> GiveBack for Spare<K> {
+    fn give_back(self) {
+        self.free();
+    }
+}
 
-impl Pool {
+/// Batches on their way from the workers that free blocks to the ones that spawn, and whether
+/// there are any: a spawner whose stack is empty looks without taking the lock (in a parent's
+/// burst of spawns, when the children have not ended yet, there never are).
+pub(crate) struct Pool<K: Kind>(Mutex<Vec<Vec<Spare<K>>>>, AtomicBool, PhantomData<K>);
+
+impl<K: Kind> Pool<K> {
+    const fn new() -> Pool<K> {
+        Pool(Mutex::new(Vec::new()), AtomicBool::new(false), PhantomData)
+    }
+
     /// The batches (a panic elsewhere while holding them leaves them consistent).
-    fn batches(&self) -> std::sync::MutexGuard<'_, Vec<Vec<Spare>>> {
+    fn batches(&self) -> std::sync::MutexGuard<'_, Vec<Vec<Spare<K>>>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// A batch, if there is one. (The flag is a hint, kept under the lock: seen stale, it
+    /// costs a lock for nothing or a fresh block.)
+    fn pop(&self) -> Option<Vec<Spare<K>>> {
+        if !self.1.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut batches = self.batches();
+        let batch = batches.pop();
+        self.1.store(!batches.is_empty(), Ordering::Relaxed);
+        batch
+    }
 }
 
-impl Drop for Pool {
+impl<K: Kind> Drop for Pool<K> {
     fn drop(&mut self) {
         for batch in std::mem::take(&mut *self.batches()) {
             batch.into_iter().for_each(Spare::free);
@@ -58,83 +140,71 @@ impl Drop for Pool {
     }
 }
 
-/// The pool of the program's workers.
-static POOL: Pool = Pool(Mutex::new(Vec::new()));
-
-impl GiveBack for Spare {
-    fn give_back(self) {
-        self.free();
-    }
+/// Memory for one `K`: a spare block if the thread has one (or the pool a batch), else fresh.
+pub(crate) fn take<K: Kind>() -> NonNull<u8> {
+    take_from(K::pool())
 }
 
-thread_local! {
-    /// This thread's stack of spare records (see [`Stock`]).
-    static STOCK: Stock<Spare> = const { Stock::new() };
-}
-
-/// Memory for one record: a spare one if the thread has one (or the pool a batch), else fresh.
-pub(crate) fn take() -> NonNull<ProcessCell> {
-    take_from(&POOL)
-}
-
-/// Takes back the memory of a record that was dropped.
+/// Takes back a block that is no longer used.
 ///
 /// # Safety
-/// `ptr` came from [`take`], and the record it held was dropped and is used by no one.
-pub(crate) unsafe fn give(ptr: NonNull<ProcessCell>) {
+/// `ptr` came from [`take`] of the same kind, and what it held was dropped and is used by no
+/// one.
+pub(crate) unsafe fn give<K: Kind>(ptr: NonNull<u8>) {
     // SAFETY: the caller's contract.
-    unsafe { give_to(&POOL, ptr) }
+    unsafe { give_to(K::pool(), ptr) }
 }
 
-fn take_from(pool: &Pool) -> NonNull<ProcessCell> {
-    let spare = STOCK.try_with(|stock| {
+fn take_from<K: Kind>(pool: &Pool<K>) -> NonNull<u8> {
+    let spare = K::stock().try_with(|stock| {
         let mut spares = stock.spares()?;
         if spares.is_empty()
-            && let Some(batch) = pool.batches().pop()
+            && let Some(batch) = pool.pop()
         {
             *spares = batch;
         }
         let spare = spares.pop()?;
         if let Some(next) = spares.last() {
-            prefetch_for_write(next.0);
+            prefetch_for_write::<K>(next.0);
         }
         Some(spare.0)
     });
     if let Ok(Some(ptr)) = spare {
         return ptr;
     }
-    // SAFETY: the layout is not zero-sized (a record holds a pid, among other things).
-    let ptr = unsafe { alloc(LAYOUT) }.cast::<ProcessCell>();
-    NonNull::new(ptr).unwrap_or_else(|| handle_alloc_error(LAYOUT))
+    // SAFETY: neither layout is zero-sized.
+    let ptr = unsafe { alloc(K::LAYOUT) };
+    NonNull::new(ptr).unwrap_or_else(|| handle_alloc_error(K::LAYOUT))
 }
 
 /// # Safety
 /// As for [`give`].
-unsafe fn give_to(pool: &Pool, ptr: NonNull<ProcessCell>) {
-    let kept = STOCK.try_with(|stock| {
+unsafe fn give_to<K: Kind>(pool: &Pool<K>, ptr: NonNull<u8>) {
+    let kept = K::stock().try_with(|stock| {
         let Some(mut spares) = stock.spares() else { return false };
-        spares.push(Spare(ptr));
+        spares.push(Spare(ptr, PhantomData));
         if spares.len() >= 2 * BATCH {
             // The oldest go on: the newest are the likeliest still in this core's cache.
-            let batch: Vec<Spare> = spares.drain(..BATCH).collect();
+            let batch: Vec<Spare<K>> = spares.drain(..BATCH).collect();
             drop(spares);
             pass_on(pool, batch);
         }
         true
     });
     if kept != Ok(true) {
-        Spare(ptr).free();
+        Spare::<K>(ptr, PhantomData).free();
     }
 }
 
 /// Puts a batch into the pool, or frees it if the pool is full.
-fn pass_on(pool: &Pool, batch: Vec<Spare>) {
+fn pass_on<K: Kind>(pool: &Pool<K>, batch: Vec<Spare<K>>) {
     if batch.is_empty() {
         return;
     }
     let mut batches = pool.batches();
     if batches.len() < KEEP {
         batches.push(batch);
+        pool.1.store(true, Ordering::Relaxed);
         return;
     }
     drop(batches);
@@ -143,36 +213,39 @@ fn pass_on(pool: &Pool, batch: Vec<Spare>) {
     }
 }
 
-/// The calling thread (a worker) keeps spare records from now on.
+/// The calling thread (a worker) keeps spare blocks from now on.
 pub(crate) fn enable() {
-    let _ = STOCK.try_with(|s| s.keep(true));
+    let _ = Records::stock().try_with(|s| s.keep(true));
+    let _ = Bodies::stock().try_with(|s| s.keep(true));
 }
 
-/// Hands the calling thread's spare records to the pool (a worker going idle).
+/// Hands the calling thread's spare blocks to the pools (a worker going idle).
 pub(crate) fn flush() {
-    flush_to(&POOL);
+    flush_to(Records::pool());
+    flush_to(Bodies::pool());
 }
 
-fn flush_to(pool: &Pool) {
-    let spares = STOCK.try_with(Stock::take_all).unwrap_or_default();
+fn flush_to<K: Kind>(pool: &Pool<K>) {
+    let spares = K::stock().try_with(Stock::take_all).unwrap_or_default();
     pass_on(pool, spares);
 }
 
-/// Hands back every spare record and stops keeping them (a worker that stops).
+/// Hands back every spare block and stops keeping them (a worker that stops).
 pub(crate) fn disable() {
-    let _ = STOCK.try_with(|s| s.keep(false));
+    let _ = Records::stock().try_with(|s| s.keep(false));
+    let _ = Bodies::stock().try_with(|s| s.keep(false));
     flush();
 }
 
-/// Asks for the record's lines in this core's cache, ready to be written (a hint only).
-fn prefetch_for_write(ptr: NonNull<ProcessCell>) {
+/// Asks for the block's lines in this core's cache, ready to be written (a hint only).
+fn prefetch_for_write<K: Kind>(ptr: NonNull<u8>) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_ET0, _mm_prefetch};
         let base = ptr.as_ptr().cast::<i8>();
-        for line in 0..size_of::<ProcessCell>().div_ceil(64) {
+        for line in 0..K::LAYOUT.size().div_ceil(64) {
             // SAFETY: a prefetch reads nothing and faults on nothing; the address is within
-            // the record's allocation.
+            // the block's allocation.
             unsafe { _mm_prefetch::<_MM_HINT_ET0>(base.wrapping_add(64 * line)) };
         }
     }
@@ -184,16 +257,16 @@ fn prefetch_for_write(ptr: NonNull<ProcessCell>) {
 mod tests {
     use super::*;
 
-    fn pool() -> Pool {
-        Pool(Mutex::new(Vec::new()))
+    fn pool() -> Pool<Records> {
+        Pool::new()
     }
 
-    fn batches(pool: &Pool) -> Vec<usize> {
+    fn batches(pool: &Pool<Records>) -> Vec<usize> {
         pool.batches().iter().map(Vec::len).collect()
     }
 
     fn stocked() -> usize {
-        STOCK.with(Stock::len)
+        Records::stock().with(Stock::len)
     }
 
     /// Runs `f` on a thread of its own (a fresh stock), as a worker if `worker`.
@@ -296,7 +369,7 @@ mod tests {
         let pool = pool();
         on_thread(true, || {
             let a = take_from(&pool);
-            let _ = STOCK.try_with(|s| s.keep(false));
+            let _ = Records::stock().try_with(|s| s.keep(false));
             flush_to(&pool);
             // SAFETY: as above.
             unsafe { give_to(&pool, a) };

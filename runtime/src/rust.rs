@@ -35,7 +35,7 @@ use std::time::Duration;
 use crate::backend::{Backend, Instance, Placement, Prototype};
 use crate::context::Cx;
 use crate::error::{Error, ErrorKind, Result};
-use crate::process::{Completion, Event, Message, Op, Process, Spawn, Step, Tag};
+use crate::process::{Completion, Event, Message, Op, Process, ProcessBox, Spawn, Step, Tag};
 use crate::registry::{Entry, EntryId};
 use crate::value::Value;
 
@@ -325,7 +325,10 @@ impl Backend for RustBackend {
 impl Prototype for RustPrototype {
     fn instantiate(&self, args: Vec<Value>, _: &Placement<'_>) -> Result<Instance> {
         let f = self.0.clone();
-        Ok(Instance { process: Box::new(AsyncProcess::new(move |cx| f(cx, args))), strand: None })
+        Ok(Instance {
+            process: ProcessBox::new(AsyncProcess::new(move |cx| f(cx, args))),
+            strand: None,
+        })
     }
 }
 
@@ -377,3 +380,6 @@ pub async fn both<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
     })
     .await
 }
+
+// A Rust process goes in a recycled block, with no allocation of its own (its future has one).
+const _: () = assert!(ProcessBox::fits_in_block::<AsyncProcess>());

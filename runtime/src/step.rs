@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use crate::cell::{ProcessCell, Relations};
 use crate::context::Cx;
 use crate::error::{Error, ErrorKind, Result};
-use crate::process::{Step, WaitFor};
+use crate::process::{ProcessBox, Step, WaitFor};
 use crate::process_ref::ProcessRef;
 use crate::registry::EntryId;
 use crate::runtime::undo;
@@ -70,7 +70,7 @@ pub(crate) fn run(cell: &ProcessRef) -> After {
         // SAFETY: `start` above gave this worker the RUNNING bit; it is released only by the
         // `idle`, `requeue` or `complete` transitions below, after the last use of the body.
         let body = unsafe { cell.body() };
-        let Some(process) = body.as_mut() else {
+        let Some(process) = body.as_mut().map(ProcessBox::get) else {
             exit(cell, Err(Error::new(ErrorKind::Internal, "process has no code")));
             return After::Done;
         };

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use common::*;
 use spindle_runtime::scheduler::Strand;
 use spindle_runtime::{
-    Backend, Cx, Entry, EntryId, Instance, Op, Placement, Process, Prototype, Result, Spawn, Step,
-    Ties, Value, WaitFor,
+    Backend, Cx, Entry, EntryId, Instance, Op, Placement, Process, ProcessBox, Prototype, Result,
+    Spawn, Step, Ties, Value, WaitFor,
 };
 
 /// One strand's guard: set while one of its members is in a step.
@@ -88,7 +88,7 @@ impl Prototype for StrandProto {
         let (strand, guard) = strands.iter().min_by_key(|(s, _)| s.members()).unwrap().clone();
         let rounds = args[0].as_int().unwrap();
         Ok(Instance {
-            process: Box::new(Member { guard, rounds, tag: None }),
+            process: ProcessBox::new(Member { guard, rounds, tag: None }),
             strand: Some(strand),
         })
     }
@@ -250,7 +250,7 @@ impl Prototype for LoopProto {
             self.0.strand.lock().unwrap().get_or_insert_with(|| place.host.new_strand()).clone();
         let steps = self.0.steps.clone();
         Ok(Instance {
-            process: Box::new(Looper { steps, peer: None, tag: None }),
+            process: ProcessBox::new(Looper { steps, peer: None, tag: None }),
             strand: Some(strand),
         })
     }

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use spindle_runtime::rust::rust_entry;
-use spindle_runtime::{EntryId, ErrorKind, EventKind, Spawn, Ties, Value};
+use spindle_runtime::{EntryId, ErrorKind, EventKind, ProcessBox, Spawn, Ties, Value};
 
 fn id(s: &str) -> EntryId {
     s.parse().unwrap()
@@ -186,9 +186,9 @@ fn prototypes_are_built_once_per_version() {
         fn instantiate(&self, _: Vec<Value>, _: &Placement<'_>) -> Result<Instance> {
             let v = self.0;
             Ok(Instance {
-                process: Box::new(spindle_runtime::rust::AsyncProcess::new(move |_| async move {
-                    Ok(Value::Int(v))
-                })),
+                process: ProcessBox::new(spindle_runtime::rust::AsyncProcess::new(
+                    move |_| async move { Ok(Value::Int(v)) },
+                )),
                 strand: None,
             })
         }

@@ -56,7 +56,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use spindle_runtime::{
-    Backend, Entry, Error, ErrorKind, Instance, Placement, Prototype, Result, Value,
+    Backend, Entry, Error, ErrorKind, Instance, Placement, ProcessBox, Prototype, Result, Value,
 };
 
 pub use convert::{to_lua, to_value};
@@ -347,7 +347,12 @@ impl Prototype for LuaPrototype {
         let start = Start { code, args };
         let strand = island.strand.clone();
         Ok(Instance {
-            process: Box::new(LuaProcess::new(island, self.compiled.id.clone(), start, budget)),
+            process: ProcessBox::new(LuaProcess::new(
+                island,
+                self.compiled.id.clone(),
+                start,
+                budget,
+            )),
             strand,
         })
     }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use spindle_abi::*;
 use spindle_runtime::{
-    Cx, Error, ErrorKind, Instance, Lease, LeaseCount, Leased, Placement, Process, Prototype,
-    Result, Step, Value, WaitFor,
+    Cx, Error, ErrorKind, Instance, Lease, LeaseCount, Leased, Placement, Process, ProcessBox,
+    Prototype, Result, Step, Value, WaitFor,
 };
 
 use crate::host::{Call, Ending, HOST, kind_of};
@@ -110,7 +110,7 @@ impl Prototype for NativePrototype {
     fn instantiate(&self, args: Vec<Value>, _: &Placement<'_>) -> Result<Instance> {
         let args = Args::encode(args);
         let process = NativeProcess { plugin: Lease::new(&self.0), phase: Phase::Fresh(args) };
-        Ok(Instance { process: Box::new(process), strand: None })
+        Ok(Instance { process: ProcessBox::new(process), strand: None })
     }
 }
 
@@ -192,6 +192,9 @@ pub(crate) struct NativeProcess {
     plugin: Lease<Plugin>,
     phase: Phase,
 }
+
+// A native process goes in a recycled block, with no allocation of its own (see `ProcessBox`).
+const _: () = assert!(ProcessBox::fits_in_block::<NativeProcess>());
 
 // SAFETY: the plugin's state is only ever used by one thread at a time (the runtime steps a
 // process on at most one worker at once), and the ABI contract (spindle.h, THREADS) requires a
