@@ -17,7 +17,7 @@ use std::time::Duration;
 use crate::Cx;
 use crate::error::Error;
 use crate::pid::Pid;
-use crate::records::Bodies;
+use crate::records::{Bodies, Kind};
 use crate::registry::EntryId;
 use crate::topic::Topic;
 use crate::value::Value;
@@ -81,7 +81,7 @@ impl ProcessBox {
 
 /// Whether a value of `layout` goes in a body block.
 const fn fits(layout: Layout) -> bool {
-    layout.size() <= Bodies::SIZE && layout.align() <= Bodies::ALIGN
+    layout.size() <= Bodies::LAYOUT.size() && layout.align() <= Bodies::LAYOUT.align()
 }
 
 impl Drop for ProcessBox {

@@ -44,16 +44,6 @@ pub(crate) struct Records;
 /// Process bodies of up to five words (see `ProcessBox`).
 pub(crate) struct Bodies;
 
-impl Bodies {
-    /// Bytes of a body block: a native or a Rust process, in the size class (48 bytes) its box
-    /// took, so that recycling them costs no memory. (A request whose size plus alignment
-    /// minus one passes a class boundary is served from the next class whenever a fresh page
-    /// is needed: mimalloc aligns a size that is not a power of two by over-allocating.)
-    pub(crate) const SIZE: usize = 40;
-    /// Alignment of a body block.
-    pub(crate) const ALIGN: usize = 8;
-}
-
 static RECORDS: Pool<Records> = Pool::new();
 static BODIES: Pool<Bodies> = Pool::new();
 
@@ -73,7 +63,12 @@ impl Kind for Records {
 }
 
 impl Kind for Bodies {
-    const LAYOUT: Layout = match Layout::from_size_align(Bodies::SIZE, Bodies::ALIGN) {
+    /// Five words with a word's alignment: a native or a Rust process, in the size class
+    /// (48 bytes) its box took, so that recycling them costs no memory. (A request whose size
+    /// plus alignment minus one passes a class boundary is served from the next class whenever
+    /// a fresh page is needed: mimalloc aligns a size that is not a power of two by
+    /// over-allocating.)
+    const LAYOUT: Layout = match Layout::from_size_align(40, 8) {
         Ok(l) => l,
         Err(_) => panic!("a body block's layout"),
     };
@@ -107,28 +102,43 @@ impl<K: Kind> GiveBack for Spare<K> {
 /// Batches on their way from the workers that free blocks to the ones that spawn, and whether
 /// there are any: a spawner whose stack is empty looks without taking the lock (in a parent's
 /// burst of spawns, when the children have not ended yet, there never are).
-pub(crate) struct Pool<K: Kind>(Mutex<Vec<Vec<Spare<K>>>>, AtomicBool, PhantomData<K>);
+pub(crate) struct Pool<K: Kind> {
+    batches: Mutex<Vec<Vec<Spare<K>>>>,
+    /// Whether `batches` holds any: a hint, kept under the lock (seen stale, it costs a lock
+    /// for nothing or a fresh block).
+    stocked: AtomicBool,
+}
 
 impl<K: Kind> Pool<K> {
     const fn new() -> Pool<K> {
-        Pool(Mutex::new(Vec::new()), AtomicBool::new(false), PhantomData)
+        Pool { batches: Mutex::new(Vec::new()), stocked: AtomicBool::new(false) }
     }
 
     /// The batches (a panic elsewhere while holding them leaves them consistent).
     fn batches(&self) -> std::sync::MutexGuard<'_, Vec<Vec<Spare<K>>>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.batches.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A batch, if there is one. (The flag is a hint, kept under the lock: seen stale, it
-    /// costs a lock for nothing or a fresh block.)
+    /// A batch, if there is one.
     fn pop(&self) -> Option<Vec<Spare<K>>> {
-        if !self.1.load(Ordering::Relaxed) {
+        if !self.stocked.load(Ordering::Relaxed) {
             return None;
         }
         let mut batches = self.batches();
         let batch = batches.pop();
-        self.1.store(!batches.is_empty(), Ordering::Relaxed);
+        self.stocked.store(!batches.is_empty(), Ordering::Relaxed);
         batch
+    }
+
+    /// Keeps `batch`, or gives it back if the pool holds [`KEEP`] batches already.
+    fn push(&self, batch: Vec<Spare<K>>) -> Option<Vec<Spare<K>>> {
+        let mut batches = self.batches();
+        if batches.len() >= KEEP {
+            return Some(batch);
+        }
+        batches.push(batch);
+        self.stocked.store(true, Ordering::Relaxed);
+        None
     }
 }
 
@@ -201,15 +211,8 @@ fn pass_on<K: Kind>(pool: &Pool<K>, batch: Vec<Spare<K>>) {
     if batch.is_empty() {
         return;
     }
-    let mut batches = pool.batches();
-    if batches.len() < KEEP {
-        batches.push(batch);
-        pool.1.store(true, Ordering::Relaxed);
-        return;
-    }
-    drop(batches);
-    for s in batch {
-        s.free();
+    if let Some(full) = pool.push(batch) {
+        full.into_iter().for_each(Spare::free);
     }
 }
 

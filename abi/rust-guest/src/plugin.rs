@@ -234,11 +234,11 @@ pub unsafe fn step<F: Body>(
     }
 }
 
-/// Hands the body's outcome to the host; the step's return code.
+/// Hands the body's outcome to the host (a nil result `step` reports without a host call);
+/// the step's return code.
 fn exit(outcome: Result<Value>) -> i32 {
     // Reporting must not unwind either (a host call could fail in a way that panics).
     let reported = catch_unwind(|| match outcome {
-        Ok(Value::Nil) => STEP_EXIT_OK,
         Ok(v) => {
             let mut p = Packed::new();
             let b = p.value(&v);
