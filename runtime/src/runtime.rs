@@ -571,6 +571,7 @@ impl Shared {
 
 /// Delivers `msg` to `cell`, whose lock gives `inner`: `None` if the process has ended (the
 /// message is dropped), else whether it must be woken.
+#[inline(always)]
 fn deliver(cell: &ProcessCell, inner: &mut Inner, msg: Message) -> Result<Option<bool>> {
     if inner.exited {
         return Ok(None);
