@@ -70,6 +70,13 @@ thread_local! {
     static SIGNAL: RefCell<Option<Signal>> = const { RefCell::new(None) };
 }
 
+/// Takes the signal the running step left, if any. Mostly there is none: that case only reads
+/// the tag (rewriting the whole slot each step stalled on store forwarding).
+#[inline(always)]
+fn take_signal() -> Option<Signal> {
+    SIGNAL.with(|s| if s.borrow().is_none() { None } else { s.borrow_mut().take() })
+}
+
 enum Body {
     Start(Box<dyn FnOnce(Cx) -> ProcessFuture + Send>),
     Running(ProcessFuture),
@@ -112,13 +119,13 @@ impl Process for AsyncProcess {
         };
         let waker = self.waker.get_or_insert_with(|| cx.cell.clone().into_waker());
         let mut task_cx = Context::from_waker(waker);
-        SIGNAL.with(|s| *s.borrow_mut() = None);
+        drop(take_signal());
         match fut.as_mut().poll(&mut task_cx) {
             Poll::Ready(result) => {
                 self.body = Body::Finished;
                 Step::Exit(result)
             }
-            Poll::Pending => match SIGNAL.with(|s| s.borrow_mut().take()) {
+            Poll::Pending => match take_signal() {
                 Some(Signal::Yield) => Step::Yield,
                 Some(Signal::Upgrade(entry, args)) => Step::Upgrade { entry, args },
                 None => Step::Wait(crate::process::WaitFor::Any),

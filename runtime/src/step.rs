@@ -5,7 +5,7 @@
 //! others. A panic in a step ends that process with an `INTERNAL` error and nothing else.
 
 use std::cell::Cell;
-use std::mem::ManuallyDrop;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -76,29 +76,30 @@ pub(crate) fn run(cell: &ProcessRef) -> After {
         };
         ARMED.with(|a| a.set(false));
         let outer = RUNNING.with(|r| r.replace(ProcessRef::as_ptr(cell)));
-        let step = catch_unwind(AssertUnwindSafe(|| process.step(&cx)));
-        if let Ok(Step::Yield | Step::Wait(_) | Step::Upgrade { .. }) = &step {
+        // The step's result is written in place and looked at by reference: a copy of the
+        // whole enum right after the step wrote only its tag would stall on store forwarding.
+        let mut out = MaybeUninit::<Step>::uninit();
+        let caught = catch_unwind(AssertUnwindSafe(|| {
+            out.write(process.step(&cx));
+        }));
+        // SAFETY (for every `assume_init*` below): the closure returned normally, so it wrote
+        // `out`; a `Yield` or `Wait` left in it owns nothing that needs dropping.
+        if caught.is_ok() && !matches!(unsafe { out.assume_init_ref() }, Step::Exit(_)) {
             put_back(cell);
         }
         RUNNING.with(|r| r.set(outer));
-        match step {
-            Err(panic) => {
-                let msg = panic_message(&*panic);
-                exit(
-                    cell,
-                    Err(Error::new(ErrorKind::Internal, format!("process panicked: {msg}"))),
-                );
-                return After::Done;
-            }
-            Ok(Step::Exit(result)) => {
-                exit(cell, result);
-                return After::Done;
-            }
-            Ok(Step::Yield) => {
+        if let Err(panic) = caught {
+            let msg = panic_message(&*panic);
+            exit(cell, Err(Error::new(ErrorKind::Internal, format!("process panicked: {msg}"))));
+            return After::Done;
+        }
+        match unsafe { out.assume_init_ref() } {
+            Step::Exit(_) | Step::Upgrade { .. } => {}
+            Step::Yield => {
                 cell.state.requeue();
                 return After::Requeue;
             }
-            Ok(Step::Wait(WaitFor::Any)) if ARMED.with(Cell::get) => {
+            Step::Wait(WaitFor::Any) if ARMED.with(Cell::get) => {
                 // Armed during the step: anything that became ready since woke the process
                 // through the state word (NOTIFIED), so `idle` alone decides.
                 return match cell.state.idle() {
@@ -106,7 +107,7 @@ pub(crate) fn run(cell: &ProcessRef) -> After {
                     Idle::Reschedule => After::Requeue,
                 };
             }
-            Ok(Step::Wait(mode)) => {
+            &Step::Wait(mode) => {
                 let mut inner = lock(&cell.inner);
                 if inner.kill_pending() || inner.mailbox.ready(mode) {
                     // Step again at once; a waker call seen here is consumed by that step, and
@@ -122,12 +123,19 @@ pub(crate) fn run(cell: &ProcessRef) -> After {
                     Idle::Reschedule => After::Requeue,
                 };
             }
-            Ok(Step::Upgrade { entry, args }) => {
+        }
+        match unsafe { out.assume_init() } {
+            Step::Exit(result) => {
+                exit(cell, result);
+                return After::Done;
+            }
+            Step::Upgrade { entry, args } => {
                 if let Err(e) = upgrade(cell, entry, args) {
                     exit(cell, Err(e));
                     return After::Done;
                 }
             }
+            Step::Yield | Step::Wait(_) => unreachable!("handled above"),
         }
     }
     cell.state.requeue();
