@@ -48,28 +48,56 @@ static inline void spindle_mp_buf_free(spindle_mp_buf *b) {
     spindle_mp_buf_init(b);
 }
 
-static inline void spindle_mp_put(spindle_mp_buf *b, const void *bytes, size_t n) {
-    if (b->failed || n == 0) return;
+/* Makes room for `n` more bytes and returns where they go (NULL once `failed`). */
+static inline uint8_t *spindle_mp_reserve(spindle_mp_buf *b, size_t n) {
+    if (b->failed) return NULL;
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 64;
         while (cap < b->len + n) cap *= 2;
         uint8_t *d = (uint8_t *)realloc(b->data, cap);
         if (!d) {
             b->failed = 1;
-            return;
+            return NULL;
         }
         b->data = d;
         b->cap = cap;
     }
-    memcpy(b->data + b->len, bytes, n);
+    uint8_t *at = b->data + b->len;
     b->len += n;
+    return at;
 }
 
+static inline void spindle_mp_put(spindle_mp_buf *b, const void *bytes, size_t n) {
+    if (n == 0) return;
+    uint8_t *at = spindle_mp_reserve(b, n);
+    if (at) memcpy(at, bytes, n);
+}
+
+/* A marker and `width` (1, 2, 4 or 8) big-endian bytes of `v`, written straight into the
+ * buffer: the compiler merges the byte stores of each width into one (bytes first gathered on
+ * the stack and copied from there would be read back wider than they were written, a stall). */
 static inline void spindle_mp_put_be(spindle_mp_buf *b, uint8_t marker, uint64_t v, int width) {
-    uint8_t out[9];
-    out[0] = marker;
-    for (int i = 0; i < width; i++) out[1 + i] = (uint8_t)(v >> (8 * (width - 1 - i)));
-    spindle_mp_put(b, out, (size_t)width + 1);
+    uint8_t *p = spindle_mp_reserve(b, (size_t)width + 1);
+    if (!p) return;
+    p[0] = marker;
+    switch (width) {
+    case 1:
+        p[1] = (uint8_t)v;
+        break;
+    case 2:
+        p[1] = (uint8_t)(v >> 8);
+        p[2] = (uint8_t)v;
+        break;
+    case 4:
+        p[1] = (uint8_t)(v >> 24);
+        p[2] = (uint8_t)(v >> 16);
+        p[3] = (uint8_t)(v >> 8);
+        p[4] = (uint8_t)v;
+        break;
+    default:
+        for (int i = 0; i < 8; i++) p[1 + i] = (uint8_t)(v >> (8 * (7 - i)));
+        break;
+    }
 }
 
 static inline void spindle_mp_nil(spindle_mp_buf *b) {
