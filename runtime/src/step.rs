@@ -82,18 +82,24 @@ pub(crate) fn run(cell: &ProcessRef) -> After {
         let caught = catch_unwind(AssertUnwindSafe(|| {
             out.write(process.step(&cx));
         }));
-        // SAFETY (for every `assume_init*` below): the closure returned normally, so it wrote
-        // `out`; a `Yield` or `Wait` left in it owns nothing that needs dropping.
-        if caught.is_ok() && !matches!(unsafe { out.assume_init_ref() }, Step::Exit(_)) {
+        // SAFETY: the closure returned normally, so it wrote `out`; a `Yield` or `Wait` left in
+        // it owns nothing that needs dropping.
+        let step = caught.as_ref().ok().map(|()| unsafe { out.assume_init_ref() });
+        if step.is_some_and(|s| !matches!(s, Step::Exit(_))) {
             put_back(cell);
         }
         RUNNING.with(|r| r.set(outer));
-        if let Err(panic) = caught {
-            let msg = panic_message(&*panic);
-            exit(cell, Err(Error::new(ErrorKind::Internal, format!("process panicked: {msg}"))));
-            return After::Done;
-        }
-        match unsafe { out.assume_init_ref() } {
+        let step = match (caught, step) {
+            (Ok(()), Some(step)) => step,
+            (Err(panic), _) => {
+                let msg = panic_message(&*panic);
+                let msg = format!("process panicked: {msg}");
+                exit(cell, Err(Error::new(ErrorKind::Internal, msg)));
+                return After::Done;
+            }
+            (Ok(()), None) => unreachable!("a step that returned wrote its result"),
+        };
+        match step {
             Step::Exit(_) | Step::Upgrade { .. } => {}
             Step::Yield => {
                 cell.state.requeue();
@@ -124,6 +130,7 @@ pub(crate) fn run(cell: &ProcessRef) -> After {
                 };
             }
         }
+        // SAFETY: as above; an `Exit` or `Upgrade` is moved out of `out` once, here.
         match unsafe { out.assume_init() } {
             Step::Exit(result) => {
                 exit(cell, result);
