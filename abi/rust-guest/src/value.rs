@@ -149,7 +149,9 @@ fn scalar(bytes: &[u8]) -> Option<Value> {
 /// fit (most payloads do), so that sending costs no allocation.
 pub(crate) struct Packed {
     len: usize,
-    inline: [u8; Packed::INLINE],
+    /// The first `len` bytes are written (the rest is left as it was: a send of one integer
+    /// writes three bytes, not sixty-four zeros first).
+    inline: [MaybeUninit<u8>; Packed::INLINE],
     heap: Vec<u8>,
 }
 
@@ -159,7 +161,13 @@ impl Packed {
     /// Empty. Fill it with one of the methods below, in place: the buffer is large, moving it
     /// costs more than writing it.
     pub(crate) fn new() -> Packed {
-        Packed { len: 0, inline: [0; Packed::INLINE], heap: Vec::new() }
+        Packed { len: 0, inline: [MaybeUninit::uninit(); Packed::INLINE], heap: Vec::new() }
+    }
+
+    /// The bytes written inline.
+    fn written(&self) -> &[u8] {
+        // SAFETY: `put` wrote the first `len` bytes, and `len` never exceeds the buffer.
+        unsafe { std::slice::from_raw_parts(self.inline.as_ptr().cast::<u8>(), self.len) }
     }
 
     /// `v` as MessagePack.
@@ -184,7 +192,7 @@ impl Packed {
     }
 
     fn as_bytes(&self) -> &[u8] {
-        if self.heap.is_empty() { &self.inline[..self.len] } else { &self.heap }
+        if self.heap.is_empty() { self.written() } else { &self.heap }
     }
 
     /// `put` once the bytes no longer fit inline.
@@ -192,8 +200,9 @@ impl Packed {
     #[inline(never)]
     fn spill(&mut self, bytes: &[u8]) {
         if self.heap.is_empty() {
-            self.heap.reserve(2 * (self.len + bytes.len()));
-            self.heap.extend_from_slice(&self.inline[..self.len]);
+            let mut heap = Vec::with_capacity(2 * (self.len + bytes.len()));
+            heap.extend_from_slice(self.written());
+            self.heap = heap;
         }
         self.heap.extend_from_slice(bytes);
     }
@@ -205,7 +214,7 @@ impl Sink for Packed {
     fn put(&mut self, bytes: &[u8]) {
         match self.inline.get_mut(self.len..self.len + bytes.len()) {
             Some(to) if self.heap.is_empty() => {
-                to.copy_from_slice(bytes);
+                to.write_copy_of_slice(bytes);
                 self.len += bytes.len();
             }
             _ => self.spill(bytes),
