@@ -14,9 +14,37 @@ local function main()
         got[#got + 1] = v
     end
     assert(#got == 3 and got[1] == 1 and got[3] == 3)
-    assert(select(2, ch:receive()) == false, "receive on closed channel gives ok = false")
+    local closed_v, closed_ok = ch:receive()
+    assert(closed_v == nil and closed_ok == false, "receive on a closed channel gives nil, false")
     assert(not pcall(ch.send, ch, 4), "send on closed channel errors")
     assert(not pcall(ch.close, ch), "double close errors")
+
+    -- An unbuffered send waits for its receiver: a select's send case is not ready without
+    -- one, and a sender goes on only once the receive has taken its value.
+    local u = channel.new(0)
+    assert(channel.select({ u:case_send(1), default = true }).default,
+        "an unbuffered send with nobody receiving is ready")
+    local steps = {}
+    coroutine.spawn(function()
+        u:send("x")
+        steps[#steps + 1] = "sent"
+    end)
+    coroutine.yield() -- the sender runs and waits
+    assert(#steps == 0, "an unbuffered send went on without a receiver")
+    steps[#steps + 1] = "receiving"
+    assert(u:receive() == "x")
+    coroutine.yield() -- the sender, woken by the receive, goes on
+    assert(steps[1] == "receiving" and steps[2] == "sent", table.concat(steps, ","))
+    -- A closed buffered channel still hands out what it holds, then nil, false.
+    local held = channel.new(2)
+    held:send("p")
+    held:send("q")
+    held:close()
+    local h1, k1 = held:receive()
+    local h2, k2 = held:receive()
+    local h3, k3 = held:receive()
+    assert(h1 == "p" and k1 and h2 == "q" and k2, "a closed channel dropped its buffered values")
+    assert(h3 == nil and k3 == false)
 
     -- coroutine.spawn passes its extra arguments on, nil holes and all.
     local seen = channel.new(1)

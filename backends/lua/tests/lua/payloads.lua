@@ -85,6 +85,22 @@ local function main()
     assert(v.list[1] == 1 and math.type(v.list[1]) == "integer" and v.list[2] == 2.5 and v.flag)
     local _, jerr = json.decode("{nope")
     assert(jerr:kind() == errors.INVALID)
+    v = assert(json.decode('{"a": {"b": [1, {"c": "q\\"uo\\u00e9te"}]}}'))
+    assert(v.a.b[1] == 1 and v.a.b[2].c == 'q"uo\u{e9}te', tostring(v.a.b[2].c))
+    local cyclic = {}
+    cyclic.self = cyclic
+    for _, bad in ipairs({ { f = print }, cyclic }) do
+        local out, eerr = json.encode(bad)
+        assert(out == nil and eerr and eerr:kind() == errors.INVALID, tostring(eerr))
+    end
+
+    -- What a sender changes after sending does not reach the message.
+    local sent = { x = 1 }
+    assert(process.send(me, "mine", sent))
+    sent.x = 2
+    sent.added = true
+    local copy = process.inbox():receive():payload():data()
+    assert(copy.x == 1 and copy.added == nil, "the message shares the sender's table")
     return "ok"
 end
 

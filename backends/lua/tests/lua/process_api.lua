@@ -74,12 +74,29 @@ local function next_event(kind)
 end
 
 local function main()
+    -- Topics: once unlistened, a topic's messages (those already queued for it, then the
+    -- later ones) are the inbox's again.
+    local topic = assert(process.listen("later"))
+    assert(process.send(process.pid(), "later", "queued"))
+    assert(process.unlisten(topic))
+    assert(process.send(process.pid(), "later", "after"))
+    for _, want in ipairs({ "queued", "after" }) do
+        local m = process.inbox():receive()
+        assert(m:topic() == "later" and m:payload():data() == want, tostring(m:payload():data()))
+    end
+
     -- Error objects.
     local ok, err = process.send("no such name", "t", 1)
     assert(ok == false and err and err:kind() == errors.NOT_FOUND, tostring(err))
     assert(type(err:message()) == "string" and tostring(err):find("NOT_FOUND"), tostring(err))
+    assert(tostring(err):find(err:message(), 1, true), "tostring(err) leaves out the message")
     ok, err = process.send(process.pid(), "@reserved", 1)
     assert(ok == false and err:kind() == errors.INVALID)
+    -- A topic is a non-empty string.
+    for _, bad in ipairs({ "", true, {} }) do
+        ok, err = process.send(process.pid(), bad, 1)
+        assert(ok == false and err and err:kind() == errors.INVALID, tostring(err))
+    end
     ok, err = process.send(process.pid(), "t", function() end)
     assert(ok == false and err:kind() == errors.INVALID, "functions cannot be sent")
     local _
@@ -129,6 +146,16 @@ local function main()
     assert(v == nil and e:kind() == errors.UNKNOWN and e:message():find("plain crash"), tostring(e))
     v, e = process.exec(E .. "return_value", H, "a function")
     assert(v == nil and e:kind() == errors.INVALID and e:message():find("return value"), tostring(e))
+    -- exec's own errors: what cannot be started is not waited for.
+    for _, bad in ipairs({
+        { errors.NOT_FOUND, "test:nope", H },
+        { errors.NOT_FOUND, E .. "return_value", "no:host" },
+        { errors.INVALID, "no-colon", H },
+        { errors.INVALID, E .. "return_value", H, function() end },
+    }) do
+        v, e = process.exec(bad[2], bad[3], bad[4])
+        assert(v == nil and e and e:kind() == bad[1], tostring(e))
+    end
 
     -- spawn_monitored: EXIT with value, then with error.
     local p = assert(process.spawn_monitored(E .. "return_value", H, 7))
@@ -221,12 +248,33 @@ local function main()
     assert(process.cancel(p, "shutdown"))
     ev = next_event(process.event.EXIT)
     assert(ev.result.value == "cleaned up: shutdown", tostring(ev.result.value))
+    p = assert(process.spawn_monitored(E .. "polite", H))
+    assert(process.cancel(p))
+    ev = next_event(process.event.EXIT)
+    assert(ev.result.value == "cleaned up: nil", "a cancel without a reason has none")
+    -- A process that ignores the CANCEL goes on: the target decides.
     p = assert(process.spawn_monitored(E .. "wait_forever", H))
     assert(process.cancel(p))
     time.sleep("20ms")
+    assert(not event_waiting(), "cancel stopped a process that did not decide to stop")
     assert(process.terminate(p))
     ev = next_event(process.event.EXIT)
     assert(ev.from == p and ev.result.error:kind() == errors.CANCELED)
+    -- Both take a registered name as well as a pid.
+    p = assert(process.spawn_monitored(E .. "polite", H))
+    assert(process.registry.register("polite-one", p))
+    assert(process.cancel("polite-one", "by name"))
+    ev = next_event(process.event.EXIT)
+    assert(ev.from == p and ev.result.value == "cleaned up: by name", tostring(ev.result.value))
+    p = assert(process.spawn_monitored(E .. "wait_forever", H))
+    assert(process.registry.register("doomed-one", p))
+    assert(process.terminate("doomed-one"))
+    ev = next_event(process.event.EXIT)
+    assert(ev.from == p and ev.result.error, "terminate by name")
+    for _, stop in ipairs({ process.cancel, process.terminate }) do
+        local r, serr = stop("nobody by this name")
+        assert(not r and serr and serr:kind() == errors.NOT_FOUND, tostring(serr))
+    end
 
     -- Registry: names resolve, clash, and go with their process.
     assert(process.registry.register("api-test"))

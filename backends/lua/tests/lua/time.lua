@@ -4,6 +4,8 @@ local time = require("time")
 local function main()
     local t0 = time.now()
     assert(math.type(t0:unix_nano()) == "integer")
+    -- Wall-clock time: nanoseconds since the Unix epoch, as os.time counts seconds.
+    assert(math.abs(t0:unix_nano() // 1000000000 - os.time()) <= 2, tostring(t0:unix_nano()))
     time.sleep("20ms")
     local dt = time.now():sub(t0)
     assert(dt >= 20 * 1000 * 1000, dt)
