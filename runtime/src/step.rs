@@ -123,6 +123,11 @@ pub(crate) fn run(cell: &ProcessRef) -> After {
                     continue;
                 }
                 inner.mailbox.waiting = Some(mode);
+                // Whatever woke it during the step was seen under this lock and is not a
+                // reason to run now (an armed wait-any's wake-up, say, for a step that then
+                // waits for all): it must not undo the parking. What comes from here on wakes
+                // it through `waiting`.
+                cell.state.forget_wake();
                 drop(inner);
                 return match cell.state.idle() {
                     Idle::Parked => After::Done,

@@ -97,6 +97,43 @@ fn wait_all_wakes_only_after_the_last() {
     assert_eq!(r[1], report(3, 0, 0, &[]), "All with nothing outstanding returns at once");
 }
 
+/// A completion that comes during the step (a receive served at once, after an earlier
+/// operation had armed a wait-any) does not step again a process that then waits for all.
+#[test]
+fn wait_all_is_not_cut_short_by_a_completion_during_the_step() {
+    struct Both {
+        observer: Pid,
+        steps: i64,
+    }
+    impl Process for Both {
+        fn step(&mut self, cx: &Cx) -> Step {
+            self.steps += 1;
+            if self.steps == 1 {
+                cx.listen("late").unwrap();
+                cx.start(Op::Receive { topic: Some("late".into()) });
+                cx.send(cx.pid(), "now", Value::Nil).unwrap();
+                cx.start(Op::Receive { topic: None });
+                cx.send(self.observer, "ready", Value::Nil).unwrap();
+                return Step::Wait(WaitFor::All);
+            }
+            let report = vec![Value::Int(self.steps), Value::Int(cx.outstanding() as i64)];
+            cx.send(self.observer, "step", Value::Array(report)).unwrap();
+            Step::Exit(Ok(Value::Nil))
+        }
+    }
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        let both = Both { observer: cx.pid(), steps: 0 };
+        let pid = cx.spawn(Spawn::process(both, HOST), Ties::default())?;
+        assert_eq!(cx.recv().await.topic, "ready");
+        // An early second step would report now, with the topic receive still outstanding.
+        cx.sleep(ms(20)).await;
+        cx.send(pid, "late", 1)?;
+        Ok(cx.recv().await.payload)
+    });
+    assert_eq!(out, Ok(Value::Array(vec![2.into(), 0.into()])), "stepped before the last");
+}
+
 #[test]
 fn wait_all_over_mixed_operations() {
     let rt = runtime();

@@ -126,6 +126,17 @@ impl State {
         if next & SCHEDULED != 0 { Idle::Reschedule } else { Idle::Parked }
     }
 
+    /// The worker has found, under the process's lock, that nothing it waits for is ready:
+    /// whatever woke it during the step was seen by the step (or is not a reason to run for
+    /// this wait), so a `NOTIFIED` left by it must not undo the parking. A wake-up after this
+    /// (the process still `RUNNING`) sets it again, and [`State::idle`] sees it.
+    pub(crate) fn forget_wake(&self) {
+        let _ = self.transition(|s| {
+            debug_assert!(s & RUNNING != 0, "forget_wake from {:?}", Snapshot(s));
+            (s & NOTIFIED != 0).then_some(s & !NOTIFIED)
+        });
+    }
+
     /// The step ended with a yield (or it must run again at once): back into a queue.
     pub(crate) fn requeue(&self) {
         let _ = self.transition(|s| {
@@ -311,6 +322,58 @@ mod loom_models {
             }
             waker.join().unwrap();
             // A completion is never left behind a parked, unqueued process.
+            let g = lock(&m.inner);
+            let queued = m.queued.load(Ordering::SeqCst);
+            assert!(g.1 == 0 || queued == 1, "completion {} with the process parked", g.1);
+            assert!(queued <= 1, "queued twice");
+        });
+    }
+
+    /// A wait that is not armed (`step::run`'s `Wait` path, taken for a wait-all): a wake-up
+    /// that came during the step is forgotten under the lock once the step has been found not
+    /// ready, and a completion that comes at any point is still never left behind a parked
+    /// process.
+    #[test]
+    fn loom_forgotten_wake_loses_no_completion() {
+        loom::model(|| {
+            let m = Arc::new(Model {
+                state: State::new_scheduled(),
+                inner: Mutex::new((false, 0)),
+                queued: Counter::new(0),
+                runs: Counter::new(0),
+                running: Counter::new(0),
+            });
+            assert!(m.state.start());
+            // The step armed a wait-any for its first operation …
+            lock(&m.inner).0 = true;
+            let waker = {
+                let m = m.clone();
+                thread::spawn(move || m.complete_op())
+            };
+            // … took what had completed, and ends waiting for all: under the lock, either
+            // something is ready (step again) or the wait is set and stale wake-ups forgotten.
+            lock(&m.inner).1 = 0;
+            let park = {
+                let mut g = lock(&m.inner);
+                if g.1 > 0 {
+                    false
+                } else {
+                    g.0 = true;
+                    m.state.forget_wake();
+                    true
+                }
+            };
+            if !park {
+                // Stepped again at once: it consumes the completion, then parks.
+                let mut g = lock(&m.inner);
+                g.1 = 0;
+                g.0 = true;
+                m.state.forget_wake();
+            }
+            if m.state.idle() == Idle::Reschedule {
+                m.queued.fetch_add(1, Ordering::SeqCst);
+            }
+            waker.join().unwrap();
             let g = lock(&m.inner);
             let queued = m.queued.load(Ordering::SeqCst);
             assert!(g.1 == 0 || queued == 1, "completion {} with the process parked", g.1);
