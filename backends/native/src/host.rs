@@ -91,19 +91,7 @@ impl<'a> Call<'a> {
         c: Completion,
         out: *mut SpindleCompletion,
     ) -> Result<(), Error> {
-        if out.is_null() {
-            return Err(invalid("the completion pointer is NULL"));
-        }
-        // SAFETY: `out` is non-null and, by the contract, points at a writable
-        // spindle_completion whose first field the guest set.
-        let size = unsafe { (*out).size };
-        let v1 = size_of::<SpindleCompletion>() as u32;
-        if size < v1 {
-            return Err(invalid(format!(
-                "spindle_completion.size is {size}; ABI version {ABI_VERSION} needs {v1} (set it to \
-                 sizeof(spindle_completion))"
-            )));
-        }
+        let size = check_out(out)?;
         self.value.clear();
         // Described where it lies, and moved into `self.completion` (where the plugin borrows
         // its topic from) only after: copied at once, the completion the caller has just
@@ -160,11 +148,30 @@ impl<'a> Call<'a> {
             fill.topic = m.topic.as_str().as_ptr();
             fill.topic_len = m.topic.len();
         }
-        // SAFETY: checked non-null above; the guest's struct is at least `v1` bytes, and only
+        // SAFETY: `check_out` found it non-null and at least version 1's size; only
         // version 1's fields are written (`fill.size` keeps the guest's own size).
         unsafe { out.write(fill) };
         Ok(())
     }
+}
+
+/// The guest's `spindle_completion.size`, checked: `out` must be non-null and at least this
+/// ABI version's struct.
+fn check_out(out: *mut SpindleCompletion) -> Result<u32, Error> {
+    if out.is_null() {
+        return Err(invalid("the completion pointer is NULL"));
+    }
+    // SAFETY: `out` is non-null and, by the contract, points at a writable spindle_completion
+    // whose first field the guest set.
+    let size = unsafe { (*out).size };
+    let v1 = size_of::<SpindleCompletion>() as u32;
+    if size < v1 {
+        return Err(invalid(format!(
+            "spindle_completion.size is {size}; ABI version {ABI_VERSION} needs {v1} (set it to \
+             sizeof(spindle_completion))"
+        )));
+    }
+    Ok(size)
 }
 
 /// `v` as MessagePack: in `scalar` when it is one (most payloads are; no allocation), else
@@ -538,13 +545,10 @@ unsafe extern "C" fn receive_now(
     guard(cx, E_INTERNAL, |call| {
         let r = (|| {
             // Both out pointers are checked before a message is taken, so that none is lost.
-            if tag_out.is_null() || out.is_null() {
-                return Err(invalid("the tag or completion pointer is NULL"));
+            if tag_out.is_null() {
+                return Err(invalid("the tag pointer is NULL"));
             }
-            // SAFETY: non-null, and by the contract a spindle_completion whose `size` is set.
-            if unsafe { (*out).size } < size_of::<SpindleCompletion>() as u32 {
-                return Err(invalid("spindle_completion.size is smaller than this ABI's"));
-            }
+            check_out(out)?;
             // SAFETY: the contract: byte strings are valid for the call.
             let topic = unsafe { text(topic, len, "topic") }?;
             let topic = (!topic.is_empty()).then(|| topic.to_owned());
@@ -595,12 +599,18 @@ unsafe extern "C" fn exec(
 }
 
 unsafe extern "C" fn next_completion(cx: *mut SpindleCx, out: *mut SpindleCompletion) -> i32 {
-    guard(cx, E_INTERNAL, |call| match call.cx.next_completion() {
-        None => NONE,
-        Some((tag, c)) => match call.hand_out(tag, c, out) {
-            Ok(()) => OK,
-            Err(e) => call.fail(&e),
-        },
+    guard(cx, E_INTERNAL, |call| {
+        // The out pointer is checked before a completion is taken, so that none is lost.
+        if let Err(e) = check_out(out) {
+            return call.fail(&e);
+        }
+        match call.cx.next_completion() {
+            None => NONE,
+            Some((tag, c)) => match call.hand_out(tag, c, out) {
+                Ok(()) => OK,
+                Err(e) => call.fail(&e),
+            },
+        }
     })
 }
 
@@ -610,12 +620,18 @@ unsafe extern "C" fn take_completion(
     out: *mut SpindleCompletion,
 ) -> i32 {
     let tag = Tag::from_raw(tag);
-    guard(cx, E_INTERNAL, |call| match call.cx.take_completion(tag) {
-        None => NONE,
-        Some(c) => match call.hand_out(tag, c, out) {
-            Ok(()) => OK,
-            Err(e) => call.fail(&e),
-        },
+    guard(cx, E_INTERNAL, |call| {
+        // As in `next_completion`: nothing is taken for a bad out pointer.
+        if let Err(e) = check_out(out) {
+            return call.fail(&e);
+        }
+        match call.cx.take_completion(tag) {
+            None => NONE,
+            Some(c) => match call.hand_out(tag, c, out) {
+                Ok(()) => OK,
+                Err(e) => call.fail(&e),
+            },
+        }
     })
 }
 

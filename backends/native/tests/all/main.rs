@@ -4,6 +4,7 @@
 //! Every test runs the same protocol against each example plugin (C, Rust, Go; see
 //! `examples/native-*`), built by `scripts/build-native-examples.sh` on first use.
 
+mod calls;
 mod common;
 mod load_errors;
 mod lua;
