@@ -138,7 +138,8 @@ pub const STEP_WAIT_ALL: i32 = 2;
 pub const STEP_YIELD: i32 = 3;
 /// I am done; my result is what I passed to `set_result` (nil if nothing).
 pub const STEP_EXIT_OK: i32 = 4;
-/// I failed with what I passed to `set_error` (`E_UNKNOWN`, "plugin failed" if nothing).
+/// I failed with what I passed to `set_error` (if nothing: `E_UNKNOWN`, with a message that
+/// names the plugin and says it exited with an error without `set_error`).
 pub const STEP_EXIT_ERROR: i32 = 5;
 /// Replace my code with what I passed to `upgrade`, keeping pid, mailbox, names, links.
 pub const STEP_UPGRADE: i32 = 6;
