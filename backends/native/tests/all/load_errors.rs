@@ -37,6 +37,34 @@ fn a_library_for_another_abi_version_is_refused() {
 }
 
 #[test]
+fn a_plugin_without_a_table_or_with_a_short_one_is_refused() {
+    let lib = compile("null_table");
+    let err = spawn_error(&lib);
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+    let msg = err.message();
+    assert!(msg.contains(lib.to_str().unwrap()), "names the file: {msg}");
+    assert!(msg.contains("`spindle_plugin_entry()` returned NULL"), "{msg}");
+
+    let lib = compile("small_table");
+    let err = spawn_error(&lib);
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+    let msg = err.message();
+    assert!(msg.contains(lib.to_str().unwrap()), "names the file: {msg}");
+    assert!(msg.contains("table is 16 bytes") && msg.contains("needs at least 32"), "{msg}");
+}
+
+#[test]
+fn a_file_that_is_not_a_library_is_refused() {
+    let dir = std::env::temp_dir().join(format!("spindle-native-notlib-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("libtext.so");
+    std::fs::write(&file, "not a shared library\n").unwrap();
+    let err = spawn_error(&file);
+    assert_eq!(err.kind(), ErrorKind::Invalid, "it exists, so it is not NOT_FOUND: {err}");
+    assert!(err.message().contains(file.to_str().unwrap()), "names the file: {err}");
+}
+
+#[test]
 fn a_missing_library_and_bad_fields_are_refused() {
     let err = spawn_error(Path::new("/nonexistent/libnothing.so"));
     assert_eq!(err.kind(), ErrorKind::NotFound);
