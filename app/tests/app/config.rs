@@ -262,6 +262,143 @@ effect = "maybe"
 }
 
 #[test]
+fn index_level_errors_name_the_file_and_field() {
+    // A namespace that is not one: nothing else of the file is read.
+    let app = TempApp::new("badns");
+    app.file("_index.toml", "namespace = \"a:b\"\nentries = []\n");
+    let e = errors(&app);
+    assert!(
+        e.0.iter().any(|x| x.file.ends_with("_index.toml")
+            && x.entry.is_none()
+            && x.field.as_deref() == Some("namespace")
+            && x.message.contains("`a:b` is not a namespace")),
+        "{e}"
+    );
+    // `entries` that is not a list; an entry that is not a table; a name that is not one.
+    let app = TempApp::new("badlist");
+    app.file("_index.toml", "namespace = \"app\"\nentries = \"h\"\n");
+    let e = errors(&app);
+    assert!(
+        e.0.iter().any(|x| x.field.as_deref() == Some("entries")
+            && x.message.contains("expected a list of entries")),
+        "{e}"
+    );
+    let app = TempApp::new("baditems");
+    app.file("h.lua", LUA).file(
+        "_index.yaml",
+        "namespace: app
+entries:
+  - just a string
+  - name: has space
+    kind: process.lua
+    source: file://h.lua
+",
+    );
+    let e = errors(&app);
+    assert!(
+        e.0.iter().any(|x| x.entry.as_deref() == Some("#1 of namespace app")
+            && x.field.is_none()
+            && x.message.contains("expected a table with `name` and `kind`")),
+        "{e}"
+    );
+    assert_error(&e, "_index.yaml", "#2 of namespace app", "name", "has space");
+}
+
+#[test]
+fn more_mistyped_fields_name_entry_and_field() {
+    let app = TempApp::new("more");
+    app.file("h.lua", LUA).file(
+        "_index.toml",
+        r#"
+namespace = "app"
+
+[[entries]]
+name = "h"
+kind = "process.lua"
+source = "file://h.lua"
+
+[[entries]]
+name = "w"
+kind = "process.wasm"
+limits = "x"
+
+[[entries]]
+name = "w2"
+kind = "process.wasm"
+module = "file://h.lua"
+[entries.limits]
+memory = 0
+fuel = "a"
+timeout = "soon"
+stack = 1
+
+[[entries]]
+name = "host"
+kind = "process.host"
+mailbox_limit = 0
+modules = "time"
+policies = "p"
+
+[[entries]]
+name = "s"
+kind = "process.service"
+process = "a b"
+lifecycle = "x"
+
+[[entries]]
+name = "s3"
+kind = "process.service"
+process = "h"
+[entries.lifecycle]
+requires = ["x:y:z"]
+
+[[entries]]
+name = "s2"
+kind = "process.service"
+process = "h"
+[entries.lifecycle.restart]
+initial_delay = "2s"
+max_delay = "1s"
+
+[[entries]]
+name = "p"
+kind = "security.policy"
+actions = ["*"]
+resources = ["*"]
+conditions = "x"
+"#,
+    );
+    let e = errors(&app);
+    let f = "_index.toml";
+    assert_error(&e, f, "app:w", "module", "missing");
+    assert_error(&e, f, "app:w", "limits", "expected a table");
+    assert_error(&e, f, "app:w2", "limits.memory", "expected an integer ≥ 1");
+    assert_error(&e, f, "app:w2", "limits.fuel", "expected an integer");
+    assert_error(&e, f, "app:w2", "limits.timeout", "expected a duration like");
+    assert_error(&e, f, "app:w2", "limits.stack", "unknown field");
+    assert_error(&e, f, "app:host", "mailbox_limit", "expected an integer ≥ 1");
+    assert_error(&e, f, "app:host", "modules", "expected a list of strings");
+    assert_error(&e, f, "app:host", "policies", "expected a list of strings");
+    assert_error(&e, f, "app:s", "process", "`a b` is not an entry id");
+    assert_error(&e, f, "app:s3", "lifecycle.requires", "`x:y:z` is not an entry id");
+    assert_error(&e, f, "app:s", "lifecycle", "expected a table");
+    assert_error(&e, f, "app:s2", "lifecycle.restart.max_delay", "at least the initial delay (2s)");
+    assert_error(&e, f, "app:p", "conditions", "expected a table");
+    assert_error(&e, f, "app:p", "effect", "missing");
+}
+
+#[test]
+fn a_yaml_syntax_error_names_its_line() {
+    let app = TempApp::new("yamlsyntax");
+    app.file("_index.yaml", "namespace: app\nentries:\n  - name: [unclosed\n");
+    let e = errors(&app);
+    assert!(
+        e.0.iter().any(|x| x.file.ends_with("_index.yaml") && x.message.contains("line 4")),
+        "{e}"
+    );
+}
+
+#[test]
 fn unknown_fields_are_errors_at_every_level() {
     let app = TempApp::new("unknown");
     app.file("h.lua", LUA).file(
