@@ -211,6 +211,22 @@ mod tests {
         }
     }
 
+    /// A node part before the host (`{node@host|hex}`) names the same process; malformed
+    /// text is INVALID, an unknown host NOT_FOUND.
+    #[test]
+    fn a_node_part_is_accepted_and_bad_text_refused() {
+        let host = HostId::intern("pid:node");
+        let pid = Pid { host, serial: 0x2a };
+        assert_eq!("{n1@pid:node|0x0000002a}".parse::<Pid>().unwrap(), pid);
+        assert_eq!("{a@b@pid:node|0x2a}".parse::<Pid>().unwrap(), pid);
+        for bad in ["pid:node|0x2a", "{pid:node 0x2a}", "{pid:node|2a}", "{pid:node|0xzz}", ""] {
+            let e = bad.parse::<Pid>().unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Invalid, "{bad}: {e}");
+        }
+        let e = "{pid:nowhere|0x2a}".parse::<Pid>().unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::NotFound, "{e}");
+    }
+
     #[test]
     fn bits_round_trip_where_they_fit() {
         let host = HostId::intern("pid:bits");
