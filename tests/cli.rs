@@ -97,6 +97,13 @@ kind = "process.lua"
 source = "file://main.lua"
 method = "probe"
 modules = ["io", "time", "json"]
+
+[[entries]]
+name = "probe_time"
+kind = "process.lua"
+source = "file://main.lua"
+method = "probe"
+modules = ["time"]
 "#;
 
 const TERMINAL_MAIN: &str = r#"
@@ -113,6 +120,8 @@ local function main(...)
     -- Off the terminal host `io` is denied; a host's module list bounds the rest.
     io.write("procs:", process.exec("t:probe", "t:procs"), "\n")
     io.write("locked:", process.exec("t:probe", "t:locked"), "\n")
+    -- An entry's own list narrows what the host grants.
+    io.write("entry:", process.exec("t:probe_time", "t:procs"), "\n")
     return "ok"
 end
 
@@ -145,7 +154,8 @@ fn run_x_gives_the_process_the_terminal_and_its_args() {
         text(&out.stdout),
         "args:a b,c;io.args:a b,c\necho:one\necho:two\n\
          procs:io=PERMISSION_DENIED time=ok json=ok\n\
-         locked:io=PERMISSION_DENIED time=PERMISSION_DENIED json=ok\n"
+         locked:io=PERMISSION_DENIED time=PERMISSION_DENIED json=ok\n\
+         entry:io=PERMISSION_DENIED time=ok json=PERMISSION_DENIED\n"
     );
     // Nothing but what the process wrote: no logs.
     assert_eq!(text(&out.stderr), "to stderr\n");
