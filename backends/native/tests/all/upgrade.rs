@@ -61,6 +61,45 @@ fn upgrade_to_a_missing_entry_ends_the_process_with_the_error() {
 }
 
 #[test]
+fn upgrade_without_an_entry_reloads_the_current_one() {
+    let rt = runtime();
+    for (lang, entry) in LANGS {
+        let out = exec(&rt, move |cx| async move {
+            let svc =
+                cx.spawn(Spawn::entry(id(entry), HOST), Ties { link: false, monitor: true })?;
+            cx.send(svc, "echo", 1)?;
+            expect(&cx, "echo").await;
+            cx.send(svc, "upgrade", Value::Nil)?;
+            let up = expect(&cx, "upgraded").await;
+            assert_eq!(up.from, svc, "{lang}: same pid");
+            assert_eq!(up.payload.get("lang"), Some(&Value::from(lang)), "the same code");
+            assert_eq!(up.payload.get("handled"), Some(&Value::Int(2)), "{lang}: state passed on");
+            cx.send(svc, "stop", Value::Nil)?;
+            let e = cx.event().await;
+            assert_eq!((e.from, e.result), (svc, Some(Ok(Value::Int(3)))), "{lang}");
+            Ok(Value::Nil)
+        });
+        assert_eq!(out, Ok(Value::Nil), "{lang}");
+    }
+}
+
+#[test]
+fn upgrade_to_a_malformed_entry_id_ends_the_process_with_invalid() {
+    let rt = runtime();
+    for (lang, entry) in LANGS {
+        let out = exec(&rt, move |cx| async move {
+            let svc =
+                cx.spawn(Spawn::entry(id(entry), HOST), Ties { link: false, monitor: true })?;
+            cx.send(svc, "upgrade", "no colon here")?;
+            let err = cx.event().await.result.unwrap().unwrap_err();
+            assert_eq!(err.kind(), spindle_runtime::ErrorKind::Invalid, "{lang}: {err}");
+            Ok(Value::Nil)
+        });
+        assert_eq!(out, Ok(Value::Nil), "{lang}");
+    }
+}
+
+#[test]
 fn upgrade_between_languages_keeps_names_and_links() {
     let rt = runtime();
     let out = exec(&rt, |cx| async move {
