@@ -216,6 +216,27 @@ fn check_accepts_the_examples_and_reports_every_problem() {
     assert!(err.contains("entry `t:x`: field `source`:") && err.contains("x.lua"), "{err}");
 }
 
+/// `check` validates without running anything: a service that would start at once, whose
+/// source prints and fails when it runs, changes nothing.
+#[test]
+fn check_runs_nothing() {
+    let app = TempApp::new(&[
+        (
+            "_index.toml",
+            "namespace = \"t\"\n[[entries]]\nname = \"x\"\nkind = \"process.lua\"\nsource = \"file://x.lua\"\nmethod = \"main\"\n[[entries]]\nname = \"s\"\nkind = \"process.service\"\nprocess = \"t:x\"\n[entries.lifecycle]\nauto_start = true\n",
+        ),
+        (
+            "x.lua",
+            "print(\"the chunk ran\")\nreturn { main = function() print(\"main ran\"); error(\"ran\") end }\n",
+        ),
+    ]);
+    let out = run(spindle().arg("check").arg(&app.0), "");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("ok: ") && stdout.lines().count() == 1, "{stdout}");
+    assert!(!text(&out.stderr).contains("ran"), "{}", text(&out.stderr));
+}
+
 /// The README's first command: the hello app runs, shows its workers, the crash and the
 /// restart, and ends by itself with exit 0 once every service has ended.
 #[test]
@@ -239,9 +260,19 @@ fn run_hello_shows_it_working() {
     assert!(logs.contains("service started") && logs.contains("hello:greeter.service"), "{logs}");
 }
 
-/// `run` stops on SIGTERM: services get CANCEL in reverse dependency order, exit 0.
+/// `run` stops on SIGTERM and on Ctrl-C (SIGINT): services get CANCEL in reverse dependency
+/// order; one that ignores it is terminated after its `stop_timeout`; exit 0.
 #[test]
 fn run_stops_gracefully_on_sigterm() {
+    stops_gracefully_on("-TERM");
+}
+
+#[test]
+fn run_stops_gracefully_on_ctrl_c() {
+    stops_gracefully_on("-INT");
+}
+
+fn stops_gracefully_on(signal: &str) {
     let app = TempApp::new(&[
         (
             "_index.toml",
@@ -263,12 +294,22 @@ kind = "process.service"
 process = "svc"
 input = ["b"]
 lifecycle = { auto_start = true, requires = ["a"] }
+[[entries]]
+name = "stubborn"
+kind = "process.lua"
+source = "file://svc.lua"
+method = "stubborn"
+[[entries]]
+name = "c"
+kind = "process.service"
+process = "stubborn"
+lifecycle = { auto_start = true, stop_timeout = "200ms" }
 "#,
         ),
         (
             "svc.lua",
             r#"
-return { main = function(name)
+local function main(name)
     print(name .. " up")
     local events = process.events()
     while true do
@@ -277,7 +318,15 @@ return { main = function(name)
             return name
         end
     end
-end }
+end
+
+-- Ignores CANCEL: only terminate stops it.
+local function stubborn()
+    print("c up")
+    while true do process.events():receive() end
+end
+
+return { main = main, stubborn = stubborn }
 "#,
         ),
     ]);
@@ -292,13 +341,13 @@ end }
     // Wait for both services to be up before signalling.
     let mut seen = String::new();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !(seen.contains("a up") && seen.contains("b up")) {
+    while !(seen.contains("a up") && seen.contains("b up") && seen.contains("c up")) {
         assert!(Instant::now() < deadline, "services did not start: {seen}");
         let mut buf = [0u8; 256];
         let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
         seen.push_str(&text(&buf[..n]));
     }
-    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let status = Command::new("kill").arg(signal).arg(child.id().to_string()).status().unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     let mut rest = String::new();
@@ -308,6 +357,7 @@ end }
     let b = seen.find("b cancelled").expect("b was cancelled");
     let a = seen.find("a cancelled").expect("a was cancelled");
     assert!(b < a, "b requires a, so b stops first: {seen}");
+    assert!(!seen.contains("c cancelled"), "{seen}");
 }
 
 #[test]
