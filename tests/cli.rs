@@ -260,6 +260,18 @@ fn run_hello_shows_it_working() {
     assert!(logs.contains("service started") && logs.contains("hello:greeter.service"), "{logs}");
 }
 
+/// Logs follow `RUST_LOG`; `-v` asks for them whatever `RUST_LOG` says.
+#[test]
+fn logs_follow_rust_log_and_v() {
+    let out = run(spindle().env("RUST_LOG", "off").arg("run").arg(example("hello")), "");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("[main] done"));
+    assert!(!text(&out.stderr).contains("service started"), "{}", text(&out.stderr));
+    let out = run(spindle().env("RUST_LOG", "off").args(["run", "-v"]).arg(example("hello")), "");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("service started"), "{}", text(&out.stderr));
+}
+
 /// `run` stops on SIGTERM and on Ctrl-C (SIGINT): services get CANCEL in reverse dependency
 /// order; one that ignores it is terminated after its `stop_timeout`; exit 0.
 #[test]
