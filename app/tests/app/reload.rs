@@ -132,3 +132,77 @@ fn watch_reloads_changed_sources_into_upgradable_processes() {
     assert_eq!(ask(&app, "fresh"), (2, 1));
     app.shutdown();
 }
+
+const TWO: &str = "return { one = function() return 1 end, two = function() return 2 end }\n";
+
+const BEFORE: &str = r#"
+namespace = "t"
+
+[[entries]]
+name = "p"
+kind = "process.lua"
+source = "file://two.lua"
+method = "one"
+
+[[entries]]
+name = "gone"
+kind = "process.lua"
+source = "file://two.lua"
+method = "one"
+
+[[entries]]
+name = "s.service"
+kind = "process.service"
+process = "p"
+"#;
+
+const AFTER: &str = r#"
+namespace = "t"
+
+[[entries]]
+name = "p"
+kind = "process.lua"
+source = "file://two.lua"
+method = "two"
+
+[[entries]]
+name = "new"
+kind = "process.lua"
+source = "file://two.lua"
+method = "two"
+
+[[entries]]
+name = "s.service"
+kind = "process.service"
+process = "p"
+input = ["changed"]
+"#;
+
+/// Index files reloaded: an entry added becomes spawnable, one removed is gone, a changed
+/// method runs from then on, and a changed service is reported as needing a restart.
+#[test]
+fn reloaded_index_files_add_change_and_remove_entries() {
+    let dir = TempApp::new("reindex");
+    dir.file("two.lua", TWO).file("_index.toml", BEFORE);
+    let app = App::new(config::load(dir.root()).unwrap(), Options::default()).unwrap();
+    let run =
+        |id: &str| app.runtime().exec(Spawn::entry(id.parse().unwrap(), spindle_app::DEFAULT_HOST));
+    assert_eq!(run("t:p"), Ok(Value::Int(1)));
+    assert_eq!(run("t:gone"), Ok(Value::Int(1)));
+    assert!(run("t:new").is_err(), "not there yet");
+
+    dir.file("_index.toml", AFTER);
+    let report = app.reload(config::load(dir.root()).unwrap());
+    let ids =
+        |v: &[spindle_runtime::EntryId]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+    assert_eq!(ids(&report.changed), ["t:p"]);
+    assert_eq!(ids(&report.added), ["t:new"]);
+    assert_eq!(ids(&report.removed), ["t:gone"]);
+    assert_eq!(ids(&report.need_restart), ["t:s.service"]);
+
+    assert_eq!(run("t:p"), Ok(Value::Int(2)), "the changed method runs");
+    assert_eq!(run("t:new"), Ok(Value::Int(2)));
+    let err = run("t:gone").unwrap_err();
+    assert_eq!(err.kind(), spindle_runtime::ErrorKind::NotFound, "{err}");
+    app.shutdown();
+}
