@@ -260,6 +260,93 @@ fn run_hello_shows_it_working() {
     assert!(logs.contains("service started") && logs.contains("hello:greeter.service"), "{logs}");
 }
 
+fn live_source(version: i64) -> String {
+    format!(
+        r#"
+local time = require("time")
+local VERSION = {version}
+local function main(count)
+    process.set_options {{ upgradable = true }}
+    local ticker = time.ticker("20ms")
+    local events = process.events()
+    while true do
+        local r = channel.select {{ ticker:channel():case_receive(), events:case_receive() }}
+        if r.channel == events then
+            if r.value.kind == process.event.OUTDATED then return process.upgrade(nil, count) end
+            if r.value.kind == process.event.CANCEL then return count end
+        else
+            count = count + 1
+            print(string.format("[live v%d] tick %d", VERSION, count))
+        end
+    end
+end
+return {{ main = main }}
+"#
+    )
+}
+
+/// `run --watch`: an edited source reaches the running, upgradable service, which goes on
+/// with its state under the new code; SIGTERM then stops the app with exit 0.
+#[test]
+fn run_watch_reloads_an_edited_source() {
+    let app = TempApp::new(&[
+        (
+            "_index.toml",
+            r#"
+namespace = "t"
+[[entries]]
+name = "live"
+kind = "process.lua"
+source = "file://live.lua"
+modules = ["time"]
+[[entries]]
+name = "live.service"
+kind = "process.service"
+process = "live"
+input = [0]
+lifecycle = { auto_start = true }
+"#,
+        ),
+        ("live.lua", &live_source(1)),
+    ]);
+    let mut child = spindle()
+        .args(["run", "--watch"])
+        .arg(&app.0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    let mut read_until = |what: &str, seen: &mut String| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !seen.contains(what) {
+            assert!(Instant::now() < deadline, "no {what:?} in: {seen}");
+            let mut buf = [0u8; 256];
+            let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
+            assert!(n > 0, "the app ended early: {seen}");
+            seen.push_str(&text(&buf[..n]));
+        }
+    };
+    read_until("[live v1] tick 2\n", &mut seen);
+    std::fs::write(app.0.join("live.lua"), live_source(2)).unwrap();
+    read_until("[live v2] tick", &mut seen);
+    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    // The count went on across the upgrade: the first v2 tick follows the last v1 tick.
+    let ticks: Vec<(i64, i64)> = seen
+        .lines()
+        .filter_map(|l| l.strip_prefix("[live v"))
+        .filter_map(|l| l.split_once("] tick "))
+        .map(|(v, n)| (v.parse().unwrap(), n.parse().unwrap()))
+        .collect();
+    let first_v2 = ticks.iter().position(|&(v, _)| v == 2).unwrap();
+    assert_eq!(ticks[first_v2].1, ticks[first_v2 - 1].1 + 1, "{seen}");
+    assert!(ticks.windows(2).all(|w| w[1].1 == w[0].1 + 1), "{seen}");
+}
+
 /// Logs follow `RUST_LOG`; `-v` asks for them whatever `RUST_LOG` says.
 #[test]
 fn logs_follow_rust_log_and_v() {
