@@ -173,6 +173,11 @@ fn host_calls_do_what_the_header_says() {
         assert_eq!(e.from, waiter);
         assert_eq!(e.result.unwrap().unwrap_err().kind(), ErrorKind::Canceled);
 
+        // send: pid 0 is INVALID; a dead pid is not an error (the message is dropped).
+        let dead = run_role(&cx, "drop_requeue", Value::Nil).await?.pid;
+        let ran = run_role(&cx, "sends", serial(dead)).await?;
+        assert_eq!(ran.report, [INVALID, OK]);
+
         // log: the logger gets the text at its level; an unknown level is INVALID.
         let ran = run_role(&cx, "log", Value::Nil).await?;
         assert_eq!(ran.report, [OK, INVALID]);

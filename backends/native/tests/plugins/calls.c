@@ -419,6 +419,13 @@ static int32_t step(void *p, const spindle_host *h, spindle_cx *cx) {
         send_report(s, h, cx);
         return SPINDLE_STEP_EXIT_OK;
     }
+    if (IS("sends")) {
+        /* Pid 0 names no process; a dead pid (x) swallows the message. */
+        note(s, send_int(h, cx, 0, "t", 1));
+        note(s, send_int(h, cx, s->x, "t", 1));
+        send_report(s, h, cx);
+        return SPINDLE_STEP_EXIT_OK;
+    }
     if (IS("counts")) {
         note(s, inits);
         note(s, drops);
