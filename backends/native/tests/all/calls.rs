@@ -64,9 +64,10 @@ async fn run_role(cx: &Cx, role: &str, x: Value) -> Result<Ran> {
     Ok(Ran { pid, report, texts, result })
 }
 
-/// A runtime whose native backend logs into `log`, with the calls plugin as `test:calls`.
-fn calls_runtime(log: Arc<Mutex<Vec<(Pid, Level, String)>>>) -> Runtime {
-    let lib = compile("calls");
+/// A runtime whose native backend logs into `log`, with the calls plugin as `test:calls`,
+/// built as `lib<library>.so` (each test its own copy: the plugin counts its instances).
+fn calls_runtime(library: &str, log: Arc<Mutex<Vec<(Pid, Level, String)>>>) -> Runtime {
+    let lib = compile_as("calls", library);
     let logger = Arc::new(move |pid, level, msg: &str| {
         log.lock().unwrap().push((pid, level, msg.to_owned()));
     });
@@ -83,7 +84,7 @@ fn calls_runtime(log: Arc<Mutex<Vec<(Pid, Level, String)>>>) -> Runtime {
 #[test]
 fn host_calls_do_what_the_header_says() {
     let log = Arc::new(Mutex::new(vec![]));
-    let rt = calls_runtime(log.clone());
+    let rt = calls_runtime("calls", log.clone());
     let entry = Value::from(ENTRY);
     let out = exec(&rt, move |cx| async move {
         // Names: register, clash, lookup, send by name and by pid text, unregister; pid_text;
@@ -214,4 +215,27 @@ fn host_calls_do_what_the_header_says() {
         log.iter().any(|(_, level, msg)| *level == Level::Info && msg == "hello from calls"),
         "{log:?}"
     );
+}
+
+/// An upgradable plugin process gets OUTDATED (event 4) when its entry changes; one that did
+/// not ask to be upgradable is not told.
+#[test]
+fn an_upgradable_plugin_is_told_its_entry_changed() {
+    let rt = calls_runtime("calls_outdated", Arc::new(Mutex::new(vec![])));
+    let spawn = |upgradable: i64| {
+        let args = vec!["outdated".into(), Value::Int(0), Value::Int(upgradable)];
+        rt.spawn_watched(Spawn::entry(id(ENTRY), HOST).args(args)).unwrap()
+    };
+    let (_, told) = spawn(1);
+    let (plain, _) = spawn(2);
+    for name in ["outdated-1", "outdated-2"] {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while rt.lookup(name).is_none() {
+            assert!(std::time::Instant::now() < deadline, "{name} never got ready");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    assert_eq!(rt.notify_outdated(&id(ENTRY)), 1, "only the upgradable one is told");
+    assert_eq!(told.wait_timeout(PATIENCE).unwrap(), Ok(Value::Int(4)));
+    rt.terminate(plain).unwrap();
 }

@@ -1,9 +1,10 @@
 //! What the tests share: building the plugins, a runtime with the native backend, entries.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use spindle_native::NativeBackend;
@@ -39,10 +40,22 @@ pub fn build_examples() {
 /// Compiles `tests/plugins/<name>.c` (with the ABI's headers) into a shared library in a
 /// temporary folder.
 pub fn compile(name: &str) -> PathBuf {
+    compile_as(name, name)
+}
+
+/// [`compile`] into `lib<library>.so`: a library of its own (its own static data) for a test
+/// that must not share one with another test running at the same time. Each library is built
+/// once per test run.
+pub fn compile_as(name: &str, library: &str) -> PathBuf {
+    static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(out) = built.get(library) {
+        return out.clone();
+    }
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/plugins/{name}.c"));
     let dir = std::env::temp_dir().join(format!("spindle-native-tests-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join(format!("lib{name}.so"));
+    let out = dir.join(format!("lib{library}.so"));
     let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
         .args(["-shared", "-fPIC", "-Wall", "-Werror", "-I"])
         .arg(root().join("abi/include"))
@@ -52,6 +65,7 @@ pub fn compile(name: &str) -> PathBuf {
         .status()
         .expect("run the C compiler");
     assert!(status.success(), "compiling {}", src.display());
+    built.insert(library.to_owned(), out.clone());
     out
 }
 

@@ -419,6 +419,30 @@ static int32_t step(void *p, const spindle_host *h, spindle_cx *cx) {
         send_report(s, h, cx);
         return SPINDLE_STEP_EXIT_OK;
     }
+    if (IS("outdated")) {
+        /* Upgradable (when x is 1): registered as "outdated-<x>" once it waits for events;
+         * ends with the kind of the first event it gets. */
+        if (s->phase == 0) {
+            char name[32];
+            s->phase = 1;
+            if (s->x == 1) h->set_option(cx, SPINDLE_OPTION_UPGRADABLE, 1);
+            h->events(cx, &s->tags[0]);
+            memcpy(name, "outdated-", 9);
+            name[9] = (char)('0' + (int)s->x);
+            h->register_name(cx, (const uint8_t *)name, 10, 0);
+            return SPINDLE_STEP_WAIT_ANY;
+        }
+        init_completion(&c);
+        if (h->take_completion(cx, s->tags[0], &c) != SPINDLE_OK) return SPINDLE_STEP_WAIT_ANY;
+        {
+            spindle_mp_buf b;
+            spindle_mp_buf_init(&b);
+            spindle_mp_int(&b, c.event);
+            h->set_result(cx, b.data, b.len);
+            spindle_mp_buf_free(&b);
+        }
+        return SPINDLE_STEP_EXIT_OK;
+    }
     if (IS("sends")) {
         /* Pid 0 names no process; a dead pid (x) swallows the message. */
         note(s, send_int(h, cx, 0, "t", 1));
