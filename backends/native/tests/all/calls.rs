@@ -92,21 +92,21 @@ fn host_calls_do_what_the_header_says() {
         let ran = run_role(&cx, "names", Value::Nil).await?;
         assert_eq!(ran.result, Ok(Value::Nil));
         let expected = [
-            NONE,
-            OK,
-            ALREADY_EXISTS,
-            OK,
-            1,
-            NOT_FOUND,
-            OK,
-            OK,
-            OK,
-            OK,
-            NOT_FOUND,
-            OK,
-            NOT_FOUND,
-            INVALID,
-            2,
+            NONE,           // last_error, nothing failed yet
+            OK,             // register "calls-a" (me)
+            ALREADY_EXISTS, // register it again
+            OK,             // lookup "calls-a"
+            1,              // … is my pid
+            NOT_FOUND,      // lookup "calls-none"
+            OK,             // last_error (its text is checked below)
+            OK,             // send_to "calls-a"
+            OK,             // pid_text(me)
+            OK,             // send_to my pid's text
+            NOT_FOUND,      // send_to "calls-none"
+            OK,             // unregister "calls-a"
+            NOT_FOUND,      // lookup "calls-a" again
+            INVALID,        // pid_text(0)
+            2,              // the two messages sent to myself arrived
         ];
         assert_eq!(ran.report, expected);
         assert!(ran.text("last_error").contains("calls-none"), "{:?}", ran.texts);
