@@ -25,6 +25,15 @@ static int32_t sp_set_error(const spindle_host *h, spindle_cx *cx, int32_t code,
 static int32_t sp_upgrade(const spindle_host *h, spindle_cx *cx, const uint8_t *e, size_t el, const uint8_t *a, size_t al) { return h->upgrade(cx, e, el, a, al); }
 static int32_t sp_last_error(const spindle_host *h, spindle_cx *cx, const uint8_t **m, size_t *ml) { return h->last_error(cx, m, ml); }
 static int32_t sp_log(const spindle_host *h, spindle_cx *cx, int32_t level, const uint8_t *m, size_t ml) { return h->log(cx, level, m, ml); }
+static int32_t sp_unlink(const spindle_host *h, spindle_cx *cx, uint64_t p) { return h->unlink(cx, p); }
+static int32_t sp_unmonitor(const spindle_host *h, spindle_cx *cx, uint64_t p) { return h->unmonitor(cx, p); }
+static int32_t sp_unregister(const spindle_host *h, spindle_cx *cx, const uint8_t *n, size_t nl) { return h->unregister_name(cx, n, nl); }
+static int32_t sp_cancel(const spindle_host *h, spindle_cx *cx, uint64_t p, const uint8_t *r, size_t rl) { return h->cancel(cx, p, r, rl); }
+static int32_t sp_terminate(const spindle_host *h, spindle_cx *cx, uint64_t p) { return h->terminate(cx, p); }
+static int32_t sp_listen(const spindle_host *h, spindle_cx *cx, const uint8_t *t, size_t tl) { return h->listen(cx, t, tl); }
+static int32_t sp_unlisten(const spindle_host *h, spindle_cx *cx, const uint8_t *t, size_t tl) { return h->unlisten(cx, t, tl); }
+static int32_t sp_pid_text(const spindle_host *h, spindle_cx *cx, uint64_t p, const uint8_t **t, size_t *tl) { return h->pid_text(cx, p, t, tl); }
+static int32_t sp_exec(const spindle_host *h, spindle_cx *cx, const uint8_t *e, size_t el, const uint8_t *a, size_t al, uint64_t *tag) { return h->exec(cx, e, el, NULL, 0, a, al, tag); }
 */
 import "C"
 
@@ -46,6 +55,7 @@ func (e *Error) Error() string { return fmt.Sprintf("%s: %s", errorName(e.Code),
 // Error codes (spindle.h).
 const (
 	ErrNotFound    int32 = C.SPINDLE_E_NOT_FOUND
+	ErrCanceled    int32 = C.SPINDLE_E_CANCELED
 	ErrInvalid     int32 = C.SPINDLE_E_INVALID
 	ErrInternal    int32 = C.SPINDLE_E_INTERNAL
 	ErrUnknown     int32 = C.SPINDLE_E_UNKNOWN
@@ -162,13 +172,70 @@ func (p *Process) Monitor(pid uint64) error {
 	return p.check(C.sp_monitor(p.host, p.cx, C.uint64_t(pid)))
 }
 
-// SetTrapLinks: with true, a linked failure arrives as a LINK_DOWN event instead of ending me.
-func (p *Process) SetTrapLinks(on bool) {
+// Unlink undoes Link.
+func (p *Process) Unlink(pid uint64) error {
+	return p.check(C.sp_unlink(p.host, p.cx, C.uint64_t(pid)))
+}
+
+// Unmonitor undoes Monitor: no EXIT event comes for pid any more.
+func (p *Process) Unmonitor(pid uint64) error {
+	return p.check(C.sp_unmonitor(p.host, p.cx, C.uint64_t(pid)))
+}
+
+func (p *Process) setOption(option C.uint32_t, on bool) {
 	v := C.int32_t(0)
 	if on {
 		v = 1
 	}
-	C.sp_set_option(p.host, p.cx, C.SPINDLE_OPTION_TRAP_LINKS, v)
+	C.sp_set_option(p.host, p.cx, option, v)
+}
+
+// SetTrapLinks: with true, a linked failure arrives as a LINK_DOWN event instead of ending me.
+func (p *Process) SetTrapLinks(on bool) { p.setOption(C.SPINDLE_OPTION_TRAP_LINKS, on) }
+
+// SetUpgradable: with true, this process receives an OUTDATED event when its entry changes.
+func (p *Process) SetUpgradable(on bool) { p.setOption(C.SPINDLE_OPTION_UPGRADABLE, on) }
+
+// Cancel asks pid to stop: it receives a CANCEL event carrying reason (nil: none).
+func (p *Process) Cancel(pid uint64, reason any) error {
+	var r []byte
+	if reason != nil {
+		var err error
+		if r, err = Encode(reason); err != nil {
+			return err
+		}
+	}
+	rp, rl := ptr(r)
+	return p.check(C.sp_cancel(p.host, p.cx, C.uint64_t(pid), rp, rl))
+}
+
+// Terminate stops pid at once; its monitors see a CANCELED error.
+func (p *Process) Terminate(pid uint64) error {
+	return p.check(C.sp_terminate(p.host, p.cx, C.uint64_t(pid)))
+}
+
+// Listen routes messages of topic to a queue of their own, received with ReceiveOp(topic).
+func (p *Process) Listen(topic string) error {
+	t := []byte(topic)
+	tp, tl := ptr(t)
+	return p.check(C.sp_listen(p.host, p.cx, tp, tl))
+}
+
+// Unlisten undoes Listen: the topic's messages go to the inbox again.
+func (p *Process) Unlisten(topic string) error {
+	t := []byte(topic)
+	tp, tl := ptr(t)
+	return p.check(C.sp_unlisten(p.host, p.cx, tp, tl))
+}
+
+// PidText returns pid in text form ("{host|0x0000002a}"), as Lua processes see pids.
+func (p *Process) PidText(pid uint64) (string, error) {
+	var t *C.uint8_t
+	var n C.size_t
+	if err := p.check(C.sp_pid_text(p.host, p.cx, C.uint64_t(pid), &t, &n)); err != nil {
+		return "", err
+	}
+	return string(bytesOf(t, n)), nil
 }
 
 // Register registers name for this process.
@@ -176,6 +243,13 @@ func (p *Process) Register(name string) error {
 	n := []byte(name)
 	np, nl := ptr(n)
 	return p.check(C.sp_register(p.host, p.cx, np, nl))
+}
+
+// Unregister releases name.
+func (p *Process) Unregister(name string) error {
+	n := []byte(name)
+	np, nl := ptr(n)
+	return p.check(C.sp_unregister(p.host, p.cx, np, nl))
 }
 
 // Lookup returns the pid registered as name.
@@ -211,7 +285,7 @@ func (p *Process) Upgrade(entry string, args []any) error {
 	return &Error{Code: ErrInternal, Message: "resumed after an upgrade"}
 }
 
-// Op is a started blocking operation: a receive, an event receive or a timer.
+// Op is a started blocking operation: a receive, an event receive, a timer or an exec.
 type Op struct {
 	p          *Process
 	tag        uint64
@@ -243,6 +317,24 @@ func (p *Process) Timer(d time.Duration) *Op {
 	}
 	var tag C.uint64_t
 	err := p.check(C.sp_timer(p.host, p.cx, C.uint64_t(d.Nanoseconds()), &tag))
+	return &Op{p: p, tag: uint64(tag), done: err != nil, err: err}
+}
+
+// ExecOp spawns entry on this host with args and completes with its result: Completion.Value,
+// or Completion.Err if it failed (or could not start).
+func (p *Process) ExecOp(entry string, args []any) *Op {
+	var a []byte
+	if len(args) > 0 {
+		var err error
+		if a, err = Encode(args); err != nil {
+			return &Op{p: p, done: true, err: err}
+		}
+	}
+	e := []byte(entry)
+	ep, el := ptr(e)
+	ap, al := ptr(a)
+	var tag C.uint64_t
+	err := p.check(C.sp_exec(p.host, p.cx, ep, el, ap, al, &tag))
 	return &Op{p: p, tag: uint64(tag), done: err != nil, err: err}
 }
 

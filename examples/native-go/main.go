@@ -86,6 +86,10 @@ func service(p *spindle.Process, args []any) (any, error) {
 		case "upgrade":
 			entry, _ := m.Payload.(string)
 			return nil, p.Upgrade(entry, []any{handled, int64(m.From)})
+		case "calls":
+			entry, _ := m.Payload.(string)
+			bad := sdkCalls(p, entry)
+			err = p.Send(m.From, "calls", bad)
 		case "fail":
 			return nil, fmt.Errorf("asked to fail: %v", m.Payload)
 		case "panic":
@@ -99,6 +103,67 @@ func service(p *spindle.Process, args []any) (any, error) {
 			return nil, err
 		}
 	}
+}
+
+// sdkCalls makes the package's calls one after another (the "calls" request, entry being this
+// service's own entry): names, sends by name and by pid text, a listened topic, a yield, an
+// exec, and a child that is linked and unlinked, monitored and unmonitored, cancelled (which
+// it ignores) and terminated. It returns what went wrong, if anything.
+func sdkCalls(p *spindle.Process, entry string) []any {
+	bad := []any{}
+	check := func(ok bool, what string) {
+		if !ok {
+			bad = append(bad, what)
+		}
+	}
+	me := p.Pid()
+	check(p.Register("calls-go") == nil, "register")
+	pid, found := p.Lookup("calls-go")
+	check(found && pid == me, "lookup")
+	check(p.SendTo("calls-go", "by-name", int64(1)) == nil, "send_to a name")
+	if text, err := p.PidText(me); err == nil {
+		check(p.SendTo(text, "by-text", int64(2)) == nil, "send_to a pid's text")
+	} else {
+		check(false, "pid_text")
+	}
+	for i, topic := range []string{"by-name", "by-text"} {
+		m := p.Receive()
+		check(m.Topic == topic && m.Payload == int64(i+1), topic)
+	}
+	check(p.Unregister("calls-go") == nil, "unregister")
+	_, found = p.Lookup("calls-go")
+	check(!found, "lookup after unregister")
+	check(p.Listen("calls-topic") == nil, "listen")
+	check(p.Send(me, "calls-topic", int64(3)) == nil, "send to a listened topic")
+	r := p.ReceiveOp("calls-topic")
+	p.WaitAny(r)
+	check(r.Err() == nil && r.Completion.Message.Payload == int64(3), "receive of a topic")
+	check(p.Unlisten("calls-topic") == nil, "unlisten")
+	check(p.Send(me, "calls-topic", int64(4)) == nil, "send after unlisten")
+	m := p.Receive()
+	check(m.Topic == "calls-topic" && m.Payload == int64(4), "the inbox after unlisten")
+	p.Yield()
+	x := p.ExecOp("native:nowhere", nil)
+	p.WaitAny(x)
+	check(x.Completion.Err != nil && x.Completion.Err.(*spindle.Error).Code == spindle.ErrNotFound, "exec of a missing entry")
+	child, err := p.Spawn(entry, nil, 0)
+	if err != nil {
+		check(false, "spawn")
+		return bad
+	}
+	check(p.Link(child) == nil && p.Unlink(child) == nil, "link and unlink")
+	// Monitored, unmonitored, monitored again: exactly one EXIT comes.
+	check(p.Monitor(child) == nil && p.Unmonitor(child) == nil, "monitor and unmonitor")
+	check(p.Monitor(child) == nil, "monitor")
+	check(p.Cancel(child, "bye") == nil, "cancel")
+	check(p.Terminate(child) == nil, "terminate")
+	ev := p.NextEvent()
+	canceled := ev.Err != nil && ev.Err.(*spindle.Error).Code == spindle.ErrCanceled
+	check(ev.From == child && canceled, "the EXIT of a terminated child")
+	more := p.EventsOp()
+	check(!more.Done(), "unmonitor left a monitor")
+	more.Drop()
+	return bad
 }
 
 func min(a, b int) int {

@@ -345,6 +345,16 @@ impl Cx {
         check(with_host(|h, cx| unsafe { (h.listen)(cx, topic.as_ptr(), topic.len()) }))
     }
 
+    /// Undoes [`Cx::listen`]: the topic's messages go to the inbox again, those already
+    /// queued for it included.
+    ///
+    /// # Errors
+    /// `NOT_FOUND` if the topic is not listened to.
+    pub fn unlisten(&self, topic: &str) -> Result<()> {
+        // SAFETY: a host function of the running step; byte strings valid for the call.
+        check(with_host(|h, cx| unsafe { (h.unlisten)(cx, topic.as_ptr(), topic.len()) }))
+    }
+
     /// Writes `message` to the runtime's log.
     pub fn log(&self, level: i32, message: &str) {
         // SAFETY: a host function of the running step; byte strings valid for the call.

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use spindle_guest::{Cx, Either, Error, Pid, Result, Ties, Value, join, select};
+use spindle_guest::{Cx, Either, Error, ErrorKind, Pid, Result, Ties, Value, join, select};
 
 fn ms(v: Option<&Value>) -> Duration {
     Duration::from_millis(v.and_then(Value::as_int).unwrap_or(0).max(0) as u64)
@@ -37,6 +37,54 @@ async fn bench_role(cx: Cx, role: &str, parent: Pid) -> Result<Value> {
         }
     }
     Ok(Value::Nil)
+}
+
+/// The SDK's calls one after another (the `calls` request, `entry` being this service's own
+/// entry): names, sends by name and by pid text, a listened topic, a yield, and a child that
+/// is linked and unlinked, cancelled (which it ignores) and terminated. Returns what went
+/// wrong, if anything.
+async fn sdk_calls(cx: &Cx, entry: &str) -> Vec<String> {
+    let mut bad = vec![];
+    let mut check = |ok: bool, what: &str| {
+        if !ok {
+            bad.push(what.to_owned());
+        }
+    };
+    let me = cx.pid();
+    check(cx.register("calls-rust").is_ok(), "register");
+    check(cx.lookup("calls-rust") == Some(me), "lookup");
+    check(cx.send_to("calls-rust", "by-name", 1).is_ok(), "send_to a name");
+    match cx.pid_text(me) {
+        Ok(text) => check(cx.send_to(&text, "by-text", 2).is_ok(), "send_to a pid's text"),
+        Err(_) => check(false, "pid_text"),
+    }
+    for (topic, v) in [("by-name", 1), ("by-text", 2)] {
+        let m = cx.recv().await;
+        check(m.topic == topic && m.payload == Value::Int(v), topic);
+    }
+    check(cx.unregister("calls-rust").is_ok(), "unregister");
+    check(cx.lookup("calls-rust").is_none(), "lookup after unregister");
+    check(cx.listen("calls-topic").is_ok(), "listen");
+    check(cx.send(me, "calls-topic", 3).is_ok(), "send to a listened topic");
+    let got = cx.recv_topic("calls-topic").await;
+    check(matches!(got, Ok(m) if m.payload == Value::Int(3)), "recv_topic");
+    check(cx.unlisten("calls-topic").is_ok(), "unlisten");
+    check(cx.send(me, "calls-topic", 4).is_ok(), "send after unlisten");
+    let m = cx.recv().await;
+    check(m.topic == "calls-topic" && m.payload == Value::Int(4), "the inbox after unlisten");
+    cx.yield_now().await;
+    match cx.spawn(entry, vec![], Ties { link: false, monitor: true }) {
+        Ok(child) => {
+            check(cx.link(child).is_ok() && cx.unlink(child).is_ok(), "link and unlink");
+            check(cx.cancel(child, Some("bye".into())).is_ok(), "cancel");
+            check(cx.terminate(child).is_ok(), "terminate");
+            let ev = cx.event().await;
+            let canceled = matches!(&ev.result, Some(Err(e)) if e.kind() == ErrorKind::Canceled);
+            check(ev.from == child && canceled, "the EXIT of a terminated child");
+        }
+        Err(_) => check(false, "spawn"),
+    }
+    bad
 }
 
 async fn service(cx: Cx, args: Vec<Value>) -> Result<Value> {
@@ -107,6 +155,11 @@ async fn service(cx: Cx, args: Vec<Value>) -> Result<Value> {
                 let entry = m.payload.as_str().map(str::to_owned);
                 let args = vec![Value::Int(handled), Value::Int(from.0 as i64)];
                 return Err(cx.upgrade(entry.as_deref(), args).await);
+            }
+            "calls" => {
+                let entry = m.payload.as_str().unwrap_or_default().to_owned();
+                let bad = sdk_calls(&cx, &entry).await;
+                cx.send(from, "calls", Value::Array(bad.into_iter().map(Value::from).collect()))?;
             }
             "fail" => return Err(Error::msg(format!("asked to fail: {:?}", m.payload))),
             "panic" => panic!("asked to panic"),

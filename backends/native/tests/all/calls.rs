@@ -239,3 +239,20 @@ fn an_upgradable_plugin_is_told_its_entry_changed() {
     assert_eq!(told.wait_timeout(PATIENCE).unwrap(), Ok(Value::Int(4)));
     rt.terminate(plain).unwrap();
 }
+
+/// The Rust guest SDK's and the Go package's calls, made by the example services (the `calls`
+/// request): each answers with what went wrong, nothing.
+#[test]
+fn the_rust_and_go_sdks_make_their_calls() {
+    let rt = runtime();
+    for (lang, entry) in LANGS.into_iter().filter(|(lang, _)| *lang != "c") {
+        let out = exec(&rt, move |cx| async move {
+            let svc = cx.spawn(Spawn::entry(id(entry), HOST), Ties::default())?;
+            cx.send(svc, "calls", entry)?;
+            let reply = expect(&cx, "calls").await;
+            cx.send(svc, "stop", Value::Nil)?;
+            Ok(reply.payload)
+        });
+        assert_eq!(out, Ok(Value::Array(vec![])), "{lang}: these calls went wrong");
+    }
+}
