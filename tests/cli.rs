@@ -104,6 +104,18 @@ kind = "process.lua"
 source = "file://main.lua"
 method = "probe"
 modules = ["time"]
+
+[[entries]]
+name = "noisy"
+kind = "process.lua"
+source = "file://main.lua"
+method = "noisy"
+
+[[entries]]
+name = "noisy.service"
+kind = "process.service"
+process = "noisy"
+lifecycle = { auto_start = true }
 "#;
 
 const TERMINAL_MAIN: &str = r#"
@@ -139,7 +151,12 @@ local function fail(code)
     error("failed with " .. tostring(code))
 end
 
-return { main = main, fail = fail, probe = probe }
+-- An auto-start service: `run -x` runs one process and prints nothing else, so never this.
+local function noisy()
+    print("the noisy service ran")
+end
+
+return { main = main, fail = fail, probe = probe, noisy = noisy }
 "#;
 
 #[test]
