@@ -1,6 +1,7 @@
 -- Process-local channels, coroutine.spawn and select.
 local function main()
-    -- Unbuffered: a send blocks until a receiver takes it.
+    -- Unbuffered: a send blocks until a receiver takes it, so the sender never runs more
+    -- than one value ahead of the receiver.
     local ch = channel.new()
     local log = {}
     coroutine.spawn(function()
@@ -12,8 +13,14 @@ local function main()
         local v, ok = ch:receive()
         if not ok then break end
         got[#got + 1] = v
+        log[#log + 1] = "got " .. v
     end
     assert(#got == 3 and got[1] == 1 and got[3] == 3)
+    local at = {}
+    for i, entry in ipairs(log) do at[entry] = i end
+    for i = 1, 2 do
+        assert(at["got " .. i] < at["sent " .. (i + 1)], table.concat(log, ", "))
+    end
     local closed_v, closed_ok = ch:receive()
     assert(closed_v == nil and closed_ok == false, "receive on a closed channel gives nil, false")
     assert(not pcall(ch.send, ch, 4), "send on closed channel errors")
