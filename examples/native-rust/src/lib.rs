@@ -158,7 +158,8 @@ async fn service(cx: Cx, args: Vec<Value>) -> Result<Value> {
             }
             "calls" => {
                 let entry = m.payload.as_str().unwrap_or_default().to_owned();
-                let bad = sdk_calls(&cx, &entry).await;
+                // Boxed: its state would otherwise grow every idle service's future.
+                let bad = Box::pin(sdk_calls(&cx, &entry)).await;
                 cx.send(from, "calls", Value::Array(bad.into_iter().map(Value::from).collect()))?;
             }
             "fail" => return Err(Error::msg(format!("asked to fail: {:?}", m.payload))),
