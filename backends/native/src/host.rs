@@ -407,6 +407,11 @@ unsafe extern "C" fn spawn(
     out: *mut u64,
 ) -> i32 {
     status(cx, |call| {
+        // Checked before the child starts: a spawn that fails must have started nothing (a
+        // linked child the plugin never learnt of could take it down).
+        if out.is_null() {
+            return Err(invalid("the pid pointer is NULL"));
+        }
         // SAFETY: the contract: byte strings are valid for the call.
         let s = unsafe { spawn_of(call, (entry, entry_len), (host, host_len), (a, a_len)) }?;
         let ties = Ties { link: ties & TIE_LINK != 0, monitor: ties & TIE_MONITOR != 0 };

@@ -174,6 +174,11 @@ fn host_calls_do_what_the_header_says() {
         assert_eq!(e.from, waiter);
         assert_eq!(e.result.unwrap().unwrap_err().kind(), ErrorKind::Canceled);
 
+        // A spawn without a pid pointer is INVALID and starts nothing (its linked child would
+        // have failed at once and ended the spawner).
+        let ran = run_role(&cx, "spawn_null", entry.clone()).await?;
+        assert_eq!((ran.report, ran.result), (vec![INVALID], Ok(Value::Nil)));
+
         // send: pid 0 is INVALID; a dead pid is not an error (the message is dropped).
         let dead = run_role(&cx, "drop_requeue", Value::Nil).await?.pid;
         let ran = run_role(&cx, "sends", serial(dead)).await?;

@@ -443,6 +443,20 @@ static int32_t step(void *p, const spindle_host *h, spindle_cx *cx) {
         }
         return SPINDLE_STEP_EXIT_OK;
     }
+    if (IS("spawn_null")) {
+        /* A spawn with no place for the pid fails and starts nothing: a linked child that
+         * fails at once would otherwise take this process down before the timer. */
+        if (s->phase == 0) {
+            s->phase = 1;
+            note(s, spawn_role(s, h, cx, "fail", SPINDLE_TIE_LINK, NULL));
+            h->timer(cx, 50 * 1000 * 1000, &s->tags[0]);
+            return SPINDLE_STEP_WAIT_ANY;
+        }
+        init_completion(&c);
+        if (h->take_completion(cx, s->tags[0], &c) != SPINDLE_OK) return SPINDLE_STEP_WAIT_ANY;
+        send_report(s, h, cx);
+        return SPINDLE_STEP_EXIT_OK;
+    }
     if (IS("sends")) {
         /* Pid 0 names no process; a dead pid (x) swallows the message. */
         note(s, send_int(h, cx, 0, "t", 1));
