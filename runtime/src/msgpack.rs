@@ -59,7 +59,10 @@ impl Value {
 fn from_msgpack_any(bytes: &[u8]) -> Result<Value> {
     let mut r = Reader::new(bytes);
     let v = read(&mut r, 0).and_then(|v| r.finish().map(|()| v));
-    v.map_err(|e| Error::invalid(format!("payload: {e}")))
+    let v = v.map_err(|e| Error::invalid(format!("payload: {e}")))?;
+    // What MessagePack can say and no process can take (a NaN map key).
+    v.check_portable("payload")?;
+    Ok(v)
 }
 
 fn write(w: &mut Writer<'_, Vec<u8>>, v: &Value) {
@@ -160,5 +163,10 @@ mod tests {
         assert!(Value::from_msgpack(&deep).unwrap_err().message().contains("deep"));
         // A huge claimed length does not allocate up front.
         assert!(Value::from_msgpack(&[0xdd, 0xff, 0xff, 0xff, 0xff]).is_err());
+        // A map key that is NaN: MessagePack can say it, no Lua table can hold it.
+        let nan_key = Value::Map(vec![(Value::Float(f64::NAN), Value::Int(1))]).to_msgpack();
+        let err = Value::from_msgpack(&nan_key).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Invalid);
+        assert!(err.message().contains("NaN"), "{err}");
     }
 }

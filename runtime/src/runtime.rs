@@ -130,6 +130,7 @@ impl Shared {
         if self.stopped.load(Ordering::Acquire) {
             return Err(Error::new(ErrorKind::Unavailable, "the runtime is shutting down"));
         }
+        spawn.args.iter().try_for_each(|a| a.check_portable("spawn argument"))?;
         // Most spawns go to the parent's own host: no map lookup for those.
         let host = match parent {
             Some(p) if p.host.name() == spawn.host => p.host.clone(),
@@ -206,6 +207,7 @@ impl Shared {
             return self.send_serial(sender.pid, serial, topic, payload);
         };
         check_topic(topic)?;
+        payload.check_portable("payload")?;
         let msg = Message { from: sender.pid, topic: Topic::new(topic), payload };
         if let Some(dest) = slot.get(serial) {
             let wake = deliver(dest, &mut lock(&dest.inner), msg)?;
@@ -245,6 +247,7 @@ impl Shared {
         payload: Value,
     ) -> Result<()> {
         check_topic(topic)?;
+        payload.check_portable("payload")?;
         let msg = Message { from, topic: Topic::new(topic), payload };
         // Delivered under the receiver's lock, reached through the table without a reference
         // of its own: one is taken only to queue a receiver that must wake.

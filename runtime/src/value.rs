@@ -28,6 +28,37 @@ pub enum Value {
 }
 
 impl Value {
+    /// Whether every process can take this value as it is: nested at most
+    /// [`MAX_DEPTH`](spindle_abi::msgpack::MAX_DEPTH) levels (as deep as MessagePack decoding
+    /// goes) and no map key a NaN (which no Lua table can hold). Checked where a value leaves
+    /// its process, so that the sender gets the error, not the receiver.
+    ///
+    /// # Errors
+    /// `INVALID`, saying which rule `what` (e.g. "payload") broke.
+    pub(crate) fn check_portable(&self, what: &str) -> crate::error::Result<()> {
+        fn walk(v: &Value, depth: usize) -> Result<(), &'static str> {
+            match v {
+                Value::Array(_) | Value::Map(_) if depth >= spindle_abi::msgpack::MAX_DEPTH => {
+                    Err("is nested too deep")
+                }
+                Value::Array(items) => items.iter().try_for_each(|i| walk(i, depth + 1)),
+                Value::Map(pairs) => pairs.iter().try_for_each(|(k, v)| {
+                    if matches!(k, Value::Float(f) if f.is_nan()) {
+                        return Err("has a map key that is NaN");
+                    }
+                    walk(k, depth + 1)?;
+                    walk(v, depth + 1)
+                }),
+                _ => Ok(()),
+            }
+        }
+        match self {
+            Value::Array(_) | Value::Map(_) => walk(self, 0)
+                .map_err(|rule| crate::error::Error::invalid(format!("the {what} {rule}"))),
+            _ => Ok(()),
+        }
+    }
+
     /// A map from string keys, in the order given.
     pub fn map<K: Into<String>>(pairs: impl IntoIterator<Item = (K, Value)>) -> Value {
         Value::Map(pairs.into_iter().map(|(k, v)| (Value::Str(k.into()), v)).collect())

@@ -109,6 +109,34 @@ fn bad_topics_are_invalid() {
     assert_eq!(out, Ok(Value::Nil));
 }
 
+/// What no process could take is refused from its sender, not raised in its receiver: a map
+/// key that is NaN, nesting deeper than 128 levels; the same for spawn arguments.
+#[test]
+fn payloads_no_process_can_take_are_invalid() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        let me = cx.pid();
+        let nan_key = Value::Map(vec![(Value::Float(f64::NAN), Value::Int(1))]);
+        let nested = |levels: usize| (0..levels).fold(Value::Int(0), |v, _| Value::Array(vec![v]));
+        let e = cx.send(me, "t", Value::Array(vec![nan_key.clone()])).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Invalid);
+        assert!(e.message().contains("NaN"), "{e}");
+        let e = cx.send(me, "t", nested(200)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Invalid);
+        assert!(e.message().contains("too deep"), "{e}");
+        cx.send(me, "t", nested(128))?;
+        assert_eq!(cx.recv().await.payload, nested(128), "128 levels still go");
+        let child = Spawn::process(
+            spindle_runtime::rust::AsyncProcess::new(|_| async { Ok(Value::Nil) }),
+            HOST,
+        )
+        .args(vec![nan_key]);
+        assert_eq!(cx.spawn(child, Ties::default()).unwrap_err().kind(), ErrorKind::Invalid);
+        Ok(Value::Nil)
+    });
+    assert_eq!(out, Ok(Value::Nil));
+}
+
 #[test]
 fn sending_to_dead_pid_is_fine_but_unknown_name_is_not_found() {
     let rt = runtime();
