@@ -86,7 +86,14 @@ fn table_to_value(t: &Table, path: &mut Vec<*const c_void>) -> Result<Value, Err
 /// # Errors
 /// A Lua error when memory runs out.
 pub fn to_lua(lua: &Lua, v: &Value) -> mlua::Result<LuaValue> {
+    to_lua_nested(lua, v, 0)
+}
+
+/// [`to_lua`] at nesting depth `depth`: as in `stack::push_value`, a map entry whose key is
+/// nil or NaN is left out, and anything nested deeper than [`MAX_DEPTH`] is nil.
+fn to_lua_nested(lua: &Lua, v: &Value, depth: usize) -> mlua::Result<LuaValue> {
     Ok(match v {
+        Value::Array(_) | Value::Map(_) if depth >= MAX_DEPTH => LuaValue::Nil,
         Value::Nil => LuaValue::Nil,
         Value::Bool(b) => LuaValue::Boolean(*b),
         Value::Int(i) => LuaValue::Integer(*i),
@@ -96,18 +103,18 @@ pub fn to_lua(lua: &Lua, v: &Value) -> mlua::Result<LuaValue> {
         Value::Array(items) => {
             let t = lua.create_table_with_capacity(items.len(), 0)?;
             for (i, item) in items.iter().enumerate() {
-                t.raw_set(i + 1, to_lua(lua, item)?)?;
+                t.raw_set(i + 1, to_lua_nested(lua, item, depth + 1)?)?;
             }
             LuaValue::Table(t)
         }
         Value::Map(pairs) => {
             let t = lua.create_table_with_capacity(0, pairs.len())?;
             for (k, v) in pairs {
-                let k = to_lua(lua, k)?;
-                if k.is_nil() {
+                let k = to_lua_nested(lua, k, depth + 1)?;
+                if k.is_nil() || matches!(k, LuaValue::Number(f) if f.is_nan()) {
                     continue;
                 }
-                t.raw_set(k, to_lua(lua, v)?)?;
+                t.raw_set(k, to_lua_nested(lua, v, depth + 1)?)?;
             }
             LuaValue::Table(t)
         }

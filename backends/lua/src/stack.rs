@@ -74,15 +74,27 @@ pub(crate) unsafe fn push_sender(state: *mut ffi::lua_State, pid: Pid) {
     }
 }
 
-/// Pushes a copy of `v`.
+/// Pushes a copy of `v`. What no Lua table can hold is left out rather than raised in the
+/// receiving process (the runtime refuses it from senders, see `Value::check_portable`): a map
+/// entry whose key is nil or NaN, and anything nested deeper than [`MAX_DEPTH`] (nil).
 ///
 /// # Safety
 /// As for [`push_bytes`]; nesting is bounded by the stack room it asks for itself.
 pub(crate) unsafe fn push_value(state: *mut ffi::lua_State, v: &Value) {
+    // SAFETY: the caller's contract.
+    unsafe { push_nested(state, v, 0) }
+}
+
+/// [`push_value`] at nesting depth `depth`.
+///
+/// # Safety
+/// As for [`push_value`].
+unsafe fn push_nested(state: *mut ffi::lua_State, v: &Value, depth: usize) {
     // SAFETY: the caller's contract; `luaL_checkstack` makes room for a table, a key and a
     // value before each level (it raises if there is none, see the module doc).
     unsafe {
         match v {
+            Value::Array(_) | Value::Map(_) if depth >= MAX_DEPTH => ffi::lua_pushnil(state),
             Value::Nil => ffi::lua_pushnil(state),
             Value::Bool(b) => ffi::lua_pushboolean(state, c_int::from(*b)),
             Value::Int(i) => ffi::lua_pushinteger(state, *i),
@@ -93,7 +105,7 @@ pub(crate) unsafe fn push_value(state: *mut ffi::lua_State, v: &Value) {
                 ffi::luaL_checkstack(state, 3, std::ptr::null());
                 ffi::lua_createtable(state, c_int::try_from(items.len()).unwrap_or(0), 0);
                 for (i, item) in items.iter().enumerate() {
-                    push_value(state, item);
+                    push_nested(state, item, depth + 1);
                     ffi::lua_rawseti(state, -2, i as ffi::lua_Integer + 1);
                 }
             }
@@ -101,11 +113,11 @@ pub(crate) unsafe fn push_value(state: *mut ffi::lua_State, v: &Value) {
                 ffi::luaL_checkstack(state, 3, std::ptr::null());
                 ffi::lua_createtable(state, 0, c_int::try_from(pairs.len()).unwrap_or(0));
                 for (k, v) in pairs {
-                    if matches!(k, Value::Nil) {
+                    if matches!(k, Value::Nil) || matches!(k, Value::Float(f) if f.is_nan()) {
                         continue;
                     }
-                    push_value(state, k);
-                    push_value(state, v);
+                    push_nested(state, k, depth + 1);
+                    push_nested(state, v, depth + 1);
                     ffi::lua_rawset(state, -3);
                 }
             }

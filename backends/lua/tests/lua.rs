@@ -463,3 +463,24 @@ fn api_holds_under_preemption_anywhere() {
         }
     }
 }
+
+/// Values no Lua table can hold reach a Lua process without ending it (see odd_values.lua).
+#[test]
+fn odd_values_from_rust_do_not_end_a_lua_process() {
+    let rt = runtime();
+    rt.put_entry(spindle_runtime::rust::rust_entry(
+        "test:rust.odd".parse().unwrap(),
+        |_cx, _args| async move {
+            let map = Value::Map(vec![
+                (Value::Float(f64::NAN), Value::Int(1)),
+                (Value::from("kept"), Value::Bool(true)),
+            ]);
+            let mut deep = Value::Int(0);
+            for _ in 0..200 {
+                deep = Value::Array(vec![deep]);
+            }
+            Ok(Value::map([("map", map), ("deep", deep)]))
+        },
+    ));
+    run_on(&rt, "odd_values.lua", &[]);
+}
