@@ -388,10 +388,17 @@ impl Mailbox {
     }
 
     /// For an upgrade: every operation of the old code ends; received but untaken messages and
-    /// events return to their queues in order. Returns what must be undone outside the lock.
+    /// events return to their queues in order. The old code's listened topics end with it (the
+    /// new code could neither receive from them nor listen to them again): their messages go
+    /// to the inbox, as with `unlisten`. Returns what must be undone outside the lock.
     pub(crate) fn reset_ops(&mut self) -> impl Iterator<Item = PendingOp> + use<> {
         while let Some((_, c)) = self.done.pop() {
             self.put_back(c);
+        }
+        if let Some(rare) = self.rare.as_mut() {
+            for (_, q) in std::mem::take(&mut rare.topics) {
+                self.inbox.extend(q);
+            }
         }
         self.notified = false;
         std::mem::take(&mut self.pending).into_iter().map(|p| p.what)

@@ -83,6 +83,27 @@ fn upgrade_keeps_identity_and_mailbox_contents() {
     assert_eq!(out, Ok(Value::Nil));
 }
 
+/// The old code's listened topics end with it: the new code can listen to them again, and
+/// what was queued for them waits in the inbox.
+#[test]
+fn upgrade_ends_the_old_codes_topics_and_keeps_their_messages() {
+    let rt = runtime();
+    rt.put_entry(rust_entry(id("app:topics.v1"), |cx, _| async move {
+        cx.listen("news")?;
+        cx.send(cx.pid(), "news", "queued for the topic")?;
+        match cx.upgrade(Some(id("app:topics.v2")), vec![]).await {}
+    }));
+    rt.put_entry(rust_entry(id("app:topics.v2"), |cx, _| async move {
+        let m = cx.recv().await;
+        assert_eq!((m.topic.as_str(), m.payload), ("news", Value::from("queued for the topic")));
+        cx.listen("news")?;
+        cx.send(cx.pid(), "news", "listened again")?;
+        Ok(cx.recv_topic("news").await?.payload)
+    }));
+    let (_, watch) = rt.spawn_watched(Spawn::entry(id("app:topics.v1"), HOST)).unwrap();
+    assert_eq!(watch.wait_timeout(PATIENCE).unwrap(), Ok(Value::from("listened again")));
+}
+
 #[test]
 fn upgrade_to_nil_reloads_the_current_entry() {
     let rt = runtime();
