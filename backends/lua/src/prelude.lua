@@ -580,9 +580,21 @@ local function unlisten(ch)
         return nil, new_error("NOT_FOUND", "unlisten: not a listened channel")
     end
     topics[topic] = nil
-    if s.tag then forget(s.tag); s.tag = nil end
+    -- A message the runtime handed to this topic's receive while a coroutine was preempted
+    -- waits in `P.later` (see `deliver_now`), out of the runtime's reach: it goes to the inbox
+    -- here, ahead of the queued ones `RT.unlisten` moves there (it came before them).
+    local kind, from, mtopic, data
+    if s.tag then
+        kind, from, mtopic, data = take_later(P, s.tag)
+        forget(s.tag)
+        s.tag = nil
+    end
     local ok, err = check(RT.unlisten(topic))
     if not s.closed then close(s) end
+    if kind == MSG then
+        local _, msg = to_message(kind, from, mtopic, data)
+        offer(unbox(inbox(), Channel), msg)
+    end
     if not ok then return nil, err end
     return true
 end

@@ -1,3 +1,4 @@
+local time = require("time")
 -- A process in an endless loop neither starves the others on its worker nor escapes
 -- terminate: preemption yields it back to the scheduler, in whichever of its
 -- coroutines the loop runs.
@@ -45,6 +46,21 @@ local function main()
     for i = 1, 100000 do assert(process.send(me, "many", i)) end
     for _ = 1, 99999 do inbox:receive() end
     assert(inbox:receive():payload():data() == 100000)
+    -- A topic message the runtime hands over while a coroutine is preempted waits in the
+    -- prelude until that coroutine has run; unlistened meanwhile, it goes to the inbox with
+    -- the topic's other messages, not nowhere.
+    local topic = assert(process.listen("held"))
+    local got = {}
+    coroutine.spawn(function() got[#got + 1] = topic:receive() end)
+    coroutine.yield() -- the receive is outstanding
+    assert(process.send(me, "held", "handed over while preempted"))
+    local spin_until = time.now():unix_nano() + 30 * 1000000
+    while time.now():unix_nano() < spin_until do end -- preempted here, more than once
+    assert(process.unlisten(topic))
+    local m = inbox:receive()
+    assert(m:topic() == "held" and m:payload():data() == "handed over while preempted",
+        tostring(m:payload():data()))
+    assert(got[1] == nil, "the closed topic channel gave its receiver nothing")
     local spinners = {}
     for i = 1, 2 do
         spinners[#spinners + 1] = assert(process.spawn_monitored("test:preemption.spin", "test:main"))
