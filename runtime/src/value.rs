@@ -52,11 +52,7 @@ impl Value {
                 _ => Ok(()),
             }
         }
-        match self {
-            Value::Array(_) | Value::Map(_) => walk(self, 0)
-                .map_err(|rule| crate::error::Error::invalid(format!("the {what} {rule}"))),
-            _ => Ok(()),
-        }
+        walk(self, 0).map_err(|rule| crate::error::Error::invalid(format!("the {what} {rule}")))
     }
 
     /// A map from string keys, in the order given.

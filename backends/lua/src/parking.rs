@@ -5,8 +5,9 @@
 //! call record plus its stack slots, for as long as the wait lasts. Most idle processes wait in
 //! a channel receive, so that one is a C function that yields itself: `RT.parking(f, token,
 //! class)` makes it from the prelude's Lua part `f`, which gets the channel's state (unboxed
-//! here), does the bookkeeping and says whether the caller must wait. `f` is called yieldable, so that the hook preempts it as it would a Lua
-//! caller's code (the island's processes would wait for a loop of receives otherwise).
+//! here), does the bookkeeping and says whether the caller must wait. `f` is called yieldable,
+//! so that the hook preempts it as it would a Lua caller's code (the island's processes would
+//! wait for a loop of receives otherwise).
 
 use std::ffi::c_int;
 

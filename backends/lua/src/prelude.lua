@@ -197,9 +197,9 @@ end
 -- (waiters), `closed`. A waiter is a receiving coroutine itself, or {co = coroutine, value =
 -- for a sender, sel = select state, case = index}. `recvq` is a queue, or the one receiving
 -- coroutine itself while it is the only waiter: every idle process waits so in its inbox,
--- and a queue would cost it two more tables; `many` is set once it has been a queue. A runtime channel (inbox, events, a topic)
--- also has `src` (turns a completion into `true, value`, or `false` if it is not one), `topic`,
--- and `tag` while its one operation is outstanding.
+-- and a queue would cost it two more tables; `many` is set once it has been a queue. A runtime
+-- channel (inbox, events, a topic) also has `src` (turns a completion into `true, value`, or
+-- `false` if it is not one), `topic`, and `tag` while its one operation is outstanding.
 
 local Channel = {}
 Channel.__name = "spindle.channel"

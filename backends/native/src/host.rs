@@ -83,15 +83,10 @@ impl<'a> Call<'a> {
         format!("{{{}|{serial:#010x}}}", self.cx.host()).parse()
     }
 
-    /// Hands `c` to the plugin through `out`; its borrowed fields stay valid until the next
-    /// completion is handed out or the call ends.
-    fn hand_out(
-        &mut self,
-        tag: Tag,
-        c: Completion,
-        out: *mut SpindleCompletion,
-    ) -> Result<(), Error> {
-        let size = check_out(out)?;
+    /// Hands `c` to the plugin through `out`, whose `size` [`check_out`] gave (checked before
+    /// `c` was taken, so that a bad pointer loses nothing); its borrowed fields stay valid until
+    /// the next completion is handed out or the call ends.
+    fn hand_out(&mut self, tag: Tag, c: Completion, out: *mut SpindleCompletion, size: u32) {
         self.value.clear();
         // Described where it lies, and moved into `self.completion` (where the plugin borrows
         // its topic from) only after: copied at once, the completion the caller has just
@@ -151,7 +146,6 @@ impl<'a> Call<'a> {
         // SAFETY: `check_out` found it non-null and at least version 1's size; only
         // version 1's fields are written (`fill.size` keeps the guest's own size).
         unsafe { out.write(fill) };
-        Ok(())
     }
 }
 
@@ -553,7 +547,7 @@ unsafe extern "C" fn receive_now(
             if tag_out.is_null() {
                 return Err(invalid("the tag pointer is NULL"));
             }
-            check_out(out)?;
+            let size = check_out(out)?;
             // SAFETY: the contract: byte strings are valid for the call.
             let topic = unsafe { text(topic, len, "topic") }?;
             let topic = (!topic.is_empty()).then(|| topic.to_owned());
@@ -561,7 +555,8 @@ unsafe extern "C" fn receive_now(
                 Ok(c) => {
                     // SAFETY: checked non-null; the caller vouches for its validity.
                     unsafe { tag_out.write(0) };
-                    call.hand_out(Tag::from_raw(0), c, out).map(|()| OK)
+                    call.hand_out(Tag::from_raw(0), c, out, size);
+                    Ok(OK)
                 }
                 Err(tag) => {
                     // SAFETY: as above.
@@ -606,15 +601,16 @@ unsafe extern "C" fn exec(
 unsafe extern "C" fn next_completion(cx: *mut SpindleCx, out: *mut SpindleCompletion) -> i32 {
     guard(cx, E_INTERNAL, |call| {
         // The out pointer is checked before a completion is taken, so that none is lost.
-        if let Err(e) = check_out(out) {
-            return call.fail(&e);
-        }
+        let size = match check_out(out) {
+            Ok(size) => size,
+            Err(e) => return call.fail(&e),
+        };
         match call.cx.next_completion() {
             None => NONE,
-            Some((tag, c)) => match call.hand_out(tag, c, out) {
-                Ok(()) => OK,
-                Err(e) => call.fail(&e),
-            },
+            Some((tag, c)) => {
+                call.hand_out(tag, c, out, size);
+                OK
+            }
         }
     })
 }
@@ -627,15 +623,16 @@ unsafe extern "C" fn take_completion(
     let tag = Tag::from_raw(tag);
     guard(cx, E_INTERNAL, |call| {
         // As in `next_completion`: nothing is taken for a bad out pointer.
-        if let Err(e) = check_out(out) {
-            return call.fail(&e);
-        }
+        let size = match check_out(out) {
+            Ok(size) => size,
+            Err(e) => return call.fail(&e),
+        };
         match call.cx.take_completion(tag) {
             None => NONE,
-            Some(c) => match call.hand_out(tag, c, out) {
-                Ok(()) => OK,
-                Err(e) => call.fail(&e),
-            },
+            Some(c) => {
+                call.hand_out(tag, c, out, size);
+                OK
+            }
         }
     })
 }

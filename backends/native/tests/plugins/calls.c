@@ -159,9 +159,21 @@ static int32_t names(state *s, const spindle_host *h, spindle_cx *cx) {
     return SPINDLE_STEP_EXIT_OK;
 }
 
+/* Once the events receive (tags[0]) has completed: its kind, whether it is about the child,
+ * and its error, as the report; else waits on. */
+static int32_t report_child_event(state *s, const spindle_host *h, spindle_cx *cx) {
+    spindle_completion c;
+    init_completion(&c);
+    if (h->take_completion(cx, s->tags[0], &c) != SPINDLE_OK) return SPINDLE_STEP_WAIT_ANY;
+    note(s, c.event);
+    note(s, c.from == s->child);
+    note(s, c.error);
+    send_report(s, h, cx);
+    return SPINDLE_STEP_EXIT_OK;
+}
+
 /* With trap_links, a linked child's failure is a LINK_DOWN event, and this one goes on. */
 static int32_t trap(state *s, const spindle_host *h, spindle_cx *cx) {
-    spindle_completion c;
     if (s->phase == 0) {
         s->phase = 1;
         note(s, h->set_option(cx, SPINDLE_OPTION_TRAP_LINKS, 1));
@@ -170,13 +182,7 @@ static int32_t trap(state *s, const spindle_host *h, spindle_cx *cx) {
         h->events(cx, &s->tags[0]);
         return SPINDLE_STEP_WAIT_ANY;
     }
-    init_completion(&c);
-    if (h->take_completion(cx, s->tags[0], &c) != SPINDLE_OK) return SPINDLE_STEP_WAIT_ANY;
-    note(s, c.event);
-    note(s, c.from == s->child);
-    note(s, c.error);
-    send_report(s, h, cx);
-    return SPINDLE_STEP_EXIT_OK;
+    return report_child_event(s, h, cx);
 }
 
 /* Links and monitors undone: a child's failure reaches this one in no way; a monitor of the
@@ -207,13 +213,7 @@ static int32_t unlinks(state *s, const spindle_host *h, spindle_cx *cx) {
         note(s, h->monitor(cx, s->child));
         return SPINDLE_STEP_WAIT_ANY;
     }
-    init_completion(&c);
-    if (h->take_completion(cx, s->tags[0], &c) != SPINDLE_OK) return SPINDLE_STEP_WAIT_ANY;
-    note(s, c.event);
-    note(s, c.from == s->child);
-    note(s, c.error);
-    send_report(s, h, cx);
-    return SPINDLE_STEP_EXIT_OK;
+    return report_child_event(s, h, cx);
 }
 
 /* A listened topic has its own queue; unlistened, its messages are the inbox's again. */
