@@ -46,14 +46,33 @@ struct DoneSlots {
 }
 
 impl Done {
+    /// Adds the completion of `tag`.
     #[inline(always)]
-    fn push(&mut self, item: (Tag, Completion)) {
-        let slots = self.0.get_or_insert_with(Box::default);
+    fn push(&mut self, tag: Tag, c: Completion) {
+        self.push_with(tag, || c);
+    }
+
+    /// [`Done::push`] of the completion `make` builds, built once its slot is known: built in
+    /// the caller, it was staged on the stack and copied on from there, reading back wider
+    /// than it had just been written (a store-forwarding stall on every message handed to a
+    /// waiting receive).
+    #[inline(always)]
+    fn push_with(&mut self, tag: Tag, make: impl FnOnce() -> Completion) {
+        let slots = match &mut self.0 {
+            Some(slots) => slots,
+            None => self.make(),
+        };
         if slots.first.is_none() {
-            slots.first = Some(item);
+            slots.first = Some((tag, make()));
         } else {
-            slots.more.push_back(item);
+            slots.more.push_back((tag, make()));
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn make(&mut self) -> &mut DoneSlots {
+        self.0.insert(Box::default())
     }
 
     fn is_empty(&self) -> bool {
@@ -201,7 +220,7 @@ impl Mailbox {
             _ => false,
         });
         if let Some(Pending { tag, .. }) = waiting {
-            self.done.push((tag, Completion::Message(msg)));
+            self.done.push_with(tag, || Completion::Message(msg));
             return Ok(self.wake_check());
         }
         if let Some(limit) = limit
@@ -226,7 +245,7 @@ impl Mailbox {
         if let Some(Pending { tag, .. }) =
             self.pending.take_first(|p| matches!(p.what, PendingOp::Event))
         {
-            self.done.push((tag, Completion::Event(event)));
+            self.done.push(tag, Completion::Event(event));
             self.wake_check()
         } else {
             self.rare().events.push_back(event);
@@ -288,7 +307,7 @@ impl Mailbox {
     pub(crate) fn start(&mut self, tag: Tag, what: PendingOp) -> bool {
         match self.serve_now(&what) {
             Some(c) => {
-                self.done.push((tag, c));
+                self.done.push(tag, c);
                 self.wake_check()
             }
             None => {
@@ -317,7 +336,7 @@ impl Mailbox {
         if self.pending.take_first(|p| p.tag == tag).is_none() {
             return false;
         }
-        self.done.push((tag, completion));
+        self.done.push(tag, completion);
         self.wake_check()
     }
 
@@ -439,7 +458,7 @@ impl Mailbox {
         let on_topic = |p: &Pending| matches!(&p.what, PendingOp::Receive(Some(t)) if t == topic);
         while let Some(Pending { tag, .. }) = self.pending.take_first(on_topic) {
             let err = Error::new(ErrorKind::Canceled, format!("topic `{topic}` closed"));
-            self.done.push((tag, Completion::Failed(err)));
+            self.done.push(tag, Completion::Failed(err));
         }
         Ok(self.wake_check())
     }
@@ -544,18 +563,18 @@ mod tests {
         let mut d = Done::default();
         assert!(d.is_empty());
         for n in 1..=4 {
-            d.push((Tag(n), Completion::Timer));
+            d.push(Tag(n), Completion::Timer);
         }
         assert_eq!(d.len(), 4);
         assert!(d.take(Tag(3)).is_some());
         assert!(d.take(Tag(1)).is_some(), "the one in place, replaced by the next oldest");
         assert!(d.take(Tag(1)).is_none());
-        d.push((Tag(5), Completion::Timer));
+        d.push(Tag(5), Completion::Timer);
         assert_eq!(d.take_first().map(|(t, _)| t), Some(Tag(2)));
         assert_eq!(d.pop().map(|(t, _)| t), Some(Tag(5)), "pop takes the newest");
         assert_eq!(d.take_first().map(|(t, _)| t), Some(Tag(4)));
         assert!(d.is_empty() && d.take_first().is_none());
-        d.push((Tag(6), Completion::Timer));
+        d.push(Tag(6), Completion::Timer);
         assert_eq!(d.len(), 1);
     }
 
