@@ -308,6 +308,16 @@ impl Cx {
         self.cell.rt().send_from(&self.cell, serial, topic, payload.into())
     }
 
+    /// [`Cx::send_serial`] of a payload given as MessagePack bytes (empty bytes are nil), for
+    /// backends whose processes hand over encoded values: decoded where the message is built.
+    ///
+    /// # Errors
+    /// As for [`Cx::send`], and `INVALID` when the bytes are not one MessagePack value (see
+    /// [`Value::from_msgpack`]).
+    pub fn send_serial_msgpack(&self, serial: u64, topic: &str, payload: &[u8]) -> Result<()> {
+        self.cell.rt().send_from_msgpack(&self.cell, serial, topic, payload)
+    }
+
     /// The pid of the live process whose serial number is `serial` (see [`Pid::serial`]); for
     /// interfaces that carry pids as plain integers.
     pub fn pid_from_serial(&self, serial: u64) -> Option<Pid> {

@@ -203,12 +203,39 @@ impl Shared {
         topic: &str,
         payload: Value,
     ) -> Result<()> {
+        self.send_from_with(sender, serial, topic, || Ok(payload))
+    }
+
+    /// [`Shared::send_from`] of a payload given as MessagePack bytes (empty bytes are nil).
+    pub(crate) fn send_from_msgpack(
+        &self,
+        sender: &ProcessCell,
+        serial: u64,
+        topic: &str,
+        payload: &[u8],
+    ) -> Result<()> {
+        self.send_from_with(sender, serial, topic, || {
+            if payload.is_empty() { Ok(Value::Nil) } else { Value::from_msgpack(payload) }
+        })
+    }
+
+    /// [`Shared::send_from`] of the payload `make` returns, made where the message is built: a
+    /// payload decoded by the caller and handed on was read back wider than the decoder had
+    /// just written it, one store-forwarding stall per move.
+    #[inline(always)]
+    fn send_from_with(
+        &self,
+        sender: &ProcessCell,
+        serial: u64,
+        topic: &str,
+        make: impl FnOnce() -> Result<Value>,
+    ) -> Result<()> {
         let Some(slot) = sender.last_dest() else {
-            return self.send_serial(sender.pid, serial, topic, payload);
+            return self.send_serial(sender.pid, serial, topic, make()?);
         };
         check_topic(topic)?;
-        payload.check_portable("payload")?;
-        let msg = Message { from: sender.pid, topic: Topic::new(topic), payload };
+        let msg = Message { from: sender.pid, topic: Topic::new(topic), payload: make()? };
+        msg.payload.check_portable("payload")?;
         if let Some(dest) = slot.get(serial) {
             let wake = deliver(dest, &mut lock(&dest.inner), msg)?;
             if wake == Some(true)

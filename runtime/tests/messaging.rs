@@ -137,6 +137,68 @@ fn payloads_no_process_can_take_are_invalid() {
     assert_eq!(out, Ok(Value::Nil));
 }
 
+/// A payload handed over as MessagePack bytes arrives as the value they encode (empty bytes
+/// are nil); bytes that are not one value, or one no process can take, are refused from the
+/// sender and nothing arrives.
+#[test]
+fn msgpack_payloads_arrive_decoded_or_are_refused() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        let me = cx.pid();
+        let peer = cx.spawn(
+            proc(|cx| async move {
+                let mut got = vec![];
+                loop {
+                    let m = cx.recv().await;
+                    if m.topic == "end" {
+                        cx.send(m.from, "got", Value::Array(got))?;
+                        return Ok(Value::Nil);
+                    }
+                    got.push(Value::Array(vec![m.topic.as_str().into(), m.payload]));
+                }
+            }),
+            Ties::default(),
+        )?;
+        let compound = Value::map([
+            ("n", Value::Int(-7)),
+            ("xs", Value::Array(vec![Value::Float(0.5), "s".into(), Value::Bytes(vec![0xff])])),
+        ]);
+        let nan_key = Value::Map(vec![(Value::Float(f64::NAN), Value::Int(1))]).to_msgpack();
+        // Twice to each: the first send finds the receiver through the table, the next
+        // through the sender's last destination.
+        for dest in [me, peer, me, peer] {
+            cx.send_serial_msgpack(dest.serial(), "int", &Value::Int(42).to_msgpack())?;
+            cx.send_serial_msgpack(dest.serial(), "map", &compound.to_msgpack())?;
+            cx.send_serial_msgpack(dest.serial(), "nil", &[])?;
+            let e = cx.send_serial_msgpack(dest.serial(), "bad", &[0xc1]).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Invalid, "{e}");
+            let e = cx.send_serial_msgpack(dest.serial(), "bad", &[0x01, 0x02]).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Invalid, "trailing bytes: {e}");
+            let e = cx.send_serial_msgpack(dest.serial(), "bad", &nan_key).unwrap_err();
+            assert!(e.kind() == ErrorKind::Invalid && e.message().contains("NaN"), "{e}");
+            let e = cx.send_serial_msgpack(dest.serial(), "@x", &[0x01]).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Invalid, "{e}");
+        }
+        let expected = |n: usize| {
+            let one = [("int", Value::Int(42)), ("map", compound.clone()), ("nil", Value::Nil)];
+            let each = one.map(|(t, v)| Value::Array(vec![t.into(), v]));
+            (0..n).flat_map(|_| each.clone()).collect::<Vec<_>>()
+        };
+        let mut mine = vec![];
+        for _ in 0..6 {
+            let m = cx.recv().await;
+            assert_eq!(m.from, me);
+            mine.push(Value::Array(vec![m.topic.as_str().into(), m.payload]));
+        }
+        assert_eq!(mine, expected(2));
+        cx.send(peer, "end", Value::Nil)?;
+        let got = cx.recv().await;
+        assert_eq!(got.payload, Value::Array(expected(2)), "the peer got each one, in order");
+        Ok(Value::Nil)
+    });
+    assert_eq!(out, Ok(Value::Nil));
+}
+
 #[test]
 fn sending_to_dead_pid_is_fine_but_unknown_name_is_not_found() {
     let rt = runtime();

@@ -362,8 +362,8 @@ unsafe extern "C" fn send(
             return Err(Error::new(ErrorKind::Invalid, "pid 0 names no process"));
         }
         // SAFETY: the contract: byte strings are valid for the call.
-        let (topic, data) = unsafe { (text(topic, topic_len, "topic")?, payload(data, data_len)?) };
-        call.cx.send_serial(to, topic, data)
+        let (topic, data) = unsafe { (text(topic, topic_len, "topic")?, bytes(data, data_len)?) };
+        call.cx.send_serial_msgpack(to, topic, data)
     })
 }
 
