@@ -311,11 +311,20 @@ impl Mailbox {
                 self.wake_check()
             }
             None => {
-                self.pending.push(Pending { tag, what });
-                self.arm();
+                self.start_unserved(tag, what);
                 false
             }
         }
+    }
+
+    /// [`Mailbox::start`] of an operation the caller found nothing waiting for under the same
+    /// lock: it is only recorded. (Looked for again, the operation was held on the stack
+    /// across the look and copied into its slot after, reading back wider than it had just
+    /// been written: a store-forwarding stall on every receive that had to wait.)
+    #[inline(always)]
+    pub(crate) fn start_unserved(&mut self, tag: Tag, what: PendingOp) {
+        self.pending.push(Pending { tag, what });
+        self.arm();
     }
 
     /// Arms a wait-any ahead of time: the operation just started is outstanding and nothing is

@@ -403,12 +403,9 @@ impl Shared {
         if let Some(m) = inner.mailbox.try_receive(None) {
             return Ok(m);
         }
+        // Nothing waits (looked for just above): the receive is only recorded.
         let tag = inner.mailbox.new_tag();
-        let wake = inner.mailbox.start(tag, PendingOp::Receive(None));
-        drop(inner);
-        if wake {
-            cell.wake();
-        }
+        inner.mailbox.start_unserved(tag, PendingOp::Receive(None));
         Err(tag)
     }
 
