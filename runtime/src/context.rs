@@ -279,6 +279,13 @@ impl Cx {
         lock(&self.cell.inner).mailbox.take_completion(tag)
     }
 
+    /// [`Cx::take_completion`] into `slot`, for a caller that keeps the completion in place
+    /// (what `slot` held is dropped, and only when operation `tag` has completed): it moves
+    /// once, from the mailbox to `slot`. Returns whether it had completed.
+    pub fn take_completion_into(&self, tag: Tag, slot: &mut Option<Completion>) -> bool {
+        lock(&self.cell.inner).mailbox.take_completion_into(tag, slot)
+    }
+
     /// Abandons operation `tag`. A message or event it already received goes back to its queue.
     pub fn drop_op(&self, tag: Tag) {
         let mut inner = lock(&self.cell.inner);

@@ -102,6 +102,22 @@ impl Done {
         d.more.remove(i).map(|(_, c)| c)
     }
 
+    /// [`Done::take`] into `slot`, dropping what it held: the completion moves once, from here
+    /// to where the caller keeps it (through a return value it was copied twice more, and the
+    /// second copy read the first back wider than it had been written, which stalls).
+    #[inline(always)]
+    fn take_into(&mut self, tag: Tag, slot: &mut Option<Completion>) -> bool {
+        let Some(d) = self.0.as_mut() else { return false };
+        if d.first.as_ref().is_some_and(|(t, _)| *t == tag) {
+            *slot = d.first.take().map(|(_, c)| c);
+            d.first = d.more.pop_front();
+            return true;
+        }
+        let Some(i) = d.more.iter().position(|(t, _)| *t == tag) else { return false };
+        *slot = d.more.remove(i).map(|(_, c)| c);
+        true
+    }
+
     /// The newest.
     fn pop(&mut self) -> Option<(Tag, Completion)> {
         let d = self.0.as_mut()?;
@@ -375,6 +391,11 @@ impl Mailbox {
     #[inline(always)]
     pub(crate) fn take_completion(&mut self, tag: Tag) -> Option<Completion> {
         self.done.take(tag)
+    }
+
+    #[inline(always)]
+    pub(crate) fn take_completion_into(&mut self, tag: Tag, slot: &mut Option<Completion>) -> bool {
+        self.done.take_into(tag, slot)
     }
 
     pub(crate) fn queued(&self) -> usize {

@@ -181,6 +181,40 @@ fn select_takes_the_first_and_drops_the_rest_without_losing_messages() {
     assert_eq!(out, Ok(Value::Int(2)));
 }
 
+/// `take_completion_into` moves a completion into the caller's slot only once its operation
+/// has completed, leaving the slot as it was otherwise; any of several completions can be
+/// taken, in any order.
+#[test]
+fn completions_taken_into_a_slot() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        let me = cx.pid();
+        let mut slot = Some(Completion::Timer);
+        let first = cx.start(Op::Receive { topic: None });
+        assert!(!cx.take_completion_into(first, &mut slot), "nothing arrived yet");
+        assert!(matches!(slot, Some(Completion::Timer)), "the slot is left alone");
+        let second = cx.start(Op::Receive { topic: None });
+        let timer = cx.start(Op::Sleep(ms(1)));
+        cx.send(me, "t", 1)?;
+        cx.send(me, "t", 2)?;
+        while cx.outstanding() > 0 {
+            cx.sleep(ms(1)).await;
+        }
+        assert!(cx.take_completion_into(second, &mut slot));
+        let Some(Completion::Message(m)) = &slot else { panic!("expected a message: {slot:?}") };
+        assert_eq!(m.payload, Value::Int(2), "the second receive got the second message");
+        assert!(cx.take_completion_into(timer, &mut slot));
+        assert!(matches!(slot, Some(Completion::Timer)));
+        assert!(cx.take_completion_into(first, &mut slot));
+        let Some(Completion::Message(m)) = &slot else { panic!("expected a message: {slot:?}") };
+        assert_eq!((m.from, m.payload.clone()), (me, Value::Int(1)));
+        assert!(!cx.take_completion_into(first, &mut slot), "taken once");
+        assert!(matches!(&slot, Some(Completion::Message(_))));
+        Ok(Value::Nil)
+    });
+    assert_eq!(out, Ok(Value::Nil));
+}
+
 #[test]
 fn exec_returns_value_or_error() {
     let rt = runtime();

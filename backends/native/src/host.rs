@@ -87,10 +87,15 @@ impl<'a> Call<'a> {
     /// `c` was taken, so that a bad pointer loses nothing); its borrowed fields stay valid until
     /// the next completion is handed out or the call ends.
     fn hand_out(&mut self, tag: Tag, c: Completion, out: *mut SpindleCompletion, size: u32) {
+        self.completion = Some(c);
+        self.hand_out_kept(tag, out, size);
+    }
+
+    /// [`Call::hand_out`] of the completion already in `self.completion` (where the plugin
+    /// borrows its topic from), described where it lies.
+    fn hand_out_kept(&mut self, tag: Tag, out: *mut SpindleCompletion, size: u32) {
+        let Some(c) = &self.completion else { return };
         self.value.clear();
-        // Described where it lies, and moved into `self.completion` (where the plugin borrows
-        // its topic from) only after: copied at once, the completion the caller has just
-        // written would be read back wider than it was stored, which stalls.
         let mut fill = SpindleCompletion { size, tag: tag.get(), ..SpindleCompletion::new() };
         // Error messages live on the heap: their pointers stay valid when `c` moves.
         let error = |fill: &mut SpindleCompletion, e: &Error| {
@@ -99,7 +104,7 @@ impl<'a> Call<'a> {
             fill.error_message_len = e.message().len();
         };
         let mut value = None;
-        match &c {
+        match c {
             Completion::Message(m) => {
                 fill.kind = COMPLETION_MESSAGE;
                 fill.from = m.from.serial();
@@ -139,7 +144,7 @@ impl<'a> Call<'a> {
             fill.value_len = bytes.len();
         }
         // A short topic is stored inline: its pointer is taken where it stays.
-        if let Completion::Message(m) = self.completion.insert(c) {
+        if let Some(Completion::Message(m)) = &self.completion {
             fill.topic = m.topic.as_str().as_ptr();
             fill.topic_len = m.topic.len();
         }
@@ -627,13 +632,11 @@ unsafe extern "C" fn take_completion(
             Ok(size) => size,
             Err(e) => return call.fail(&e),
         };
-        match call.cx.take_completion(tag) {
-            None => NONE,
-            Some(c) => {
-                call.hand_out(tag, c, out, size);
-                OK
-            }
+        if !call.cx.take_completion_into(tag, &mut call.completion) {
+            return NONE;
         }
+        call.hand_out_kept(tag, out, size);
+        OK
     })
 }
 
