@@ -213,12 +213,23 @@ static inline void spindle_mp_reader_init(spindle_mp_reader *r, const uint8_t *d
     r->end = data + len;
 }
 
+/* The next `n` (1, 2, 4 or 8) bytes as a big-endian unsigned integer; each width is read
+ * whole rather than byte by byte in a loop. */
 static inline int spindle_mp_take(spindle_mp_reader *r, size_t n, uint64_t *out) {
-    if ((size_t)(r->end - r->p) < n) return -1;
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++) v = (v << 8) | r->p[i];
-    r->p += n;
-    *out = v;
+    const uint8_t *p = r->p;
+    if ((size_t)(r->end - p) < n) return -1;
+    uint64_t hi, lo;
+    switch (n) {
+    case 1: *out = p[0]; break;
+    case 2: *out = (uint64_t)p[0] << 8 | p[1]; break;
+    case 4: *out = (uint64_t)p[0] << 24 | (uint64_t)p[1] << 16 | (uint64_t)p[2] << 8 | p[3]; break;
+    default:
+        hi = (uint64_t)p[0] << 24 | (uint64_t)p[1] << 16 | (uint64_t)p[2] << 8 | p[3];
+        lo = (uint64_t)p[4] << 24 | (uint64_t)p[5] << 16 | (uint64_t)p[6] << 8 | p[7];
+        *out = hi << 32 | lo;
+        break;
+    }
+    r->p = p + n;
     return 0;
 }
 

@@ -145,6 +145,36 @@ pub enum Token<'a> {
     Map(u32),
 }
 
+/// `bytes` as a token if they are exactly one nil, boolean, integer or float (most payloads
+/// are), read without the [`Reader`]: a match on the marker and the length, small enough to
+/// inline where a payload becomes a value. `None` for anything else, valid or not (an
+/// unsigned 64-bit integer above `i64::MAX` included: the reader reports that one).
+#[inline]
+pub fn scalar(bytes: &[u8]) -> Option<Token<'static>> {
+    Some(match *bytes {
+        [m @ 0x00..=0x7f] => Token::Int(i64::from(m)),
+        [m @ 0xe0..=0xff] => Token::Int(i64::from(m as i8)),
+        [0xc0] => Token::Nil,
+        [0xc2] => Token::Bool(false),
+        [0xc3] => Token::Bool(true),
+        [0xcc, b] => Token::Int(i64::from(b)),
+        [0xcd, ref b @ ..] => Token::Int(i64::from(u16::from_be_bytes(b.try_into().ok()?))),
+        [0xce, ref b @ ..] => Token::Int(i64::from(u32::from_be_bytes(b.try_into().ok()?))),
+        [0xcf, ref b @ ..] => {
+            Token::Int(i64::try_from(u64::from_be_bytes(b.try_into().ok()?)).ok()?)
+        }
+        [0xd0, b] => Token::Int(i64::from(b as i8)),
+        [0xd1, ref b @ ..] => Token::Int(i64::from(i16::from_be_bytes(b.try_into().ok()?))),
+        [0xd2, ref b @ ..] => Token::Int(i64::from(i32::from_be_bytes(b.try_into().ok()?))),
+        [0xd3, ref b @ ..] => Token::Int(i64::from_be_bytes(b.try_into().ok()?)),
+        [0xca, ref b @ ..] => {
+            Token::Float(f64::from(f32::from_bits(u32::from_be_bytes(b.try_into().ok()?))))
+        }
+        [0xcb, ref b @ ..] => Token::Float(f64::from_bits(u64::from_be_bytes(b.try_into().ok()?))),
+        _ => return None,
+    })
+}
+
 /// Why bytes are not a Spindle payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecodeError {
@@ -296,12 +326,73 @@ impl<'a> Reader<'a> {
 #[cfg(all(test, feature = "alloc"))]
 mod tests {
     use super::*;
+    use alloc::vec;
     use alloc::vec::Vec;
 
     fn written(f: impl FnOnce(&mut Writer<'_, Vec<u8>>)) -> Vec<u8> {
         let mut buf = Vec::new();
         f(&mut Writer(&mut buf));
         buf
+    }
+
+    /// Every scalar encoding, the widths the writer never picks included, decodes as the
+    /// reader decodes it; anything else is left to the reader.
+    #[test]
+    fn scalars_decode_without_the_reader_as_the_reader_does() {
+        let mut cases: Vec<Vec<u8>> = [
+            0,
+            1,
+            127,
+            128,
+            255,
+            256,
+            65_535,
+            65_536,
+            1 << 40,
+            i64::MAX,
+            -1,
+            -32,
+            -33,
+            -128,
+            -129,
+            -32_768,
+            -32_769,
+            -(1 << 40),
+            i64::MIN,
+        ]
+        .iter()
+        .map(|&i| written(|w| w.int(i)))
+        .collect();
+        cases.extend([written(|w| w.float(-2.5)), written(|w| w.nil()), written(|w| w.bool(true))]);
+        cases.extend([
+            vec![0xc2],
+            vec![0xcc, 5],
+            vec![0xcd, 0, 5],
+            vec![0xce, 0, 0, 0, 5],
+            vec![0xcf, 0, 0, 0, 0, 0, 0, 0, 5],
+            vec![0xd0, 0xfb],
+            vec![0xd1, 0xff, 0xfb],
+            vec![0xd2, 0xff, 0xff, 0xff, 0xfb],
+            vec![0xd3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfb],
+            vec![0xca, 0x40, 0x20, 0, 0],
+        ]);
+        for b in &cases {
+            let read = Reader::new(b).next().unwrap();
+            assert_eq!(scalar(b), Some(read), "{b:02x?}");
+        }
+        let not_scalars: &[&[u8]] = &[
+            &[],
+            &[0xcd, 1],
+            &[0x01, 0x02],
+            &[0x91, 0x01],
+            &[0xa1, b'a'],
+            &[0xc4, 0],
+            &[0xc1],
+            &[0xcf, 0xff, 0, 0, 0, 0, 0, 0, 0],
+        ];
+        for b in not_scalars {
+            assert_eq!(scalar(b), None, "{b:02x?}");
+        }
     }
 
     #[test]

@@ -38,19 +38,13 @@ impl Value {
     #[inline]
     pub fn from_msgpack(bytes: &[u8]) -> Result<Value> {
         // Most payloads are one number, boolean or nil: built where the caller wants it.
-        let mut r = Reader::new(bytes);
-        if let Ok(t) = r.next()
-            && r.is_empty()
-        {
-            match t {
-                Token::Nil => return Ok(Value::Nil),
-                Token::Bool(b) => return Ok(Value::Bool(b)),
-                Token::Int(i) => return Ok(Value::Int(i)),
-                Token::Float(x) => return Ok(Value::Float(x)),
-                _ => {}
-            }
+        match spindle_abi::msgpack::scalar(bytes) {
+            Some(Token::Nil) => Ok(Value::Nil),
+            Some(Token::Bool(b)) => Ok(Value::Bool(b)),
+            Some(Token::Int(i)) => Ok(Value::Int(i)),
+            Some(Token::Float(x)) => Ok(Value::Float(x)),
+            _ => from_msgpack_any(bytes),
         }
-        from_msgpack_any(bytes)
     }
 }
 

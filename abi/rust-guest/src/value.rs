@@ -3,7 +3,7 @@
 use std::fmt;
 use std::mem::MaybeUninit;
 
-use spindle_abi::msgpack::{DecodeError, MAX_DEPTH, Reader, Sink, Token, Writer};
+use spindle_abi::msgpack::{self, DecodeError, MAX_DEPTH, Reader, Sink, Token, Writer};
 
 use crate::error::{Error, ErrorKind};
 
@@ -120,27 +120,15 @@ fn lent_compound(bytes: &[u8]) -> Value {
     Value::from_msgpack(bytes).unwrap_or(Value::Nil)
 }
 
-/// `bytes` if they are exactly one integer, nil, boolean or float 64 (most payloads are),
-/// decoded without the general reader; `None` for anything else, valid or not.
+/// `bytes` if they are exactly one nil, boolean, integer or float (see
+/// [`spindle_abi::msgpack::scalar`]).
 #[inline]
 fn scalar(bytes: &[u8]) -> Option<Value> {
-    Some(match *bytes {
-        [m @ 0x00..=0x7f] => Value::Int(i64::from(m)),
-        [m @ 0xe0..=0xff] => Value::Int(i64::from(m as i8)),
-        [0xc0] => Value::Nil,
-        [0xc2] => Value::Bool(false),
-        [0xc3] => Value::Bool(true),
-        [0xcc, b] => Value::Int(i64::from(b)),
-        [0xcd, ref b @ ..] => Value::Int(i64::from(u16::from_be_bytes(b.try_into().ok()?))),
-        [0xce, ref b @ ..] => Value::Int(i64::from(u32::from_be_bytes(b.try_into().ok()?))),
-        [0xcf, ref b @ ..] => {
-            Value::Int(i64::try_from(u64::from_be_bytes(b.try_into().ok()?)).ok()?)
-        }
-        [0xd0, b] => Value::Int(i64::from(b as i8)),
-        [0xd1, ref b @ ..] => Value::Int(i64::from(i16::from_be_bytes(b.try_into().ok()?))),
-        [0xd2, ref b @ ..] => Value::Int(i64::from(i32::from_be_bytes(b.try_into().ok()?))),
-        [0xd3, ref b @ ..] => Value::Int(i64::from_be_bytes(b.try_into().ok()?)),
-        [0xcb, ref b @ ..] => Value::Float(f64::from_bits(u64::from_be_bytes(b.try_into().ok()?))),
+    Some(match msgpack::scalar(bytes)? {
+        Token::Nil => Value::Nil,
+        Token::Bool(b) => Value::Bool(b),
+        Token::Int(i) => Value::Int(i),
+        Token::Float(x) => Value::Float(x),
         _ => return None,
     })
 }
