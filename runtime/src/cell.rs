@@ -357,6 +357,22 @@ impl ProcessRef {
         }
     }
 
+    /// [`ProcessRef::enqueue`], handing this reference to the run queue (a new process's first
+    /// queueing: no count taken and dropped).
+    pub(crate) fn enqueue_owned(self) {
+        let sched: *const Scheduler = &*self.host.sched;
+        match &self.strand {
+            Some(strand) => strand.clone().push_new(self),
+            None => {
+                if let Err(Task::Process(cell)) =
+                    Scheduler::schedule_here(sched, Task::Process(self))
+                {
+                    cell.enqueue();
+                }
+            }
+        }
+    }
+
     /// Puts the process (whose state word says scheduled) into its run queue.
     pub(crate) fn enqueue(&self) {
         match &self.strand {

@@ -51,6 +51,16 @@ impl ProcessRef {
         ProcessRef { ptr }
     }
 
+    /// Two references to a new record, counted as it is written: a clone of a record just
+    /// written is a read-modify-write that waits for all of the record's stores to complete
+    /// first.
+    pub(crate) fn new_pair(cell: ProcessCell) -> (ProcessRef, ProcessRef) {
+        cell.refs.store(2, Ordering::Relaxed);
+        let one = ProcessRef::new(cell);
+        let two = ProcessRef { ptr: one.ptr };
+        (one, two)
+    }
+
     /// The record, without touching the count.
     pub(crate) fn as_ptr(this: &ProcessRef) -> *const ProcessCell {
         this.ptr.as_ptr()
@@ -266,6 +276,18 @@ mod tests {
         assert_eq!(first.refs.load(Ordering::Relaxed), 1);
         assert_eq!(drops.load(Ordering::SeqCst), 0, "dropped while a reference was left");
         std::thread::spawn(move || drop(first)).join().unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_new_pair_is_two_references_to_one_record() {
+        let (_rt, cell, drops) = record();
+        let (one, two) = ProcessRef::new_pair(cell);
+        assert_eq!(ProcessRef::as_ptr(&one), ProcessRef::as_ptr(&two));
+        assert_eq!(one.refs.load(Ordering::Relaxed), 2);
+        std::thread::spawn(move || drop(two)).join().unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 0, "dropped while a reference was left");
+        drop(one);
         assert_eq!(drops.load(Ordering::SeqCst), 1);
     }
 

@@ -171,13 +171,10 @@ impl Shared {
         if let Some(s) = &strand {
             s.joined();
         }
-        let cell = ProcessRef::new(ProcessCell::new(pid, host, strand, body, inner));
-        self.table.insert(cell.clone());
-        match &cell.strand {
-            // Its first step where its strand's memory is (see `Strand::push_new`).
-            Some(strand) => strand.push_new(cell.clone()),
-            None => cell.enqueue(),
-        }
+        let (cell, listed) = ProcessRef::new_pair(ProcessCell::new(pid, host, strand, body, inner));
+        self.table.insert(listed);
+        // Its first step where its strand's memory is, for one (see `Strand::push_new`).
+        cell.enqueue_owned();
         Ok(pid)
     }
 
