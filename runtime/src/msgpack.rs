@@ -35,7 +35,7 @@ impl Value {
     /// # Errors
     /// `INVALID` when the bytes are not exactly one MessagePack value Spindle can hold
     /// (truncated, trailing bytes, extension types, integers above `i64::MAX`, too deep).
-    #[inline]
+    #[inline(always)]
     pub fn from_msgpack(bytes: &[u8]) -> Result<Value> {
         // Most payloads are one number, boolean or nil: built where the caller wants it.
         match spindle_abi::msgpack::scalar(bytes) {

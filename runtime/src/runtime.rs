@@ -45,6 +45,30 @@ pub(crate) struct Shared {
     stopped: AtomicBool,
 }
 
+/// A payload to send: a value, or [`Msgpack`] bytes.
+trait Payload {
+    /// The value, made where it is asked for: a value decoded in a call and returned from it
+    /// was read back wider than it had been written.
+    fn into_value(self) -> Result<Value>;
+}
+
+impl Payload for Value {
+    #[inline(always)]
+    fn into_value(self) -> Result<Value> {
+        Ok(self)
+    }
+}
+
+/// A payload as MessagePack bytes (empty bytes are nil).
+struct Msgpack<'a>(&'a [u8]);
+
+impl Payload for Msgpack<'_> {
+    #[inline(always)]
+    fn into_value(self) -> Result<Value> {
+        if self.0.is_empty() { Ok(Value::Nil) } else { Value::from_msgpack(self.0) }
+    }
+}
+
 /// A topic must be non-empty and must not start with `@` (reserved).
 pub(crate) fn check_topic(topic: &str) -> Result<()> {
     if topic.is_empty() || topic.starts_with('@') {
@@ -200,7 +224,7 @@ impl Shared {
         topic: &str,
         payload: Value,
     ) -> Result<()> {
-        self.send_from_with(sender, serial, topic, || Ok(payload))
+        self.send_from_with(sender, serial, topic, payload)
     }
 
     /// [`Shared::send_from`] of a payload given as MessagePack bytes (empty bytes are nil).
@@ -211,13 +235,11 @@ impl Shared {
         topic: &str,
         payload: &[u8],
     ) -> Result<()> {
-        self.send_from_with(sender, serial, topic, || {
-            if payload.is_empty() { Ok(Value::Nil) } else { Value::from_msgpack(payload) }
-        })
+        self.send_from_with(sender, serial, topic, Msgpack(payload))
     }
 
-    /// [`Shared::send_from`] of the payload `make` returns, made where the message is built: a
-    /// payload decoded by the caller and handed on was read back wider than the decoder had
+    /// [`Shared::send_from`] of `payload`, decoded (if it is bytes) where the message is built:
+    /// a payload decoded by the caller and handed on was read back wider than the decoder had
     /// just written it, one store-forwarding stall per move.
     #[inline(always)]
     fn send_from_with(
@@ -225,13 +247,14 @@ impl Shared {
         sender: &ProcessCell,
         serial: u64,
         topic: &str,
-        make: impl FnOnce() -> Result<Value>,
+        payload: impl Payload,
     ) -> Result<()> {
         let Some(slot) = sender.last_dest() else {
-            return self.send_serial(sender.pid, serial, topic, make()?);
+            return self.send_serial(sender.pid, serial, topic, payload.into_value()?);
         };
         check_topic(topic)?;
-        let msg = Message { from: sender.pid, topic: Topic::new(topic), payload: make()? };
+        let msg =
+            Message { from: sender.pid, topic: Topic::new(topic), payload: payload.into_value()? };
         msg.payload.check_portable("payload")?;
         if let Some(dest) = slot.get(serial) {
             let wake = deliver(dest, &mut lock(&dest.inner), msg)?;
