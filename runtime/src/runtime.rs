@@ -47,19 +47,21 @@ pub(crate) struct Shared {
 
 /// A payload to send: a value, or [`Msgpack`] bytes.
 trait Payload {
-    /// The value, made where it is asked for: a value decoded in a call and returned from it
-    /// was read back wider than it had been written.
+    /// The value, made where it is asked for (a value decoded in a call and returned from it
+    /// was read back wider than it had been written), and checked: `INVALID` for one that no
+    /// process could take (see [`Value::check_portable`]).
     fn into_value(self) -> Result<Value>;
 }
 
 impl Payload for Value {
     #[inline(always)]
     fn into_value(self) -> Result<Value> {
+        self.check_portable("payload")?;
         Ok(self)
     }
 }
 
-/// A payload as MessagePack bytes (empty bytes are nil).
+/// A payload as MessagePack bytes (empty bytes are nil), checked as it is decoded.
 struct Msgpack<'a>(&'a [u8]);
 
 impl Payload for Msgpack<'_> {
@@ -255,7 +257,6 @@ impl Shared {
         check_topic(topic)?;
         let msg =
             Message { from: sender.pid, topic: Topic::new(topic), payload: payload.into_value()? };
-        msg.payload.check_portable("payload")?;
         if let Some(dest) = slot.get(serial) {
             let wake = deliver(dest, &mut lock(&dest.inner), msg)?;
             if wake == Some(true)
