@@ -60,7 +60,7 @@ impl Done {
     fn push_with(&mut self, tag: Tag, make: impl FnOnce() -> Completion) {
         let slots = match &mut self.0 {
             Some(slots) => slots,
-            None => self.make(),
+            None => self.allocate(),
         };
         if slots.first.is_none() {
             slots.first = Some((tag, make()));
@@ -71,7 +71,7 @@ impl Done {
 
     #[cold]
     #[inline(never)]
-    fn make(&mut self) -> &mut DoneSlots {
+    fn allocate(&mut self) -> &mut DoneSlots {
         self.0.insert(Box::default())
     }
 
