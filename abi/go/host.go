@@ -5,35 +5,37 @@ package spindle
 #include <stdlib.h>
 #include "spindle.h"
 
-// Go cannot call C function pointers: one trampoline per host function used.
-static uint64_t sp_pid(const spindle_host *h, spindle_cx *cx) { return h->pid(cx); }
-static int32_t sp_send(const spindle_host *h, spindle_cx *cx, uint64_t to, const uint8_t *t, size_t tl, const uint8_t *p, size_t pl) { return h->send(cx, to, t, tl, p, pl); }
-static int32_t sp_send_to(const spindle_host *h, spindle_cx *cx, const uint8_t *d, size_t dl, const uint8_t *t, size_t tl, const uint8_t *p, size_t pl) { return h->send_to(cx, d, dl, t, tl, p, pl); }
-static int32_t sp_spawn(const spindle_host *h, spindle_cx *cx, const uint8_t *e, size_t el, const uint8_t *a, size_t al, uint32_t ties, uint64_t *pid) { return h->spawn(cx, e, el, NULL, 0, a, al, ties, pid); }
-static int32_t sp_link(const spindle_host *h, spindle_cx *cx, uint64_t p) { return h->link(cx, p); }
-static int32_t sp_monitor(const spindle_host *h, spindle_cx *cx, uint64_t p) { return h->monitor(cx, p); }
-static int32_t sp_set_option(const spindle_host *h, spindle_cx *cx, uint32_t o, int32_t on) { return h->set_option(cx, o, on); }
-static int32_t sp_register(const spindle_host *h, spindle_cx *cx, const uint8_t *n, size_t nl) { return h->register_name(cx, n, nl, 0); }
-static int32_t sp_lookup(const spindle_host *h, spindle_cx *cx, const uint8_t *n, size_t nl, uint64_t *p) { return h->lookup(cx, n, nl, p); }
-static int32_t sp_receive(const spindle_host *h, spindle_cx *cx, const uint8_t *t, size_t tl, uint64_t *tag) { return h->receive(cx, t, tl, tag); }
-static int32_t sp_events(const spindle_host *h, spindle_cx *cx, uint64_t *tag) { return h->events(cx, tag); }
-static int32_t sp_timer(const spindle_host *h, spindle_cx *cx, uint64_t ns, uint64_t *tag) { return h->timer(cx, ns, tag); }
-static int32_t sp_take(const spindle_host *h, spindle_cx *cx, uint64_t tag, spindle_completion *c) { c->size = sizeof *c; return h->take_completion(cx, tag, c); }
-static int32_t sp_drop_op(const spindle_host *h, spindle_cx *cx, uint64_t tag) { return h->drop_op(cx, tag); }
-static int32_t sp_set_result(const spindle_host *h, spindle_cx *cx, const uint8_t *v, size_t vl) { return h->set_result(cx, v, vl); }
-static int32_t sp_set_error(const spindle_host *h, spindle_cx *cx, int32_t code, const uint8_t *m, size_t ml) { return h->set_error(cx, code, m, ml); }
-static int32_t sp_upgrade(const spindle_host *h, spindle_cx *cx, const uint8_t *e, size_t el, const uint8_t *a, size_t al) { return h->upgrade(cx, e, el, a, al); }
-static int32_t sp_last_error(const spindle_host *h, spindle_cx *cx, const uint8_t **m, size_t *ml) { return h->last_error(cx, m, ml); }
-static int32_t sp_log(const spindle_host *h, spindle_cx *cx, int32_t level, const uint8_t *m, size_t ml) { return h->log(cx, level, m, ml); }
-static int32_t sp_unlink(const spindle_host *h, spindle_cx *cx, uint64_t p) { return h->unlink(cx, p); }
-static int32_t sp_unmonitor(const spindle_host *h, spindle_cx *cx, uint64_t p) { return h->unmonitor(cx, p); }
-static int32_t sp_unregister(const spindle_host *h, spindle_cx *cx, const uint8_t *n, size_t nl) { return h->unregister_name(cx, n, nl); }
-static int32_t sp_cancel(const spindle_host *h, spindle_cx *cx, uint64_t p, const uint8_t *r, size_t rl) { return h->cancel(cx, p, r, rl); }
-static int32_t sp_terminate(const spindle_host *h, spindle_cx *cx, uint64_t p) { return h->terminate(cx, p); }
-static int32_t sp_listen(const spindle_host *h, spindle_cx *cx, const uint8_t *t, size_t tl) { return h->listen(cx, t, tl); }
-static int32_t sp_unlisten(const spindle_host *h, spindle_cx *cx, const uint8_t *t, size_t tl) { return h->unlisten(cx, t, tl); }
-static int32_t sp_pid_text(const spindle_host *h, spindle_cx *cx, uint64_t p, const uint8_t **t, size_t *tl) { return h->pid_text(cx, p, t, tl); }
-static int32_t sp_exec(const spindle_host *h, spindle_cx *cx, const uint8_t *e, size_t el, const uint8_t *a, size_t al, uint64_t *tag) { return h->exec(cx, e, el, NULL, 0, a, al, tag); }
+// Go cannot call C function pointers: one trampoline per host function used. Each refuses a
+// NULL table: a body's deferred calls run after the runtime dropped the process (see
+// Process.suspend), when no host function may be called.
+static uint64_t sp_pid(const spindle_host *h, spindle_cx *cx) { return h ? h->pid(cx) : 0; }
+static int32_t sp_send(const spindle_host *h, spindle_cx *cx, uint64_t to, const uint8_t *t, size_t tl, const uint8_t *p, size_t pl) { return h ? h->send(cx, to, t, tl, p, pl) : SPINDLE_E_CANCELED; }
+static int32_t sp_send_to(const spindle_host *h, spindle_cx *cx, const uint8_t *d, size_t dl, const uint8_t *t, size_t tl, const uint8_t *p, size_t pl) { return h ? h->send_to(cx, d, dl, t, tl, p, pl) : SPINDLE_E_CANCELED; }
+static int32_t sp_spawn(const spindle_host *h, spindle_cx *cx, const uint8_t *e, size_t el, const uint8_t *a, size_t al, uint32_t ties, uint64_t *pid) { return h ? h->spawn(cx, e, el, NULL, 0, a, al, ties, pid) : SPINDLE_E_CANCELED; }
+static int32_t sp_link(const spindle_host *h, spindle_cx *cx, uint64_t p) { return h ? h->link(cx, p) : SPINDLE_E_CANCELED; }
+static int32_t sp_monitor(const spindle_host *h, spindle_cx *cx, uint64_t p) { return h ? h->monitor(cx, p) : SPINDLE_E_CANCELED; }
+static int32_t sp_set_option(const spindle_host *h, spindle_cx *cx, uint32_t o, int32_t on) { return h ? h->set_option(cx, o, on) : SPINDLE_E_CANCELED; }
+static int32_t sp_register(const spindle_host *h, spindle_cx *cx, const uint8_t *n, size_t nl) { return h ? h->register_name(cx, n, nl, 0) : SPINDLE_E_CANCELED; }
+static int32_t sp_lookup(const spindle_host *h, spindle_cx *cx, const uint8_t *n, size_t nl, uint64_t *p) { return h ? h->lookup(cx, n, nl, p) : SPINDLE_E_CANCELED; }
+static int32_t sp_receive(const spindle_host *h, spindle_cx *cx, const uint8_t *t, size_t tl, uint64_t *tag) { return h ? h->receive(cx, t, tl, tag) : SPINDLE_E_CANCELED; }
+static int32_t sp_events(const spindle_host *h, spindle_cx *cx, uint64_t *tag) { return h ? h->events(cx, tag) : SPINDLE_E_CANCELED; }
+static int32_t sp_timer(const spindle_host *h, spindle_cx *cx, uint64_t ns, uint64_t *tag) { return h ? h->timer(cx, ns, tag) : SPINDLE_E_CANCELED; }
+static int32_t sp_take(const spindle_host *h, spindle_cx *cx, uint64_t tag, spindle_completion *c) { c->size = sizeof *c; return h ? h->take_completion(cx, tag, c) : SPINDLE_E_CANCELED; }
+static int32_t sp_drop_op(const spindle_host *h, spindle_cx *cx, uint64_t tag) { return h ? h->drop_op(cx, tag) : SPINDLE_E_CANCELED; }
+static int32_t sp_set_result(const spindle_host *h, spindle_cx *cx, const uint8_t *v, size_t vl) { return h ? h->set_result(cx, v, vl) : SPINDLE_E_CANCELED; }
+static int32_t sp_set_error(const spindle_host *h, spindle_cx *cx, int32_t code, const uint8_t *m, size_t ml) { return h ? h->set_error(cx, code, m, ml) : SPINDLE_E_CANCELED; }
+static int32_t sp_upgrade(const spindle_host *h, spindle_cx *cx, const uint8_t *e, size_t el, const uint8_t *a, size_t al) { return h ? h->upgrade(cx, e, el, a, al) : SPINDLE_E_CANCELED; }
+static int32_t sp_last_error(const spindle_host *h, spindle_cx *cx, const uint8_t **m, size_t *ml) { return h ? h->last_error(cx, m, ml) : SPINDLE_E_CANCELED; }
+static int32_t sp_log(const spindle_host *h, spindle_cx *cx, int32_t level, const uint8_t *m, size_t ml) { return h ? h->log(cx, level, m, ml) : SPINDLE_E_CANCELED; }
+static int32_t sp_unlink(const spindle_host *h, spindle_cx *cx, uint64_t p) { return h ? h->unlink(cx, p) : SPINDLE_E_CANCELED; }
+static int32_t sp_unmonitor(const spindle_host *h, spindle_cx *cx, uint64_t p) { return h ? h->unmonitor(cx, p) : SPINDLE_E_CANCELED; }
+static int32_t sp_unregister(const spindle_host *h, spindle_cx *cx, const uint8_t *n, size_t nl) { return h ? h->unregister_name(cx, n, nl) : SPINDLE_E_CANCELED; }
+static int32_t sp_cancel(const spindle_host *h, spindle_cx *cx, uint64_t p, const uint8_t *r, size_t rl) { return h ? h->cancel(cx, p, r, rl) : SPINDLE_E_CANCELED; }
+static int32_t sp_terminate(const spindle_host *h, spindle_cx *cx, uint64_t p) { return h ? h->terminate(cx, p) : SPINDLE_E_CANCELED; }
+static int32_t sp_listen(const spindle_host *h, spindle_cx *cx, const uint8_t *t, size_t tl) { return h ? h->listen(cx, t, tl) : SPINDLE_E_CANCELED; }
+static int32_t sp_unlisten(const spindle_host *h, spindle_cx *cx, const uint8_t *t, size_t tl) { return h ? h->unlisten(cx, t, tl) : SPINDLE_E_CANCELED; }
+static int32_t sp_pid_text(const spindle_host *h, spindle_cx *cx, uint64_t p, const uint8_t **t, size_t *tl) { return h ? h->pid_text(cx, p, t, tl) : SPINDLE_E_CANCELED; }
+static int32_t sp_exec(const spindle_host *h, spindle_cx *cx, const uint8_t *e, size_t el, const uint8_t *a, size_t al, uint64_t *tag) { return h ? h->exec(cx, e, el, NULL, 0, a, al, tag) : SPINDLE_E_CANCELED; }
 */
 import "C"
 
@@ -70,6 +72,10 @@ const (
 	LogDebug = C.SPINDLE_LOG_DEBUG
 )
 
+// errDropped is what host calls return once the runtime has dropped the process: its body's
+// deferred functions still run then, but no host function may be called (spindle.h, drop).
+var errDropped = &Error{Code: ErrCanceled, Message: "the process has ended: host calls are refused after it was dropped"}
+
 func errorName(code int32) string {
 	names := map[int32]string{-1: "NOT_FOUND", -2: "ALREADY_EXISTS", -3: "INVALID", -4: "PERMISSION_DENIED",
 		-5: "UNAVAILABLE", -6: "INTERNAL", -7: "CANCELED", -8: "TIMEOUT", -9: "RATE_LIMITED", -10: "UNKNOWN"}
@@ -91,6 +97,9 @@ func ptr(b []byte) (*C.uint8_t, C.size_t) {
 func (p *Process) check(rc C.int32_t) error {
 	if rc == C.SPINDLE_OK || rc == C.SPINDLE_NONE {
 		return nil
+	}
+	if p.host == nil {
+		return errDropped
 	}
 	var m *C.uint8_t
 	var n C.size_t

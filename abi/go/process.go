@@ -24,6 +24,7 @@ package spindle
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"runtime/cgo"
 	"unsafe"
@@ -49,8 +50,13 @@ type Process struct {
 	yield   chan C.int32_t
 }
 
-// suspend ends the current step with status and blocks until the next step.
+// suspend ends the current step with status and blocks until the next step. Once the process
+// is dropped (its goroutine then runs the body's deferred calls, see spindleGoDrop), there is
+// no next step: the goroutine ends here instead.
 func (p *Process) suspend(status C.int32_t) {
+	if p.dropped {
+		runtimeGoexit()
+	}
 	p.yield <- status
 	if _, ok := <-p.resume; !ok {
 		// The process was dropped while waiting: end this goroutine quietly.
@@ -60,12 +66,13 @@ func (p *Process) suspend(status C.int32_t) {
 
 func (p *Process) fail(err error) C.int32_t {
 	code := ErrUnknown
-	if e, ok := err.(*Error); ok {
-		code = e.Code
-	}
 	m := []byte(err.Error())
-	if e, ok := err.(*Error); ok {
-		m = []byte(e.Message)
+	var e *Error
+	if errors.As(err, &e) {
+		code = e.Code
+		if e == err {
+			m = []byte(e.Message)
+		}
 	}
 	p.setError(code, m)
 	return C.SPINDLE_STEP_EXIT_ERROR
@@ -96,7 +103,7 @@ func (p *Process) run() {
 	status = C.SPINDLE_STEP_EXIT_OK
 }
 
-func handleOf(state unsafe.Pointer) cgo.Handle { return cgo.Handle(uintptr(state)) }
+func handleOf(state C.uintptr_t) cgo.Handle { return cgo.Handle(state) }
 
 //export spindleGoInit
 func spindleGoInit(host *C.spindle_host, cx *C.spindle_cx, args *C.uint8_t, argsLen C.size_t, state *unsafe.Pointer) C.int32_t {
@@ -109,6 +116,9 @@ func spindleGoInit(host *C.spindle_host, cx *C.spindle_cx, args *C.uint8_t, args
 		v, err := Decode(raw)
 		a, ok := v.([]any)
 		if err != nil || !ok {
+			if err == nil {
+				err = fmt.Errorf("a %T, not an array", v)
+			}
 			p.fail(&Error{Code: ErrInvalid, Message: fmt.Sprintf("arguments: %v", err)})
 			return C.SPINDLE_E_INVALID
 		}
@@ -120,7 +130,7 @@ func spindleGoInit(host *C.spindle_host, cx *C.spindle_cx, args *C.uint8_t, args
 }
 
 //export spindleGoStep
-func spindleGoStep(state unsafe.Pointer, host *C.spindle_host, cx *C.spindle_cx) C.int32_t {
+func spindleGoStep(state C.uintptr_t, host *C.spindle_host, cx *C.spindle_cx) C.int32_t {
 	p := handleOf(state).Value().(*Process)
 	p.host, p.cx = host, cx
 	if !p.started {
@@ -133,7 +143,7 @@ func spindleGoStep(state unsafe.Pointer, host *C.spindle_host, cx *C.spindle_cx)
 }
 
 //export spindleGoDrop
-func spindleGoDrop(state unsafe.Pointer) {
+func spindleGoDrop(state C.uintptr_t) {
 	h := handleOf(state)
 	p := h.Value().(*Process)
 	p.dropped = true

@@ -29,6 +29,9 @@ func millis(payload any, key string) time.Duration {
 
 func service(p *spindle.Process, args []any) (any, error) {
 	var handled int64
+	// Runs however the body ends. After an upgrade or a terminate the runtime has already
+	// dropped the process when it runs: its host calls are refused then (Log drops the line).
+	defer func() { p.Log(spindle.LogDebug, fmt.Sprintf("service ends after %d requests", handled)) }()
 	if len(args) >= 2 {
 		handled, _ = args[0].(int64)
 		to, _ := args[1].(int64)
