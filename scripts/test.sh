@@ -15,6 +15,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== native plugin examples (C, Rust, Go; installs Go when missing)"
 bash scripts/build-native-examples.sh
 
+echo "== the Go guest package's own tests"
+(cd abi/go && GOFLAGS="-mod=mod -buildvcs=false" GOPROXY=off go test ./...)
+
 echo "== tests"
 cargo test --workspace --locked
 

@@ -27,13 +27,18 @@ func (m Map) Get(k string) (any, bool) {
 	return nil, false
 }
 
-// Encode writes v as MessagePack. Values: nil, bool, integers (as int64), float64 (float32
-// widened), string (must be UTF-8), []byte, []any, Map, map[string]any (keys sorted).
+// Encode writes v as MessagePack. Values: nil, bool, integers of any Go integer type (as
+// int64: an unsigned one above MaxInt64 is an error), float64 (float32 widened), string (must
+// be UTF-8), []byte, []any, Map, map[string]any (keys sorted). Arrays and maps nest at most
+// MaxDepth levels (a value that contains itself is an error, not an endless recursion).
 func Encode(v any) ([]byte, error) {
 	var out []byte
-	err := encode(&out, v)
+	err := encode(&out, v, 0)
 	return out, err
 }
+
+// MaxDepth is how deeply arrays and maps may nest in a Spindle value.
+const MaxDepth = 128
 
 func be(out *[]byte, marker byte, v uint64, width int) {
 	*out = append(*out, marker)
@@ -67,6 +72,14 @@ func encodeInt(out *[]byte, i int64) {
 	}
 }
 
+func encodeUint(out *[]byte, x uint64) error {
+	if x > math.MaxInt64 {
+		return fmt.Errorf("integer %d does not fit a signed 64-bit integer", x)
+	}
+	encodeInt(out, int64(x))
+	return nil
+}
+
 func head(out *[]byte, n int, fix int, m8, m16, m32 byte) {
 	switch {
 	case fix >= 0 && n <= 31:
@@ -91,7 +104,13 @@ func collection(out *[]byte, n int, fix byte, m16, m32 byte) {
 	}
 }
 
-func encode(out *[]byte, v any) error {
+func encode(out *[]byte, v any, depth int) error {
+	switch v.(type) {
+	case []any, Map, map[string]any:
+		if depth >= MaxDepth {
+			return fmt.Errorf("a value nests arrays or maps deeper than %d levels", MaxDepth)
+		}
+	}
 	switch x := v.(type) {
 	case nil:
 		*out = append(*out, 0xc0)
@@ -103,17 +122,24 @@ func encode(out *[]byte, v any) error {
 		}
 	case int:
 		encodeInt(out, int64(x))
+	case int8:
+		encodeInt(out, int64(x))
+	case int16:
+		encodeInt(out, int64(x))
 	case int32:
 		encodeInt(out, int64(x))
 	case int64:
 		encodeInt(out, x)
+	case uint8:
+		encodeInt(out, int64(x))
+	case uint16:
+		encodeInt(out, int64(x))
 	case uint32:
 		encodeInt(out, int64(x))
+	case uint:
+		return encodeUint(out, uint64(x))
 	case uint64:
-		if x > math.MaxInt64 {
-			return fmt.Errorf("integer %d does not fit a signed 64-bit integer", x)
-		}
-		encodeInt(out, int64(x))
+		return encodeUint(out, x)
 	case float32:
 		be(out, 0xcb, math.Float64bits(float64(x)), 8)
 	case float64:
@@ -130,17 +156,17 @@ func encode(out *[]byte, v any) error {
 	case []any:
 		collection(out, len(x), 0x90, 0xdc, 0xdd)
 		for _, e := range x {
-			if err := encode(out, e); err != nil {
+			if err := encode(out, e, depth+1); err != nil {
 				return err
 			}
 		}
 	case Map:
 		collection(out, len(x), 0x80, 0xde, 0xdf)
 		for _, kv := range x {
-			if err := encode(out, kv.Key); err != nil {
+			if err := encode(out, kv.Key, depth+1); err != nil {
 				return err
 			}
-			if err := encode(out, kv.Value); err != nil {
+			if err := encode(out, kv.Value, depth+1); err != nil {
 				return err
 			}
 		}
@@ -154,7 +180,7 @@ func encode(out *[]byte, v any) error {
 		for _, k := range keys {
 			m = append(m, KV{k, x[k]})
 		}
-		return encode(out, m)
+		return encode(out, m, depth)
 	default:
 		return fmt.Errorf("a %T cannot be a Spindle value", v)
 	}
@@ -335,4 +361,3 @@ func (d *decoder) value(depth int) (any, error) {
 	}
 	return nil, fmt.Errorf("MessagePack marker %#02x is not a Spindle value", m)
 }
-
