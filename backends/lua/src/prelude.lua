@@ -906,7 +906,15 @@ local function run(P)
             if h == QT then QH, QT = 1, 1 else QH = h end
         end
         RUNNING = co
-        local ok, r1, r2, r3 = co_resume(co, a, b, c)
+        local ok, r1, r2, r3
+        if pre then
+            -- It goes on where the hook stopped it, with no values: a hook's yield takes none,
+            -- and passed all the same, each resume raised the top of its frame by three (Lua
+            -- makes room for them there), so a function preempted often enough overflowed.
+            ok, r1, r2, r3 = co_resume(co)
+        else
+            ok, r1, r2, r3 = co_resume(co, a, b, c)
+        end
         RUNNING = nil
         if not ok or r1 ~= PARK then
             local s, x, y = ran(P, co, ok, r1, r2, r3)

@@ -484,3 +484,16 @@ fn odd_values_from_rust_do_not_end_a_lua_process() {
     ));
     run_on(&rt, "odd_values.lua", &[]);
 }
+
+
+/// A function preempted again and again keeps the stack it had: each resume after a
+/// preemption once made room for three values on top of its frame, so a long computation in
+/// one function (here preempted every two instructions) overflowed its stack.
+#[test]
+fn a_function_preempted_over_and_over_keeps_its_stack() {
+    for isolation in [spindle_lua::Isolation::Islands, spindle_lua::Isolation::State] {
+        let config = LuaConfig { slice_instructions: 2, isolation, ..LuaConfig::default() };
+        let rt = runtime_with(HostConfig::new(HOST).workers(1), config);
+        run_on(&rt, "long_run.lua", &[]);
+    }
+}
