@@ -223,6 +223,23 @@ local function next_waiter(q)
     return nil
 end
 
+-- Takes the waiters of selects that have fired out of queue `q` (a select waits on every
+-- case's queue; the one that fires takes its own entry, the others are left behind).
+local function purge(q)
+    if type(q) ~= "table" then return end
+    local h, t = q[1], q[2]
+    local j = h
+    for i = h, t do
+        local w = q[i]
+        q[i] = nil
+        if type(w) == "thread" or not (w.sel and w.sel.fired) then
+            q[j] = w
+            j = j + 1
+        end
+    end
+    if j == h then q[1] = 3; q[2] = 2 else q[2] = j - 1 end
+end
+
 -- The next receiver that has not fired yet.
 local function next_receiver(s)
     local q = s.recvq
@@ -350,6 +367,21 @@ local function take_later(P, tag)
         end
     end
     return nil
+end
+
+-- A runtime channel that nobody waits on any more gives its outstanding operation up, so that
+-- what comes next stays in the mailbox (a receive dropped after its message came puts it back
+-- in front). A completion kept back during a preemption (`P.later`) is the channel's already.
+local function release(s)
+    local tag = s.tag
+    if not tag or has_receivers(s) then return end
+    local kind, a, b, c, d, e, f = take_later(CUR, tag)
+    forget(tag)
+    s.tag = nil
+    if kind ~= nil then
+        local ok, v = s.src(kind, a, b, c, d, e, f)
+        if ok then offer(s, v) end
+    end
 end
 
 -- For a select that would take its default: what already waits for runtime channel `s` (in
@@ -519,6 +551,20 @@ local function select_(cases)
         if sel.fired then break end
     end
     local i, v, ok = park()
+    -- My entries on the other cases' channels go now: left until someone used those channels,
+    -- a select in a loop grew their queues without end (and a runtime channel kept counting
+    -- me as its receiver, its operation pulling the next message out of the mailbox for me).
+    for j = 1, n do
+        if j ~= i then
+            local st = states[j]
+            if sends[j] then
+                purge(st.sendq)
+            else
+                purge(st.recvq)
+                release(st)
+            end
+        end
+    end
     if sends[i] then
         if v == false then error("send on closed channel", 2) end
         return { channel = chs[i], ok = true }

@@ -486,6 +486,13 @@ fn odd_values_from_rust_do_not_end_a_lua_process() {
 }
 
 
+/// A select that one case ended takes itself off the other cases' channels: a select in a loop
+/// leaves nothing behind on them.
+#[test]
+fn a_select_loop_leaves_nothing_behind() {
+    run("select_loop.lua", &[]);
+}
+
 /// A function preempted again and again keeps the stack it had: each resume after a
 /// preemption once made room for three values on top of its frame, so a long computation in
 /// one function (here preempted every two instructions) overflowed its stack.

@@ -1,4 +1,5 @@
 -- Process-local channels, coroutine.spawn and select.
+local time = require("time")
 local function main()
     -- Unbuffered: a send blocks until a receiver takes it, so the sender never runs more
     -- than one value ahead of the receiver.
@@ -175,6 +176,20 @@ local function main()
     for i = 1, 4 do order[i] = served:receive() end
     table.sort(order)
     assert(table.concat(order, " ") == "a1 b2 c3 d4", table.concat(order, " "))
+
+    -- A topic channel a select waited on does not keep taking messages for nobody once the
+    -- select ended through another case: one sent after stays in the mailbox, and unlisten
+    -- hands it to the inbox.
+    local news = assert(process.listen("later news"))
+    local other_case = channel.new()
+    coroutine.spawn(function() other_case:send(true) end)
+    r = channel.select { news:case_receive(), other_case:case_receive() }
+    assert(r.channel == other_case)
+    assert(process.send(process.pid(), "later news", "kept"))
+    time.sleep("5ms") -- (what has come for this process is handed out meanwhile)
+    assert(process.unlisten(news))
+    local kept = inbox:receive()
+    assert(kept:topic() == "later news" and kept:payload():data() == "kept", "unlisten lost a message")
     return "ok"
 end
 
