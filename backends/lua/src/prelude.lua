@@ -734,11 +734,12 @@ local function sleep(d)
     park()
 end
 
--- Arms the timer of channel state `s` (size 1): it receives `time.now()` once after `ns`.
+-- Arms the timer of channel state `s` (size 1): it receives `time.now()` once after `ns` (a
+-- channel of size 1 never holds two).
 local function arm_timer(s, ns)
     local tag = RT_start_sleep(ns)
     s.timer = tag
-    await(tag, function() s.timer = nil; offer(s, now()) end)
+    await(tag, function() s.timer = nil; offer(s, now(), true) end)
 end
 
 -- A channel that receives `time.now()` once after `ns`, and its state.
@@ -754,6 +755,9 @@ local Timer = { __name = "spindle.timer", __metatable = "locked" }
 function Timer:channel() return unbox(self, Timer).ch end
 local function stop_timer(t)
     local s = t.s
+    -- A time it put in its channel that nobody received is from before: no receive after a
+    -- stop or a reset gets one (as in Go since 1.23).
+    s.buf = nil
     if s.timer then forget(s.timer); s.timer = nil; return true end
     return false
 end

@@ -32,6 +32,22 @@ local function main()
     r = channel.select { tm:channel():case_receive(), time.after("2s"):case_receive() }
     assert(r.channel == tm:channel(), "a reset timer did not fire")
 
+    -- A time a timer put in its channel and nobody received goes with a stop or a reset: no
+    -- receive after either gets a stale one, and the channel never holds two.
+    tm = time.timer("1ms")
+    time.sleep("10ms")
+    tm:reset("1ms")
+    time.sleep("10ms")
+    v, ok = tm:channel():receive()
+    assert(ok and v:unix_nano() > t0:unix_nano())
+    r = channel.select { tm:channel():case_receive(), default = true }
+    assert(r.default, "a reset timer's channel held a second, stale time")
+    tm = time.timer("1ms")
+    time.sleep("10ms")
+    tm:stop()
+    r = channel.select { tm:channel():case_receive(), default = true }
+    assert(r.default, "a stopped timer's channel held a stale time")
+
     -- A ticker ticks until stopped.
     local tk = time.ticker("5ms")
     for _ = 1, 3 do tk:channel():receive() end
