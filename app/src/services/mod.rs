@@ -213,7 +213,8 @@ impl Services {
         ready(&guard.history)
     }
 
-    /// Starts service `id` (and what it requires) if it is not running.
+    /// Starts service `id` (and what it requires) if it is not running. A service that gave up
+    /// on its restarts starts afresh, its attempts counted from zero.
     ///
     /// # Errors
     /// `NOT_FOUND` if the supervisor is gone.

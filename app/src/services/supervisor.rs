@@ -89,18 +89,34 @@ impl Supervisor {
     }
 
     /// Starts service `i` after what it requires.
-    fn start_with_requirements(&mut self, cx: &Cx, i: usize, depth: usize) {
-        if depth > self.plans.len() {
+    fn start_with_requirements(&mut self, cx: &Cx, i: usize) {
+        let mut seen = vec![false; self.plans.len()];
+        self.start_after_requirements(cx, i, &mut seen);
+    }
+
+    /// [`Supervisor::start_with_requirements`], visiting each service once: walked again
+    /// through every path that leads to it, a service that many others require (directly and
+    /// through each other) took exponential time.
+    fn start_after_requirements(&mut self, cx: &Cx, i: usize, seen: &mut [bool]) {
+        if std::mem::replace(&mut seen[i], true) {
             return;
         }
         for r in self.plans[i].plan.lifecycle.requires.clone() {
             if let Some(j) = self.index(&r) {
-                self.start_with_requirements(cx, j, depth + 1);
+                self.start_after_requirements(cx, j, seen);
             }
         }
-        let state = self.status_of(i);
-        if matches!(state, ServiceState::Idle | ServiceState::Stopped | ServiceState::Finished) {
-            self.spawn(cx, i);
+        match self.status_of(i) {
+            ServiceState::Idle | ServiceState::Stopped | ServiceState::Finished => {
+                self.spawn(cx, i)
+            }
+            // It gave up on its restarts; asked to start again (itself or by a service that
+            // requires it), it starts afresh, its attempts counted from zero.
+            ServiceState::Failed => {
+                self.set_state(i, |s| s.attempts = 0);
+                self.spawn(cx, i);
+            }
+            ServiceState::Running | ServiceState::Restarting | ServiceState::Stopping => {}
         }
     }
 
@@ -296,7 +312,7 @@ impl Process for Supervisor {
             let _ = cx.register(SUPERVISOR_NAME, None);
             for id in std::mem::take(&mut self.to_start) {
                 if let Some(i) = self.index(&id) {
-                    self.start_with_requirements(cx, i, 0);
+                    self.start_with_requirements(cx, i);
                 }
             }
         }
@@ -318,7 +334,7 @@ impl Process for Supervisor {
                     "start" if self.stopping.is_none() => {
                         let id = m.payload.as_str().and_then(|s| s.parse::<EntryId>().ok());
                         if let Some(i) = id.and_then(|id| self.index(&id)) {
-                            self.start_with_requirements(cx, i, 0);
+                            self.start_with_requirements(cx, i);
                         }
                     }
                     _ => {}

@@ -233,6 +233,45 @@ fn restarts_back_off_and_give_up_after_max_attempts() {
     let steady = s.status(&id("t:steady")).unwrap();
     assert_eq!((steady.state, steady.starts), (ServiceState::Running, 1));
     assert!(app.runtime().is_alive(steady.pid.unwrap()));
+    // Asked to start again, the service that gave up starts afresh: its attempts count from
+    // zero, so its next failure waits the initial delay.
+    s.start_service(app.runtime(), &crashy).unwrap();
+    wait_starts(&s, "t:crashy", 6);
+    let st = s.status(&crashy).unwrap();
+    assert_eq!((st.state, st.attempts), (ServiceState::Running, 0));
+    crash(&app, &s, "t:crashy");
+    assert_eq!(restart_no(&s, "t:crashy", 5), (1, Duration::from_secs(1)));
+    app.shutdown();
+}
+
+/// Each service is started once however many others require it: with every service requiring
+/// all those before it, a walk through every path to each took exponential time (some 2^33
+/// steps here) and the last one never started.
+#[test]
+fn services_that_require_each_other_start_in_linear_time() {
+    const N: usize = 34;
+    let mut entries = String::new();
+    for k in 0..N {
+        let requires: Vec<String> = (0..k).map(|j| format!("\"s{j}\"")).collect();
+        let auto = if k == N - 1 { "auto_start = true, " } else { "" };
+        entries += &service(
+            &format!("s{k}"),
+            &format!("lifecycle = {{ {auto}requires = [{}] }}", requires.join(", ")),
+        );
+    }
+    let (_dir, app, s, _clock) = start("dense", &entries);
+    for k in 0..N {
+        wait_starts(&s, &format!("t:s{k}"), 1);
+    }
+    let order: Vec<String> = s
+        .history()
+        .iter()
+        .filter_map(|e| match e {
+            ServiceEvent::Started { id, .. } => Some(id.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order, (0..N).map(|k| format!("t:s{k}")).collect::<Vec<_>>(), "once each, in order");
     app.shutdown();
 }
 
