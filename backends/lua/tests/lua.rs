@@ -485,7 +485,6 @@ fn odd_values_from_rust_do_not_end_a_lua_process() {
     run_on(&rt, "odd_values.lua", &[]);
 }
 
-
 /// A select that one case ended takes itself off the other cases' channels: a select in a loop
 /// leaves nothing behind on them.
 #[test]
