@@ -224,10 +224,11 @@ impl Inner {
 }
 
 /// Removes the first item matching `f`, if any.
-pub(crate) fn remove_first<T>(v: &mut Vec<T>, f: impl FnMut(&T) -> bool) {
-    if let Some(i) = v.iter().position(f) {
-        v.remove(i);
-    }
+/// Removes the first item that satisfies `f`; returns whether there was one.
+pub(crate) fn remove_first<T>(v: &mut Vec<T>, f: impl FnMut(&T) -> bool) -> bool {
+    let Some(i) = v.iter().position(f) else { return false };
+    v.remove(i);
+    true
 }
 
 /// Who is told when this process ends, and how.

@@ -436,18 +436,30 @@ impl Shared {
         }
         let gone = || Error::not_found(format!("process {other} is not alive"));
         let cell = self.table.get(other).ok_or_else(gone)?;
-        {
+        // My side first: `notify_exit` tells only a peer that still holds the link (so that an
+        // unlink has the last word), and an exit of `other` from here on finds it on both sides.
+        let new = {
+            let mut mine = lock(&me.inner);
+            let new = !mine.links().contains(&other);
+            if new {
+                mine.rel().links.push(other);
+            }
+            new
+        };
+        let linked = {
             let mut o = lock(&cell.inner);
-            if o.exited {
-                return Err(gone());
+            !o.exited && {
+                if !o.links().contains(&me.pid) {
+                    o.rel().links.push(me.pid);
+                }
+                true
             }
-            if !o.links().contains(&me.pid) {
-                o.rel().links.push(me.pid);
+        };
+        if !linked {
+            if new && let Some(r) = lock(&me.inner).rel_mut() {
+                r.links.retain(|p| *p != other);
             }
-        }
-        let mut mine = lock(&me.inner);
-        if !mine.links().contains(&other) {
-            mine.rel().links.push(other);
+            return Err(gone());
         }
         Ok(())
     }
@@ -464,6 +476,9 @@ impl Shared {
     }
 
     pub(crate) fn monitor(&self, me: &ProcessRef, target: Pid) {
+        // My side first, as for `link`: the EXIT comes only to a process that still monitors
+        // when the target's exit is told (an unmonitor has the last word).
+        lock(&me.inner).rel().monitoring.push(target);
         let added = self.table.get(target).is_some_and(|cell| {
             let mut t = lock(&cell.inner);
             !t.exited && {
@@ -471,9 +486,10 @@ impl Shared {
                 true
             }
         });
-        if added {
-            lock(&me.inner).rel().monitoring.push(target);
-        } else {
+        if !added {
+            if let Some(r) = lock(&me.inner).rel_mut() {
+                remove_first(&mut r.monitoring, |p| *p == target);
+            }
             let err = Error::not_found(format!("process {target} is not alive"));
             self.post_event(
                 me.pid,
@@ -559,8 +575,14 @@ impl Shared {
         for l in links {
             let Some(cell) = self.table.get(l) else { continue };
             let mut inner = lock(&cell.inner);
-            if let Some(r) = inner.rel_mut() {
+            // A peer that unlinked since this process took its links hears nothing.
+            let linked = inner.rel_mut().is_some_and(|r| {
+                let n = r.links.len();
                 r.links.retain(|p| *p != pid);
+                r.links.len() != n
+            });
+            if !linked {
+                continue;
             }
             let Err(err) = result else { continue };
             if inner.exited {
@@ -597,11 +619,13 @@ impl Shared {
                         result: Some(result.clone()),
                         reason: None,
                     };
+                    // Only to a process that still monitors it: one that unmonitored since
+                    // this process took its watchers hears nothing.
                     cell.with(|i| {
-                        if let Some(r) = i.rel_mut() {
-                            remove_first(&mut r.monitoring, |p| *p == pid);
-                        }
-                        ((), !i.exited && i.mailbox.deliver_event(event))
+                        let monitoring = i
+                            .rel_mut()
+                            .is_some_and(|r| remove_first(&mut r.monitoring, |p| *p == pid));
+                        ((), monitoring && !i.exited && i.mailbox.deliver_event(event))
                     });
                 }
                 Watcher::Exec(p, tag) => {

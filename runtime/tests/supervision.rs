@@ -3,7 +3,8 @@
 mod common;
 
 use common::*;
-use spindle_runtime::{Error, ErrorKind, EventKind, Ties, Value};
+use spindle_runtime::rust::AsyncProcess;
+use spindle_runtime::{Error, ErrorKind, EventKind, HostConfig, Spawn, Ties, Value};
 
 fn fail(msg: &str) -> Error {
     Error::new(ErrorKind::Unknown, msg)
@@ -317,4 +318,91 @@ fn relations_are_cleaned_up_when_either_side_ends() {
         std::thread::sleep(ms(1));
     }
     rt.terminate(watcher).unwrap();
+}
+
+/// Monitors and links that race their target's exit. Per round: monitor A is kept, monitor B
+/// is dropped while the target exits, monitor C and a link are made while it exits. A and C
+/// each tell the exit once (C as NOT_FOUND if the target was gone already); B's EXIT comes
+/// only if it was in the mailbox when the unmonitor returned (an unmonitor has the last word,
+/// even against an exit already under way); and nothing is left on this process's side for
+/// the ended targets.
+#[test]
+fn monitors_and_links_racing_an_exit_tell_once_and_leave_nothing_behind() {
+    const ROUNDS: usize = 2000;
+    const OTHER: &str = "test:other";
+    // The targets run on a host of their own, so that they exit on its worker while this
+    // process goes on with its calls on the first host's.
+    let rt = spindle_runtime::Runtime::builder()
+        .host(HostConfig::new(HOST).workers(1))
+        .host(HostConfig::new(OTHER).workers(1))
+        .build()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tester = spawn(&rt, move |cx| async move {
+        let me = cx.pid();
+        let mut late = 0;
+        for _ in 0..ROUNDS {
+            let target = cx.spawn(
+                Spawn::process(
+                    AsyncProcess::new(|cx| async move {
+                        cx.recv().await;
+                        Ok(Value::Nil)
+                    }),
+                    OTHER,
+                ),
+                Ties::default(),
+            )?;
+            // The probe monitors the target after this process's A and B: its word that the
+            // target ended comes once they were told.
+            let probe = cx.spawn(
+                proc(move |cx| async move {
+                    cx.monitor(target);
+                    cx.send(me, "ready", Value::Nil)?;
+                    cx.event().await;
+                    cx.send(me, "ended", Value::Nil)?;
+                    Ok(Value::Nil)
+                }),
+                Ties::default(),
+            )?;
+            cx.monitor(target); // A
+            cx.monitor(target); // B
+            assert_eq!(cx.recv().await.from, probe);
+            cx.send(target, "go", Value::Nil)?;
+            cx.unmonitor(target); // B, racing the exit
+            let mut before = 0; // EXITs in the mailbox when the unmonitor returned
+            while let Some(e) = cx.try_event() {
+                assert_eq!((e.kind, e.from), (EventKind::Exit, target));
+                before += 1;
+            }
+            cx.monitor(target); // C, racing the exit
+            let _ = cx.link(target); // racing the exit: linked, or NOT_FOUND
+            let m = cx.recv().await;
+            assert_eq!((m.from, m.topic.as_str()), (probe, "ended"));
+            // A's and C's come in any case; then whatever else came.
+            let mut told = before;
+            while told < 2 {
+                let e = cx.event().await;
+                assert_eq!((e.kind, e.from), (EventKind::Exit, target));
+                told += 1;
+            }
+            cx.sleep(ms(0)).await;
+            while let Some(e) = cx.try_event() {
+                assert_eq!((e.kind, e.from), (EventKind::Exit, target));
+                told += 1;
+            }
+            // Three only if B's came before the unmonitor returned (then A's had too).
+            if !(told == 2 || (told == 3 && before == 2)) {
+                late += 1;
+            }
+        }
+        tx.send(late).unwrap();
+        cx.recv().await;
+        Ok(Value::Nil)
+    });
+    let late = rx.recv_timeout(PATIENCE).expect("the rounds finished");
+    assert_eq!(late, 0, "rounds in which an EXIT came after its unmonitor had returned");
+    let info = rt.info(tester).expect("tester alive");
+    assert_eq!(info.monitoring, vec![], "monitors of ended targets are left");
+    assert_eq!(info.links, vec![], "links to ended targets are left");
+    rt.send(tester, "done", Value::Nil).unwrap();
 }
