@@ -309,14 +309,14 @@ func (p *Process) ReceiveOp(topic string) *Op {
 	tp, tl := ptr(t)
 	var tag C.uint64_t
 	err := p.check(C.sp_receive(p.host, p.cx, tp, tl, &tag))
-	return &Op{p: p, tag: uint64(tag), done: err != nil, err: err}
+	return p.track(&Op{p: p, tag: uint64(tag), done: err != nil, err: err})
 }
 
 // EventsOp starts a receive of the next event.
 func (p *Process) EventsOp() *Op {
 	var tag C.uint64_t
 	err := p.check(C.sp_events(p.host, p.cx, &tag))
-	return &Op{p: p, tag: uint64(tag), done: err != nil, err: err}
+	return p.track(&Op{p: p, tag: uint64(tag), done: err != nil, err: err})
 }
 
 // Timer starts a timer of d.
@@ -326,7 +326,7 @@ func (p *Process) Timer(d time.Duration) *Op {
 	}
 	var tag C.uint64_t
 	err := p.check(C.sp_timer(p.host, p.cx, C.uint64_t(d.Nanoseconds()), &tag))
-	return &Op{p: p, tag: uint64(tag), done: err != nil, err: err}
+	return p.track(&Op{p: p, tag: uint64(tag), done: err != nil, err: err})
 }
 
 // ExecOp spawns entry on this host with args and completes with its result: Completion.Value,
@@ -344,7 +344,28 @@ func (p *Process) ExecOp(entry string, args []any) *Op {
 	ap, al := ptr(a)
 	var tag C.uint64_t
 	err := p.check(C.sp_exec(p.host, p.cx, ep, el, ap, al, &tag))
-	return &Op{p: p, tag: uint64(tag), done: err != nil, err: err}
+	return p.track(&Op{p: p, tag: uint64(tag), done: err != nil, err: err})
+}
+
+// track notes a started operation as outstanding (see collect).
+func (p *Process) track(o *Op) *Op {
+	if !o.done {
+		if p.live == nil {
+			p.live = map[uint64]*Op{}
+		}
+		p.live[o.tag] = o
+	}
+	return o
+}
+
+// collect takes the completions of every outstanding operation that has completed, waited for
+// or not, keeping each in its Op. A step ends with wait-any or wait-all for the process as a
+// whole: a completion left with the host for an operation nobody waits for would make every
+// wait-any step again at once (spinning until a waited-for one completes).
+func (p *Process) collect() {
+	for _, o := range p.live {
+		o.Done()
+	}
 }
 
 // Done reports whether the operation has completed, taking its completion if so.
@@ -358,6 +379,7 @@ func (o *Op) Done() bool {
 	}
 	o.done = true
 	o.Completion = completionOf(&c)
+	delete(o.p.live, o.tag)
 	return true
 }
 
@@ -369,22 +391,30 @@ func (o *Op) Drop() {
 	if !o.done {
 		C.sp_drop_op(o.p.host, o.p.cx, C.uint64_t(o.tag))
 		o.done = true
+		delete(o.p.live, o.tag)
 	}
 }
 
-// WaitAny blocks until one of ops has completed and returns its index (wait-any).
+// WaitAny blocks until one of ops has completed and returns its index (wait-any); -1 for no
+// ops. Other outstanding operations that complete meanwhile keep their completion in their Op.
 func (p *Process) WaitAny(ops ...*Op) int {
+	if len(ops) == 0 {
+		return -1
+	}
 	for {
 		for i, o := range ops {
 			if o.Done() {
 				return i
 			}
 		}
+		p.collect()
 		p.suspend(C.SPINDLE_STEP_WAIT_ANY)
 	}
 }
 
-// WaitAll blocks until every one of ops has completed (wait-all).
+// WaitAll blocks until every one of ops has completed (wait-all). While other operations are
+// outstanding too (the host's wait-all would wait for them as well), it waits for any
+// completion at a time instead.
 func (p *Process) WaitAll(ops ...*Op) {
 	for {
 		all := true
@@ -394,8 +424,25 @@ func (p *Process) WaitAll(ops ...*Op) {
 		if all {
 			return
 		}
-		p.suspend(C.SPINDLE_STEP_WAIT_ALL)
+		p.collect()
+		status := C.int32_t(C.SPINDLE_STEP_WAIT_ALL)
+		for _, o := range p.live {
+			if !contains(ops, o) {
+				status = C.SPINDLE_STEP_WAIT_ANY
+				break
+			}
+		}
+		p.suspend(status)
 	}
+}
+
+func contains(ops []*Op, o *Op) bool {
+	for _, x := range ops {
+		if x == o {
+			return true
+		}
+	}
+	return false
 }
 
 // Receive blocks until the next inbox message.

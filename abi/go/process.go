@@ -48,6 +48,7 @@ type Process struct {
 	dropped bool
 	resume  chan struct{}
 	yield   chan C.int32_t
+	live    map[uint64]*Op // started operations not completed or dropped yet (see collect)
 }
 
 // suspend ends the current step with status and blocks until the next step. Once the process

@@ -149,6 +149,17 @@ func sdkCalls(p *spindle.Process, entry string) []any {
 	x := p.ExecOp("native:nowhere", nil)
 	p.WaitAny(x)
 	check(x.Completion.Err != nil && x.Completion.Err.(*spindle.Error).Code == spindle.ErrNotFound, "exec of a missing entry")
+	// Waits while another operation is outstanding (a receive nobody waits for here): a
+	// wait-all ends when its timers do, and a wait-any ends with its own operation, the one
+	// completed before it kept for later.
+	pending := p.ReceiveOp("")
+	t0 := time.Now()
+	p.WaitAll(p.Timer(5*time.Millisecond), p.Timer(10*time.Millisecond))
+	check(time.Since(t0) >= 10*time.Millisecond, "wait-all with another operation outstanding")
+	early, late := p.Timer(time.Millisecond), p.Timer(20*time.Millisecond)
+	check(p.WaitAny(late) == 0 && early.Done(), "wait-any past another completed operation")
+	check(p.WaitAny() == -1, "wait-any of nothing")
+	pending.Drop()
 	child, err := p.Spawn(entry, nil, 0)
 	if err != nil {
 		check(false, "spawn")
