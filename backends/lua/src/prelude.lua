@@ -37,6 +37,7 @@ local pack, unpack, select, type, error, tostring = table.pack, table.unpack, se
 local setmetatable, getmetatable, rawget, rawset, pairs = setmetatable, getmetatable, rawget, rawset, pairs
 local RT_start_receive, RT_start_event, RT_start_sleep = RT.start_receive, RT.start_event, RT.start_sleep
 local RT_drop, RT_arm = RT.drop, RT.arm
+local math_random = math.random
 -- What RT.resume returns after `true` when the hook preempted the coroutine.
 local PREEMPTED = RT.PREEMPTED
 local box, unbox = RT.box, RT.unbox
@@ -504,8 +505,11 @@ local function select_(cases)
         chs[i], states[i], sends[i], n = ch, s, op == "send", i
         if op == "send" then values[i] = c.value end
     end
-    -- Ready cases first, in order.
-    for i = 1, n do
+    -- Ready cases first, looked at from a case picked at random (as Go does: a select in a
+    -- loop serves every ready case, where the first one in order starved the others).
+    local first = n > 1 and math_random(n) or 1
+    for k = 0, n - 1 do
+        local i = (first + k - 1) % n + 1
         local s = states[i]
         if not sends[i] then
             local got, v = take(s)

@@ -79,6 +79,16 @@ local function main()
     coroutine.spawn(function() y:send("from y") end)
     r = channel.select { x:case_receive(), y:case_receive() }
     assert(r.channel == y and r.value == "from y" and r.ok, tostring(r.value))
+    -- With several cases ready, select picks one at random: in a loop, none is starved.
+    local p, q = channel.new(200), channel.new(200)
+    for i = 1, 200 do p:send(i); q:send(i) end
+    local from_q = 0
+    for _ = 1, 200 do
+        if channel.select({ p:case_receive(), q:case_receive() }).channel == q then
+            from_q = from_q + 1
+        end
+    end
+    assert(from_q > 0 and from_q < 200, "one ready case was always chosen over the other")
     -- Select with default when nothing is ready.
     r = channel.select { x:case_receive(), default = true }
     assert(r.default == true)
