@@ -381,6 +381,14 @@ pub(crate) fn build(lua: &Lua) -> mlua::Result<Table> {
             Ok(ns as i64)
         })?,
     )?;
+    // The runtime's clock (monotonic, and the manual one when the runtime runs on it), in
+    // nanoseconds since the runtime started: what timers count from.
+    rt.set(
+        "clock",
+        lua.create_function(|lua, ()| {
+            Ok(i64::try_from(cx(lua)?.now().as_nanos()).unwrap_or(i64::MAX))
+        })?,
+    )?;
     rt.set("json", crate::json::module(lua)?)?;
     rt.set(
         "memory",

@@ -794,12 +794,21 @@ local time = {
         if ns <= 0 then error("ticker: duration must be positive", 2) end
         local ch, s = new_channel(1)
         local src = {}
+        -- Ticks keep to a grid (start + k * period): each is due a period after the last one
+        -- was due, not after it came, so late deliveries do not stretch the period; ticks a
+        -- slow reader missed are dropped, as in Go.
+        local due = RT.clock() + ns
         local function arm()
-            src.tag = RT_start_sleep(ns)
+            src.tag = RT_start_sleep(due - RT.clock())
             await(src.tag, function()
                 src.tag = nil
-                offer(s, now(), true) -- a slow reader misses ticks, as in Go
-                if not src.stopped then arm() end
+                offer(s, now(), true)
+                if not src.stopped then
+                    local t = RT.clock()
+                    due = due + ns
+                    if due <= t then due = due + ((t - due) // ns + 1) * ns end
+                    arm()
+                end
             end)
         end
         arm()

@@ -503,3 +503,37 @@ fn a_function_preempted_over_and_over_keeps_its_stack() {
         run_on(&rt, "long_run.lua", &[]);
     }
 }
+
+/// A ticker keeps to the grid of its period: after a tick that came late, the next is due a
+/// period after the late one was due, not after it came; ticks a slow reader missed are
+/// dropped, and the next is due on the grid again.
+#[test]
+fn a_ticker_keeps_to_its_grid() {
+    let clock = spindle_runtime::ManualClock::new();
+    let rt = Runtime::builder()
+        .host(HostConfig::new(HOST).workers(1))
+        .backend(LuaBackend::new(LuaConfig::default()))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    rt.put_entry(entry("test:ticker", "ticker.lua", "main"));
+    let pid = rt.spawn(Spawn::entry("test:ticker".parse().unwrap(), HOST)).unwrap();
+    // When the next tick is due, once the ticker has set it up past `now`.
+    let next_after = |now: Duration| {
+        let t0 = std::time::Instant::now();
+        loop {
+            if let Some(due) = clock.next_deadline().filter(|&d| d > now) {
+                return due;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(30), "no tick set up after {now:?}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    let ms = Duration::from_millis;
+    assert_eq!(next_after(ms(0)), ms(5));
+    clock.advance(ms(7)); // the first tick, 2 ms late
+    assert_eq!(next_after(ms(7)), ms(10), "the second tick is due on the grid");
+    clock.advance(ms(12)); // t = 19: the second tick, 9 ms late; the third (15) is missed
+    assert_eq!(next_after(ms(19)), ms(20), "the next tick is due on the grid again");
+    rt.terminate(pid).unwrap();
+}
