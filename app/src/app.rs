@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use spindle_lua::{LuaBackend, LuaConfig};
 use spindle_native::NativeBackend;
@@ -218,12 +217,10 @@ impl App {
     /// `stop_timeout`, then terminate), then the runtime.
     pub fn shutdown(&self) {
         if let Some(services) = self.services.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            let config = self.config();
-            let budget: Duration = config
-                .services()
-                .map(|(_, s)| s.lifecycle.stop_timeout + Duration::from_secs(1))
-                .sum();
-            if let Err(e) = services.stop(&self.rt, budget + Duration::from_secs(1)) {
+            // The budget of the services as they run: computed from the config after a reload,
+            // a shorter stop_timeout there cut the stop short and the runtime's shutdown
+            // dropped the services still to stop, without their CANCEL.
+            if let Err(e) = services.stop(&self.rt, services.stop_budget()) {
                 tracing::error!("stopping services: {e}");
             }
         }

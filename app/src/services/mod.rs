@@ -149,6 +149,7 @@ type Shared = Arc<(Mutex<Board>, Condvar)>;
 pub struct Services {
     pid: Pid,
     board: Shared,
+    stop_budget: Duration,
 }
 
 impl fmt::Debug for Services {
@@ -181,10 +182,23 @@ impl Services {
                 );
             }
         }
+        // Each service's stop_timeout and a second more, and a second for the supervisor.
+        let stop_budget = plans
+            .iter()
+            .map(|p| p.lifecycle.stop_timeout + Duration::from_secs(1))
+            .sum::<Duration>()
+            + Duration::from_secs(1);
         let seed = rt.now().as_nanos() as u64 ^ 0x9e37_79b9_7f4a_7c15;
         let sup = Supervisor::new(plans, start, board.clone(), seed);
         let pid = rt.spawn(Spawn::process(sup, SYSTEM_HOST))?;
-        Ok(Services { pid, board })
+        Ok(Services { pid, board, stop_budget })
+    }
+
+    /// How long [`Services::stop`] may take when every service uses its `stop_timeout`: from
+    /// the plans the supervisor runs (a reload of the config does not change them until the
+    /// services are started again).
+    pub fn stop_budget(&self) -> Duration {
+        self.stop_budget
     }
 
     /// The supervisor's pid.

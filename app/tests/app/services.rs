@@ -332,6 +332,9 @@ fn jitter_spreads_delays_within_its_fraction() {
 fn stop_terminates_after_the_stop_timeout() {
     let entry = "\n[[entries]]\nname = \"stub\"\nkind = \"process.service\"\nprocess = \"t:stubborn\"\nhost = \"t:procs\"\ninput = [\"stub\"]\nlifecycle = { auto_start = true, stop_timeout = \"5s\" }\n";
     let (_dir, app, s, clock) = start("stoptimeout", entry);
+    // Its stop_timeout and a second, and a second for the supervisor: what a shutdown waits
+    // for at most.
+    assert_eq!(s.stop_budget(), Duration::from_secs(7));
     wait_starts(&s, "t:stub", 1);
     let pid = s.status(&id("t:stub")).unwrap().pid.unwrap();
     let stopper = {
