@@ -252,6 +252,12 @@ fn exec(args: &Args) -> ExitCode {
 
 fn run(args: &Args) -> ExitCode {
     let Some(config) = load(args) else { return ExitCode::FAILURE };
+    // Code that does not compile stops the app before it starts (started, its services
+    // failed at every spawn, restarting forever by default).
+    if let Err(errors) = spindle_app::compile(&config) {
+        eprintln!("{errors}");
+        return ExitCode::FAILURE;
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {

@@ -507,6 +507,23 @@ fn run_refuses_a_bad_app() {
     );
 }
 
+/// Code that does not compile is reported before anything runs too (started, a service of it
+/// failed at every spawn and was restarted forever).
+#[test]
+fn run_refuses_code_that_does_not_compile() {
+    let app = TempApp::new(&[
+        ("broken.lua", "return { main = function("),
+        (
+            "_index.toml",
+            "namespace = \"t\"\n[[entries]]\nname = \"b\"\nkind = \"process.lua\"\nsource = \"file://broken.lua\"\n[[entries]]\nname = \"b.service\"\nkind = \"process.service\"\nprocess = \"b\"\nlifecycle = { auto_start = true }\n",
+        ),
+    ]);
+    let out = run(spindle().arg("run").arg(&app.0), "");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("_index.toml: entry `t:b`: field `source`"), "{err}");
+}
+
 /// Native plugins in C, Rust and Go next to a Lua process in one app (the libraries are built
 /// by scripts/build-native-examples.sh, which the test command runs first).
 #[test]

@@ -310,6 +310,16 @@ fn fingerprint(e: &EntrySpec) -> u64 {
 /// Every problem found, each naming its file, entry and field.
 pub fn check(root: &Path) -> std::result::Result<AppConfig, ConfigErrors> {
     let config = config::load(root)?;
+    compile(&config)?;
+    Ok(config)
+}
+
+/// Compiles (or loads) the code of every process entry of `config`, in a runtime of its own
+/// that starts nothing: each entry whose code does not compile or load is an error naming its
+/// file, entry and code field. What `check` does after loading; `run` and `--watch` do it
+/// before they start or apply a version of the app.
+pub fn compile(config: &AppConfig) -> std::result::Result<(), ConfigErrors> {
+    let root = &config.root;
     let rt = Runtime::builder()
         .backend(LuaBackend::default())
         .backend(NativeBackend::new())
@@ -336,7 +346,7 @@ pub fn check(root: &Path) -> std::result::Result<AppConfig, ConfigErrors> {
         }
     }
     rt.shutdown();
-    if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
+    if errors.is_empty() { Ok(()) } else { Err(ConfigErrors(errors)) }
 }
 
 /// The pid of a running service's process, if any (for tools and tests).

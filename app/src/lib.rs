@@ -45,4 +45,4 @@ pub mod config;
 pub mod services;
 pub mod watch;
 
-pub use app::{App, DEFAULT_HOST, Options, Reload, TERMINAL_HOST, check, service_pid};
+pub use app::{App, DEFAULT_HOST, Options, Reload, TERMINAL_HOST, check, compile, service_pid};

@@ -50,7 +50,11 @@ impl Watcher {
                         continue;
                     }
                     last = now;
-                    match config::load(&root) {
+                    // Loaded and compiled: code that does not compile is kept out like a bad
+                    // index file (applied, it replaced the good version of its entry).
+                    match config::load(&root)
+                        .and_then(|new| crate::app::compile(&new).map(|()| new))
+                    {
                         Ok(new) => {
                             let report = app.reload(new);
                             // Files of new entries are watched from now on.

@@ -100,17 +100,31 @@ fn watch_reloads_changed_sources_into_upgradable_processes() {
     let _watcher = Watcher::start(app.clone(), Duration::from_millis(20), move |r| {
         let _ = tx.lock().unwrap().send(r.clone());
     });
-    // A broken edit is reported and changes nothing.
+    // A broken edit is reported and changes nothing: an index file that does not load, and
+    // code that does not compile (the entry keeps its last good version: new processes of it
+    // still start, and upgradable ones are not told).
     dir.file("_index.toml", &INDEX.replace("kind = \"process.lua\"", "kind = \"process.lu\""));
     std::thread::sleep(Duration::from_millis(100));
     dir.file("_index.toml", INDEX);
+    dir.file("counter.lua", "return { main = function(");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(rx.try_recv().is_err(), "a broken edit was applied");
+    app.runtime()
+        .spawn(
+            Spawn::entry("t:counter".parse().unwrap(), spindle_app::DEFAULT_HOST)
+                .args(vec!["still".into(), false.into()]),
+        )
+        .unwrap();
+    eventually("still", || app.runtime().lookup("still"));
+    assert_eq!(ask(&app, "still"), (1, 1), "the last good version runs");
+    assert_eq!(ask(&app, "up"), (1, 3), "the upgradable process was not told");
     dir.file("counter.lua", &counter_source(2));
     let report = rx.recv_timeout(PATIENCE).expect("a reload");
     assert_eq!(report.changed, vec!["t:counter".parse().unwrap()]);
     assert_eq!(report.notified, 1, "only the upgradable process is told");
 
     // The upgradable process continues as version 2 with its count and its pid.
-    let mut last = 2;
+    let mut last = 3;
     let (version, count) = eventually("the upgrade", || {
         let (v, c) = ask(&app, "up");
         assert_eq!(c, last + 1, "the count survives the upgrade");
@@ -118,7 +132,7 @@ fn watch_reloads_changed_sources_into_upgradable_processes() {
         (v == 2).then_some((v, c))
     });
     assert_eq!(version, 2);
-    assert!(count >= 3);
+    assert!(count >= 4);
     assert_eq!(app.runtime().lookup("up"), Some(up), "same pid");
     // The other one keeps its old code; a new process runs the new code.
     assert_eq!(ask(&app, "plain"), (1, 2));
