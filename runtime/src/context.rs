@@ -292,8 +292,11 @@ impl Cx {
         // A message the operation received goes back in front of the inbox: so must those
         // taken out of it after that one.
         self.cell.put_back_taken(&mut inner);
-        let undo = inner.mailbox.drop_op(tag);
+        let (undo, wake) = inner.mailbox.drop_op(tag);
         drop(inner);
+        if wake {
+            self.cell.wake();
+        }
         if let Some(op) = undo {
             crate::runtime::undo(op);
         }

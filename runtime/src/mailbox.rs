@@ -411,15 +411,42 @@ impl Mailbox {
     }
 
     /// Drops operation `tag`, whether outstanding or completed but not yet taken. A message or
-    /// event it had already received goes back to the front of its queue: nothing is lost.
-    pub(crate) fn drop_op(&mut self, tag: Tag) -> Option<PendingOp> {
+    /// event it had already received goes back to the front of its queue, and to the next
+    /// receive waiting there: nothing is lost, nor left waiting behind a receive. Returns what
+    /// must be undone outside the lock, and whether the process must be woken.
+    pub(crate) fn drop_op(&mut self, tag: Tag) -> (Option<PendingOp>, bool) {
         if let Some(p) = self.pending.take_first(|p| p.tag == tag) {
-            return Some(p.what);
+            return (Some(p.what), false);
         }
-        if let Some(c) = self.take_completion(tag) {
-            self.put_back(c);
+        let Some(c) = self.take_completion(tag) else { return (None, false) };
+        let topic = match &c {
+            Completion::Message(m) if self.is_listened(&m.topic) => Some(m.topic.to_string()),
+            _ => None,
+        };
+        let message = matches!(c, Completion::Message(_));
+        self.put_back(c);
+        if message {
+            self.serve_waiting(topic.as_deref());
         }
-        None
+        (None, self.wake_check())
+    }
+
+    /// Hands the messages queued for `topic` (the inbox for `None`) to the receives waiting
+    /// there, oldest first. Delivery never leaves a message queued while a receive waits; what
+    /// reaches a queue otherwise (moved there by `unlisten`, put back by a dropped receive) is
+    /// served here, or it waited behind a receive that was never woken.
+    fn serve_waiting(&mut self, topic: Option<&str>) {
+        let waits = |p: &Pending| match (&p.what, topic) {
+            (PendingOp::Receive(None), None) => true,
+            (PendingOp::Receive(Some(t)), Some(u)) => t == u,
+            _ => false,
+        };
+        while self.queue_for(topic).is_some_and(|q| !q.is_empty()) {
+            let Some(Pending { tag, .. }) = self.pending.take_first(waits) else { return };
+            let Some(msg) = self.queue_for(topic).and_then(Queue::pop_front) else { return };
+            self.queued -= 1;
+            self.done.push(tag, Completion::Message(msg));
+        }
     }
 
     fn put_back(&mut self, c: Completion) {
@@ -490,6 +517,8 @@ impl Mailbox {
             let err = Error::new(ErrorKind::Canceled, format!("topic `{topic}` closed"));
             self.done.push(tag, Completion::Failed(err));
         }
+        // The topic's messages are the inbox's now: to the receives waiting there first.
+        self.serve_waiting(None);
         Ok(self.wake_check())
     }
 }
@@ -549,6 +578,10 @@ impl<T> Queue<T> {
         if !chunk.is_empty() {
             self.chunks.push_front(chunk);
         }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.chunks.iter().all(VecDeque::is_empty)
     }
 
     pub(crate) fn pop_front(&mut self) -> Option<T> {

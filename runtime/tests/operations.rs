@@ -215,6 +215,42 @@ fn completions_taken_into_a_slot() {
     assert_eq!(out, Ok(Value::Nil));
 }
 
+/// Messages that reach a queue other than by delivery go to the receives already waiting
+/// there, oldest first: those an unlisten moves to the inbox, and one a dropped receive puts
+/// back (which goes to the next receive, ahead of later messages).
+#[test]
+fn moved_and_put_back_messages_reach_waiting_receives() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        let me = cx.pid();
+        let message = |c: Option<Completion>| match c {
+            Some(Completion::Message(m)) => m.payload,
+            other => panic!("expected a message, got {other:?}"),
+        };
+        cx.listen("t")?;
+        cx.send(me, "t", 1)?;
+        let inbox = cx.start(Op::Receive { topic: None });
+        assert!(cx.take_completion(inbox).is_none(), "a topic message is not the inbox's");
+        cx.unlisten("t")?;
+        assert_eq!(message(cx.take_completion(inbox)), Value::Int(1));
+        // The same with the receive awaited: it is woken.
+        cx.listen("t")?;
+        cx.send(me, "t", 2)?;
+        let (m, unlistened) = both(cx.recv(), async { cx.unlisten("t") }).await;
+        assert_eq!((m.payload, unlistened), (Value::Int(2), Ok(())));
+        // A received message put back by a dropped receive goes to the next one waiting.
+        let (first, second) =
+            (cx.start(Op::Receive { topic: None }), cx.start(Op::Receive { topic: None }));
+        cx.send(me, "m", 3)?;
+        cx.drop_op(first);
+        assert_eq!(message(cx.take_completion(second)), Value::Int(3));
+        cx.send(me, "m", 4)?;
+        assert_eq!(cx.recv().await.payload, Value::Int(4));
+        Ok(Value::Nil)
+    });
+    assert_eq!(out, Ok(Value::Nil));
+}
+
 #[test]
 fn exec_returns_value_or_error() {
     let rt = runtime();
