@@ -40,7 +40,8 @@ pub struct App {
     /// Content fingerprints of process entries: their fields and code file.
     prints: Mutex<HashMap<EntryId, u64>>,
     services: Mutex<Option<Services>>,
-    terminal: String,
+    /// The terminal host of `exec_terminal`, or why there is no one.
+    terminal: std::result::Result<String, String>,
 }
 
 impl fmt::Debug for App {
@@ -94,24 +95,32 @@ impl App {
         if !has_default {
             builder = builder.host(HostConfig::new(DEFAULT_HOST));
         }
+        // The terminal host `run -x` runs its process on: the one named, the app's only one, or
+        // one of the runtime's own. An app with several that names none still runs (its
+        // services may use them); only `exec_terminal` needs the choice then.
         let terminal = match (&options.terminal_host, terminals.as_slice()) {
-            (Some(id), _) => terminals.iter().find(|(t, _)| t == id).cloned().ok_or_else(|| {
-                Error::new(ErrorKind::NotFound, format!("no terminal.host `{id}` in this app"))
-            })?,
-            (None, []) => (TERMINAL_HOST.parse()?, HostSpec::default()),
-            (None, [one]) => one.clone(),
+            (Some(id), _) => {
+                Ok(terminals.iter().find(|(t, _)| t == id).cloned().ok_or_else(|| {
+                    Error::new(ErrorKind::NotFound, format!("no terminal.host `{id}` in this app"))
+                })?)
+            }
+            (None, []) => Ok((TERMINAL_HOST.parse()?, HostSpec::default())),
+            (None, [one]) => Ok(one.clone()),
             (None, many) => {
                 let ids: Vec<String> = many.iter().map(|(id, _)| id.to_string()).collect();
-                return Err(Error::new(
-                    ErrorKind::Invalid,
-                    format!("several terminal hosts ({}): name one with --host", ids.join(", ")),
-                ));
+                Err(format!("several terminal hosts ({}): name one with --host", ids.join(", ")))
             }
         };
-        // One process with the terminal: what it spawns goes to other hosts.
-        let mut term = host_config(&terminal.0, &terminal.1).workers(1).max_processes(1);
-        term.terminal = Some(options.terminal_args.clone());
-        builder = builder.host(term);
+        // One process with the terminal each: what it spawns goes to other hosts.
+        let started = match &terminal {
+            Ok(one) => std::slice::from_ref(one),
+            Err(_) => terminals.as_slice(),
+        };
+        for (id, spec) in started {
+            let mut term = host_config(id, spec).workers(1).max_processes(1);
+            term.terminal = Some(options.terminal_args.clone());
+            builder = builder.host(term);
+        }
         let native = NativeBackend::new().with_logger(Arc::new(|pid, level, msg| {
             use spindle_native::Level;
             match level {
@@ -145,7 +154,7 @@ impl App {
             config: Mutex::new(config),
             prints: Mutex::new(prints),
             services: Mutex::new(None),
-            terminal: terminal.0.to_string(),
+            terminal: terminal.map(|(id, _)| id.to_string()),
         })
     }
 
@@ -164,9 +173,9 @@ impl App {
         self.config.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The terminal host's name.
-    pub fn terminal_host(&self) -> &str {
-        &self.terminal
+    /// The terminal host's name (`None` when the app declares several and none was named).
+    pub fn terminal_host(&self) -> Option<&str> {
+        self.terminal.as_deref().ok()
     }
 
     /// Starts the supervisor with every service, and starts the `auto_start` ones (and what
@@ -208,8 +217,8 @@ impl App {
     /// The spawn's error or the process's.
     pub fn exec_terminal(&self, id: &EntryId, args: &[String]) -> Result<Value> {
         let args = args.iter().map(|a| Value::from(a.as_str())).collect();
-        let (_, watch) =
-            self.rt.spawn_watched(Spawn::entry(id.clone(), self.terminal.clone()).args(args))?;
+        let host = self.terminal.clone().map_err(|e| Error::new(ErrorKind::Invalid, e))?;
+        let (_, watch) = self.rt.spawn_watched(Spawn::entry(id.clone(), host).args(args))?;
         watch.wait()
     }
 

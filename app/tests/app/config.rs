@@ -631,3 +631,45 @@ isolation = "state"
     assert_eq!(wb.wait(), Ok(Value::Bool(false)));
     app.shutdown();
 }
+
+/// An app with two terminal hosts starts (its services may use either); only running a
+/// process on "the" terminal host needs one of them named.
+#[test]
+fn two_terminal_hosts_start_and_run_x_asks_which() {
+    let dir = TempApp::new("twoterms");
+    dir.file("p.lua", "return { main = function() return 'ran' end }\n").file(
+        "_index.toml",
+        r#"
+namespace = "t"
+
+[[entries]]
+name = "p"
+kind = "process.lua"
+source = "file://p.lua"
+
+[[entries]]
+name = "tty1"
+kind = "terminal.host"
+
+[[entries]]
+name = "tty2"
+kind = "terminal.host"
+"#,
+    );
+    use spindle_app::{App, Options};
+    use spindle_runtime::Value;
+    let load = || config::load(dir.root()).unwrap_or_else(|e| panic!("{e}"));
+    let app = App::new(load(), Options::default()).expect("the app starts");
+    assert_eq!(app.terminal_host(), None);
+    let e = app.exec_terminal(&"t:p".parse().unwrap(), &[]).unwrap_err();
+    assert!(
+        e.message().contains("several terminal hosts (t:tty1, t:tty2): name one with --host"),
+        "{e}"
+    );
+    app.shutdown();
+    let named = Options { terminal_host: Some("t:tty2".parse().unwrap()), ..Options::default() };
+    let app = App::new(load(), named).expect("the app starts");
+    assert_eq!(app.terminal_host(), Some("t:tty2"));
+    assert_eq!(app.exec_terminal(&"t:p".parse().unwrap(), &[]), Ok(Value::from("ran")));
+    app.shutdown();
+}
