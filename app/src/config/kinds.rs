@@ -93,7 +93,8 @@ fn read_process(
     match kind {
         "process.lua" => {
             f.string(cx, "method");
-            f.strings(cx, "modules");
+            let names = f.strings(cx, "modules");
+            modules(cx, names);
             copy(f, "method");
             copy(f, "modules");
         }
@@ -167,7 +168,8 @@ fn read_host(cx: &mut Ctx<'_>, f: &mut Fields<'_>, namespace: &str, terminal: bo
             }
         };
     }
-    spec.modules = f.strings(cx, "modules");
+    let names = f.strings(cx, "modules");
+    spec.modules = modules(cx, names);
     let policies = f.strings(cx, "policies").unwrap_or_default();
     spec.policies = refs(cx, "policies", namespace, policies);
     spec
@@ -259,4 +261,16 @@ fn read_policy(cx: &mut Ctx<'_>, f: &mut Fields<'_>) -> Option<PolicySpec> {
         }
     };
     Some(PolicySpec { actions: actions?, resources: resources?, effect, conditions })
+}
+
+/// A `modules` list, each a module a Lua process can be granted (an unknown name was only
+/// found when a process's `require` of it failed).
+fn modules(cx: &mut Ctx<'_>, names: Option<Vec<String>>) -> Option<Vec<String>> {
+    for name in names.iter().flatten() {
+        if !spindle_lua::MODULES.contains(&name.as_str()) {
+            let known = spindle_lua::MODULES.join(", ");
+            cx.error(Some("modules"), format!("expected modules among {known}, found {name:?}"));
+        }
+    }
+    names
 }

@@ -210,11 +210,18 @@ method = 3
 modules = "time"
 
 [[entries]]
+name = "h3"
+kind = "process.lua"
+source = "file://h.lua"
+modules = ["time", "tiem"]
+
+[[entries]]
 name = "host"
 kind = "process.host"
 workers = "two"
 max_processes = 0
 isolation = "bubbles"
+modules = ["fs"]
 
 [[entries]]
 name = "s"
@@ -246,6 +253,20 @@ effect = "maybe"
     assert_error(&e, f, "app:h2", "source", "missing.lua does not exist");
     assert_error(&e, f, "app:h2", "method", "expected a string, found the integer 3");
     assert_error(&e, f, "app:h2", "modules", "expected a list of strings");
+    assert_error(
+        &e,
+        f,
+        "app:h3",
+        "modules",
+        "expected modules among time, json, io, found \"tiem\"",
+    );
+    assert_error(
+        &e,
+        f,
+        "app:host",
+        "modules",
+        "expected modules among time, json, io, found \"fs\"",
+    );
     assert_error(&e, f, "app:host", "workers", "expected an integer ≥ 1, found the string \"two\"");
     assert_error(&e, f, "app:host", "max_processes", "expected an integer ≥ 1");
     assert_error(&e, f, "app:host", "isolation", "expected \"islands\" or \"state\"");

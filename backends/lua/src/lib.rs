@@ -61,6 +61,10 @@ use spindle_runtime::{
 
 pub use convert::{to_lua, to_value};
 
+/// The modules a Lua process may be granted (`require(name)`; `modules` of an entry or a
+/// host): the prelude's `time`, `json` and `io` (the terminal's, granted on terminal hosts).
+pub const MODULES: &[&str] = &["time", "json", "io"];
+
 use island::{Compiled, Island, Islands};
 use process::{LuaProcess, Start};
 
