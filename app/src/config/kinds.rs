@@ -192,6 +192,12 @@ fn read_service(cx: &mut Ctx<'_>, f: &mut Fields<'_>, namespace: &str) -> Option
         let requires = l.strings(cx, "requires").unwrap_or_default();
         lifecycle.requires = refs(cx, &l.path("requires"), namespace, requires);
         if let Some(d) = l.duration(cx, "stable_threshold") {
+            if d.is_zero() {
+                // Every run would count as stable: the attempts would never add up to
+                // max_attempts, and a crashing service would restart forever.
+                let at = l.path("stable_threshold");
+                cx.error(Some(at.as_str()), "expected a duration above zero, found 0");
+            }
             lifecycle.stable_threshold = d;
         }
         if let Some(d) = l.duration(cx, "stop_timeout") {

@@ -230,6 +230,7 @@ host = "host"
 [entries.lifecycle]
 auto_start = "yes"
 stop_timeout = "soon"
+stable_threshold = "0s"
 [entries.lifecycle.restart]
 jitter = 2.0
 backoff_factor = "x"
@@ -273,6 +274,7 @@ effect = "maybe"
     assert_error(&e, f, "app:s", "process", "missing");
     assert_error(&e, f, "app:s", "lifecycle.auto_start", "expected true or false");
     assert_error(&e, f, "app:s", "lifecycle.stop_timeout", "expected a duration like");
+    assert_error(&e, f, "app:s", "lifecycle.stable_threshold", "expected a duration above zero");
     assert_error(&e, f, "app:s", "lifecycle.restart.jitter", "expected a number from 0 to 1");
     assert_error(&e, f, "app:s", "lifecycle.restart.backoff_factor", "expected a number");
     assert_error(&e, f, "app:s", "lifecycle.restart.max_attempts", "expected an integer ≥ 0");
