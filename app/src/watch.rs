@@ -43,13 +43,22 @@ impl Watcher {
             .spawn(move || {
                 let root = app.config().root;
                 let mut last = snapshot(&app);
+                // A change is applied once it has held for a poll: a file caught half written
+                // (an index file that parses all the same, with entries missing) waits.
+                let mut seen: Option<Snapshot> = None;
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(interval);
                     let now = snapshot(&app);
                     if now == last {
+                        seen = None;
                         continue;
                     }
-                    last = now;
+                    if seen.as_ref() != Some(&now) {
+                        seen = Some(now);
+                        continue;
+                    }
+                    seen = None;
+                    last = now.clone();
                     // Loaded and compiled: code that does not compile is kept out like a bad
                     // index file (applied, it replaced the good version of its entry).
                     match config::load(&root)
@@ -57,8 +66,10 @@ impl Watcher {
                     {
                         Ok(new) => {
                             let report = app.reload(new);
-                            // Files of new entries are watched from now on.
-                            last = snapshot(&app);
+                            // Files of new entries are watched from now on; a file changed
+                            // while this version loaded keeps its old fingerprint, so that
+                            // the next poll loads it.
+                            last = after_reload(&now, snapshot(&app));
                             log_reload(&report);
                             on_reload(&report);
                         }
@@ -102,8 +113,24 @@ fn log_reload(r: &Reload) {
     }
 }
 
+/// A fingerprint of every watched file.
+type Snapshot = BTreeMap<PathBuf, u64>;
+
+/// What the watcher compares with after a reload of the files as they were in `loaded`: the
+/// files of the new version as they are now (`after`, new ones included), except those that
+/// changed since `loaded` was taken, which keep their fingerprint of then (taken as they are
+/// now, an edit made while the reload ran was never loaded).
+fn after_reload(loaded: &Snapshot, mut after: Snapshot) -> Snapshot {
+    for (path, print) in loaded {
+        if let Some(now) = after.get_mut(path) {
+            *now = *print;
+        }
+    }
+    after
+}
+
 /// Fingerprints of the app's index files (all of them, new ones too) and code files.
-fn snapshot(app: &App) -> BTreeMap<PathBuf, u64> {
+fn snapshot(app: &App) -> Snapshot {
     let config = app.config();
     let mut files = config::index_files(&config.root);
     files.extend(config.watched_files());
@@ -115,4 +142,21 @@ fn snapshot(app: &App) -> BTreeMap<PathBuf, u64> {
             (p, h.finish())
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file edited while a reload ran is loaded at the next poll; files new in the version
+    /// are watched from then on, as they are.
+    #[test]
+    fn an_edit_made_during_a_reload_is_not_absorbed() {
+        let p = |s: &str| PathBuf::from(s);
+        let loaded: Snapshot = [(p("_index.toml"), 1), (p("a.lua"), 10)].into();
+        let after: Snapshot = [(p("_index.toml"), 1), (p("a.lua"), 11), (p("b.lua"), 20)].into();
+        let last = after_reload(&loaded, after.clone());
+        assert_eq!(last, [(p("_index.toml"), 1), (p("a.lua"), 10), (p("b.lua"), 20)].into());
+        assert_ne!(last, after, "the next poll sees a.lua as changed");
+    }
 }
