@@ -4,6 +4,7 @@
 //! string, anything else bytes). A table whose keys are exactly 1..n becomes an array, any
 //! other table a map. Functions, userdata, coroutines and cyclic tables are `INVALID`.
 
+use std::collections::HashSet;
 use std::ffi::c_void;
 
 use mlua::{Lua, Table, Value as LuaValue};
@@ -12,8 +13,50 @@ use spindle_runtime::{Error, ErrorKind, Value};
 /// Deepest nesting accepted, so a hostile payload cannot exhaust the Rust stack.
 const MAX_DEPTH: usize = 128;
 
+/// How many times one value may copy tables it has copied already. A table reached by two
+/// paths is copied twice (a payload is a tree); one that reuses its tables at every level
+/// (`t = {t, t}`, forty times over) would be copied 2^40 times, a hang and an allocation no
+/// process's budget sees.
+const MAX_RECOPIES: usize = 4096;
+
 fn invalid(what: &str) -> Error {
     Error::new(ErrorKind::Invalid, format!("cannot send {what} (payloads are plain data)"))
+}
+
+/// Where a copy of a Lua value is: the tables it is inside of (a table inside itself is
+/// refused), and those it has copied (see [`MAX_RECOPIES`]).
+#[derive(Default)]
+pub(crate) struct Walk {
+    path: Vec<*const c_void>,
+    seen: HashSet<*const c_void>,
+    recopies: usize,
+}
+
+impl Walk {
+    /// Goes into the table at `ptr`; [`Walk::leave`] comes back out of it.
+    pub(crate) fn enter(&mut self, ptr: *const c_void) -> Result<(), Error> {
+        if self.path.contains(&ptr) {
+            return Err(invalid("a table that contains itself"));
+        }
+        if self.path.len() >= MAX_DEPTH {
+            return Err(invalid("a table nested deeper than 128 levels"));
+        }
+        if !self.seen.insert(ptr) {
+            self.recopies += 1;
+            if self.recopies > MAX_RECOPIES {
+                return Err(invalid(
+                    "a value that reaches its tables by more than 4096 more paths (each path \
+                     is a copy)",
+                ));
+            }
+        }
+        self.path.push(ptr);
+        Ok(())
+    }
+
+    pub(crate) fn leave(&mut self) {
+        self.path.pop();
+    }
 }
 
 /// Copies a Lua value into a runtime [`Value`].
@@ -21,11 +64,10 @@ fn invalid(what: &str) -> Error {
 /// # Errors
 /// `INVALID` for functions, userdata, coroutines, cycles and nesting deeper than 128.
 pub fn to_value(v: &LuaValue) -> Result<Value, Error> {
-    let mut path = Vec::new();
-    to_value_in(v, &mut path)
+    to_value_in(v, &mut Walk::default())
 }
 
-fn to_value_in(v: &LuaValue, path: &mut Vec<*const c_void>) -> Result<Value, Error> {
+fn to_value_in(v: &LuaValue, path: &mut Walk) -> Result<Value, Error> {
     Ok(match v {
         LuaValue::Nil => Value::Nil,
         LuaValue::Boolean(b) => Value::Bool(*b),
@@ -41,15 +83,8 @@ fn to_value_in(v: &LuaValue, path: &mut Vec<*const c_void>) -> Result<Value, Err
     })
 }
 
-fn table_to_value(t: &Table, path: &mut Vec<*const c_void>) -> Result<Value, Error> {
-    let ptr = t.to_pointer();
-    if path.contains(&ptr) {
-        return Err(invalid("a table that contains itself"));
-    }
-    if path.len() >= MAX_DEPTH {
-        return Err(invalid("a table nested deeper than 128 levels"));
-    }
-    path.push(ptr);
+fn table_to_value(t: &Table, path: &mut Walk) -> Result<Value, Error> {
+    path.enter(t.to_pointer())?;
     let n = t.raw_len();
     let mut count = 0usize;
     let mut is_array = true;
@@ -77,7 +112,7 @@ fn table_to_value(t: &Table, path: &mut Vec<*const c_void>) -> Result<Value, Err
         }
         Value::Map(map)
     };
-    path.pop();
+    path.leave();
     Ok(out)
 }
 

@@ -6,10 +6,12 @@
 //! in protected code, from frames that hold nothing to drop. Reading ([`value_at`]) raises
 //! nothing.
 
-use std::ffi::{c_int, c_void};
+use std::ffi::c_int;
 
 use mlua::ffi;
 use spindle_runtime::{Completion, Error, ErrorKind, Pid, Value};
+
+use crate::convert::Walk;
 
 /// Deepest nesting accepted, as in [`crate::convert`].
 const MAX_DEPTH: usize = 128;
@@ -220,7 +222,7 @@ pub(crate) unsafe fn str_at<'a>(state: *mut ffi::lua_State, idx: c_int) -> Optio
 /// # Safety
 /// `idx` is a valid index of `state`.
 pub(crate) unsafe fn value_at(state: *mut ffi::lua_State, idx: c_int) -> Result<Value, Error> {
-    let mut path = Vec::new();
+    let mut path = Walk::default();
     // SAFETY: the caller's contract.
     unsafe { value_in(state, ffi::lua_absindex(state, idx), &mut path) }
 }
@@ -228,7 +230,7 @@ pub(crate) unsafe fn value_at(state: *mut ffi::lua_State, idx: c_int) -> Result<
 unsafe fn value_in(
     state: *mut ffi::lua_State,
     idx: c_int,
-    path: &mut Vec<*const c_void>,
+    path: &mut Walk,
 ) -> Result<Value, Error> {
     // SAFETY: `idx` is absolute and valid (the caller's contract); the table walk keeps the
     // stack balanced and asks for room first; `lua_next` on a key it returned raises nothing.
@@ -256,21 +258,14 @@ unsafe fn value_in(
 unsafe fn table_in(
     state: *mut ffi::lua_State,
     idx: c_int,
-    path: &mut Vec<*const c_void>,
+    path: &mut Walk,
 ) -> Result<Value, Error> {
     // SAFETY: as in `value_in`.
     unsafe {
-        let ptr = ffi::lua_topointer(state, idx);
-        if path.contains(&ptr) {
-            return Err(invalid("a table that contains itself"));
-        }
-        if path.len() >= MAX_DEPTH {
-            return Err(invalid("a table nested deeper than 128 levels"));
-        }
         if ffi::lua_checkstack(state, 3) == 0 {
             return Err(invalid("a table nested this deep"));
         }
-        path.push(ptr);
+        path.enter(ffi::lua_topointer(state, idx))?;
         let n = ffi::lua_rawlen(state, idx);
         let mut is_array = true;
         let mut pairs = Vec::new();
@@ -292,7 +287,7 @@ unsafe fn table_in(
             }
             pairs.push((k, v));
         }
-        path.pop();
+        path.leave();
         if is_message(state, idx)
             && let Some((Value::Int(1), from @ Value::Int(_))) = pairs.first_mut()
         {

@@ -55,6 +55,17 @@ local function main()
     local shared = { 1 }
     local two = roundtrip({ a = shared, b = shared })
     assert(two.a[1] == 1 and two.b[1] == 1 and two.a ~= two.b)
+    -- But one that reuses its tables at every level would be copied 2^40 times: it is
+    -- refused (so are its spawn arguments and its JSON), and the process goes on.
+    local dag = {}
+    for _ = 1, 40 do dag = { dag, dag } end
+    local ok, err = process.send(me, "dag", dag)
+    assert(ok == false and err:kind() == errors.INVALID and tostring(err):find("4096 more paths"), tostring(err))
+    local text, jerr = require("json").encode(dag)
+    assert(text == nil and jerr:kind() == errors.INVALID, tostring(jerr))
+    local modest = {}
+    for _ = 1, 10 do modest = { modest, modest } end -- 2^10 copies: still fine
+    assert(#roundtrip(modest) == 2)
 
     -- A nil payload arrives as nil, in the inbox and on a listened topic alike; the message
     -- after it is not taken for it.
