@@ -1126,7 +1126,87 @@ local safe_string = subset(string, { "byte", "char", "find", "format", "gmatch",
     "lower", "match", "rep", "reverse", "sub", "upper", "pack", "packsize", "unpack" })
 BASE.string = readonly(safe_string, "string")
 BASE.table = readonly(table, "table")
-BASE.math = readonly(math, "math")
+-- Random numbers per process: the library's generator is one per Lua state, so processes of
+-- an island shared it, and one could seed it (math.randomseed) or read it to know another's
+-- draws. Each process gets its own xoshiro256** (the library's algorithm), seeded from the
+-- library's generator when it first draws, or by its own randomseed.
+local function rotl(x, n) return (x << n) | (x >> (64 - n)) end
+
+local function next_random(s)
+    local s0, s1, s2, s3 = s[1], s[2], s[3], s[4]
+    local result = rotl(s1 * 5, 7) * 9
+    local t = s1 << 17
+    s2 = s2 ~ s0
+    s3 = s3 ~ s1
+    s1 = s1 ~ s2
+    s0 = s0 ~ s3
+    s2 = s2 ~ t
+    s[1], s[2], s[3], s[4] = s0, s1, s2, rotl(s3, 45)
+    return result
+end
+
+local function random_state()
+    local P = CUR
+    if not P then error("math.random outside a process", 3) end
+    local s = P.rng
+    if not s then
+        s = { math_random(0), math_random(0), math_random(0), math_random(0) }
+        P.rng = s
+    end
+    return s
+end
+
+local math_ = {}
+for k, v in pairs(math) do math_[k] = v end
+local math_type, math_floor, math_tointeger, math_ult = math.type, math.floor, math.tointeger, math.ult
+
+-- math.random: as the library's, with the process's own generator.
+function math_.random(m, n)
+    local r = next_random(random_state())
+    if m == nil then return (r >> 11) * 0x1p-53 end
+    local lo, hi
+    if n == nil then
+        lo, hi = 1, math_tointeger(m)
+        if hi == nil then error("bad argument #1 to 'random' (number has no integer representation)", 2) end
+        if m == 0 then return r end
+    else
+        lo, hi = math_tointeger(m), math_tointeger(n)
+        if lo == nil or hi == nil then
+            error("bad argument to 'random' (number has no integer representation)", 2)
+        end
+    end
+    if lo > hi then error("bad argument to 'random' (interval is empty)", 2) end
+    -- A draw in [0, hi - lo], unbiased: the bits of the range's size, drawn again when above.
+    local range = hi - lo
+    local lim = range
+    lim = lim | (lim >> 1); lim = lim | (lim >> 2); lim = lim | (lim >> 4)
+    lim = lim | (lim >> 8); lim = lim | (lim >> 16); lim = lim | (lim >> 32)
+    local s = random_state()
+    local v = r & lim
+    while math_ult(range, v) do v = next_random(s) & lim end
+    return lo + v
+end
+
+-- math.randomseed: seeds the process's own generator (with no seed, a fresh random one).
+function math_.randomseed(x, y)
+    local P = CUR
+    if not P then error("math.randomseed outside a process", 2) end
+    if x == nil then
+        P.rng = nil
+        random_state()
+        return
+    end
+    local n = math_type(x) == "float" and math_floor(x) or x
+    if math_type(n) ~= "integer" then
+        n = math_tointeger(n)
+        if n == nil then error("bad argument #1 to 'randomseed' (number expected)", 2) end
+    end
+    local s = { n, 0xff, math_tointeger(y or 0) or 0, 0 }
+    P.rng = s
+    for _ = 1, 16 do next_random(s) end
+end
+
+BASE.math = readonly(math_, "math")
 BASE.utf8 = readonly(utf8, "utf8")
 BASE.os = readonly(subset(os, { "time", "clock", "date", "difftime" }), "os")
 BASE.coroutine = readonly(coroutine_, "coroutine")

@@ -537,3 +537,12 @@ fn a_ticker_keeps_to_its_grid() {
     assert_eq!(next_after(ms(19)), ms(20), "the next tick is due on the grid again");
     rt.terminate(pid).unwrap();
 }
+
+/// Each process draws from its own random generator: one that seeds or draws does not change
+/// another's draws on the same island.
+#[test]
+fn random_numbers_are_each_processs_own() {
+    let config = LuaConfig { islands_per_worker: 1, ..LuaConfig::default() };
+    let rt = runtime_with(HostConfig::new(HOST).workers(1), config);
+    run_on(&rt, "random.lua", &["meddle"]);
+}
