@@ -189,7 +189,8 @@ fn upgrade(cell: &ProcessRef, entry: Option<EntryId>, args: Vec<Value>) -> Resul
     if !same_strand {
         return Err(fail(Error::new(
             ErrorKind::Unavailable,
-            "the new code must run in a different isolation group than the old",
+            "the new code would run in another isolation group (island or backend) than the old, \
+             and an upgrade keeps the process where it runs",
         )));
     }
     let ops = {

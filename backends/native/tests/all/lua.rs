@@ -40,3 +40,29 @@ fn lua_and_native_processes_talk_monitor_and_link() {
         assert_eq!(r, Ok(Value::from("ok")), "{lang}");
     }
 }
+
+/// A Lua process in islands mode cannot continue as a native plugin (an upgrade keeps a
+/// process where it runs, and a plugin runs outside every island): it ends with UNAVAILABLE
+/// saying so.
+#[test]
+fn a_lua_process_in_an_island_cannot_upgrade_into_a_plugin() {
+    build_examples();
+    let rt = Runtime::builder()
+        .host(HostConfig::new(HOST).workers(1))
+        .backend(NativeBackend::new())
+        .backend(LuaBackend::default())
+        .build()
+        .unwrap();
+    let dir = root().join("examples/native-c");
+    rt.put_entry(native_entry("native:service.c", &dir, "libservice_c.so"));
+    rt.put_entry(lua_entry("test:driver.become", "become"));
+    let (_, watch) = rt
+        .spawn_watched(
+            Spawn::entry(id("test:driver.become"), HOST)
+                .args(vec![Value::from("native:service.c")]),
+        )
+        .unwrap();
+    let err = watch.wait_timeout(PATIENCE).expect("it ended").unwrap_err();
+    assert_eq!(err.kind(), spindle_runtime::ErrorKind::Unavailable, "{err}");
+    assert!(err.message().contains("another isolation group"), "{err}");
+}

@@ -95,4 +95,9 @@ local function main(service)
     return "ok"
 end
 
-return { main = main, waiter = waiter }
+-- Asks to continue as native entry `entry` (which islands mode cannot do).
+local function become(entry)
+    process.upgrade(entry)
+end
+
+return { main = main, waiter = waiter, become = become }
