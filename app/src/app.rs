@@ -312,6 +312,9 @@ fn fingerprint(e: &EntrySpec) -> u64 {
     h.finish()
 }
 
+/// The process kinds the app's backends run.
+const KINDS_RUN: &[&str] = &[spindle_lua::KIND, spindle_native::KIND];
+
 /// Loads and checks the app in `root` without running anything: the entry files, and every
 /// process entry's code (Lua sources compiled, native libraries loaded and their ABI checked).
 ///
@@ -319,15 +322,20 @@ fn fingerprint(e: &EntrySpec) -> u64 {
 /// Every problem found, each naming its file, entry and field.
 pub fn check(root: &Path) -> std::result::Result<AppConfig, ConfigErrors> {
     let config = config::load(root)?;
-    compile(&config)?;
+    compile_kinds(&config, true)?;
     Ok(config)
 }
 
 /// Compiles (or loads) the code of every process entry of `config`, in a runtime of its own
 /// that starts nothing: each entry whose code does not compile or load is an error naming its
-/// file, entry and code field. What `check` does after loading; `run` and `--watch` do it
-/// before they start or apply a version of the app.
+/// file, entry and code field. What `run` and `--watch` do before they start or apply a
+/// version of the app. Entries of a kind no backend runs yet (`process.wasm`) are left to fail
+/// when spawned, as the running app would; `check` reports them.
 pub fn compile(config: &AppConfig) -> std::result::Result<(), ConfigErrors> {
+    compile_kinds(config, false)
+}
+
+fn compile_kinds(config: &AppConfig, unrun_kinds: bool) -> std::result::Result<(), ConfigErrors> {
     let root = &config.root;
     let rt = Runtime::builder()
         .backend(LuaBackend::default())
@@ -344,6 +352,9 @@ pub fn compile(config: &AppConfig) -> std::result::Result<(), ConfigErrors> {
     let mut errors = Vec::new();
     for (id, e) in &config.entries {
         let Some(entry) = runtime_entry(e) else { continue };
+        if !unrun_kinds && !KINDS_RUN.contains(&e.kind.as_str()) {
+            continue;
+        }
         rt.put_entry(entry);
         if let Err(err) = rt.prepare(id) {
             errors.push(ConfigError {

@@ -696,3 +696,18 @@ kind = "terminal.host"
     assert_eq!(app.exec_terminal(&"t:p".parse().unwrap(), &[]), Ok(Value::from("ran")));
     app.shutdown();
 }
+
+/// A `process.wasm` entry, valid but of a kind no backend runs yet, does not keep the app from
+/// running (`compile`, before `run`, leaves it to fail when spawned); `check` reports it.
+#[test]
+fn a_wasm_entry_does_not_keep_the_app_from_running() {
+    let dir = TempApp::new("wasmentry");
+    dir.file("m.wasm", "").file(
+        "_index.toml",
+        "namespace = \"t\"\n[[entries]]\nname = \"w\"\nkind = \"process.wasm\"\nmodule = \"file://m.wasm\"\n",
+    );
+    let config = config::load(dir.root()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(spindle_app::compile(&config).is_ok());
+    let errs = spindle_app::check(dir.root()).expect_err("check reports the kind");
+    assert_error(&errs, "_index.toml", "t:w", "module", "no backend runs kind `process.wasm`");
+}

@@ -61,6 +61,9 @@ use spindle_runtime::{
 
 pub use convert::{to_lua, to_value};
 
+/// The kind of the entries this backend runs.
+pub const KIND: &str = "process.lua";
+
 /// The modules a Lua process may be granted (`require(name)`; `modules` of an entry or a
 /// host): the prelude's `time`, `json` and `io` (the terminal's, granted on terminal hosts).
 pub const MODULES: &[&str] = &["time", "json", "io"];
@@ -246,7 +249,7 @@ pub(crate) fn compile(name: &str, source: &[u8]) -> std::result::Result<Vec<u8>,
 
 impl Backend for LuaBackend {
     fn kinds(&self) -> &[&str] {
-        &["process.lua"]
+        &[KIND]
     }
 
     fn prepare(&self, entry: &Entry) -> Result<Arc<dyn Prototype>> {
