@@ -114,6 +114,17 @@ fn starts_in(h: &[ServiceEvent], of: &str) -> usize {
     h.iter().filter(|e| matches!(e, ServiceEvent::Started { id, .. } if *id == of)).count()
 }
 
+/// The services in the order they were started (each start once).
+fn start_order(s: &Services) -> Vec<String> {
+    s.history()
+        .iter()
+        .filter_map(|e| match e {
+            ServiceEvent::Started { id, .. } => Some(id.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn starts(s: &Services, of: &str) -> usize {
     starts_in(&s.history(), of)
 }
@@ -163,14 +174,7 @@ fn services_start_in_dependency_order_and_stop_in_reverse() {
     );
     // `web` is auto-started; `api` and `db` start first because it requires them.
     wait_starts(&s, "t:web", 1);
-    let order: Vec<String> = s
-        .history()
-        .iter()
-        .filter_map(|e| match e {
-            ServiceEvent::Started { id, .. } => Some(id.to_string()),
-            _ => None,
-        })
-        .collect();
+    let order = start_order(&s);
     assert_eq!(order, ["t:db", "t:api", "t:web"]);
     assert_eq!(s.status(&id("t:idle")).unwrap().state, ServiceState::Idle);
     for name in ["web", "api", "db"] {
@@ -263,14 +267,7 @@ fn services_that_require_each_other_start_in_linear_time() {
     for k in 0..N {
         wait_starts(&s, &format!("t:s{k}"), 1);
     }
-    let order: Vec<String> = s
-        .history()
-        .iter()
-        .filter_map(|e| match e {
-            ServiceEvent::Started { id, .. } => Some(id.to_string()),
-            _ => None,
-        })
-        .collect();
+    let order = start_order(&s);
     assert_eq!(order, (0..N).map(|k| format!("t:s{k}")).collect::<Vec<_>>(), "once each, in order");
     app.shutdown();
 }
