@@ -223,7 +223,6 @@ impl Inner {
     }
 }
 
-/// Removes the first item matching `f`, if any.
 /// Removes the first item that satisfies `f`; returns whether there was one.
 pub(crate) fn remove_first<T>(v: &mut Vec<T>, f: impl FnMut(&T) -> bool) -> bool {
     let Some(i) = v.iter().position(f) else { return false };
@@ -361,16 +360,12 @@ impl ProcessRef {
     /// [`ProcessRef::enqueue`], handing this reference to the run queue (a new process's first
     /// queueing: no count taken and dropped).
     pub(crate) fn enqueue_owned(self) {
+        if let Some(strand) = &self.strand {
+            return strand.clone().push_new(self);
+        }
         let sched: *const Scheduler = &*self.host.sched;
-        match &self.strand {
-            Some(strand) => strand.clone().push_new(self),
-            None => {
-                if let Err(Task::Process(cell)) =
-                    Scheduler::schedule_here(sched, Task::Process(self))
-                {
-                    cell.enqueue();
-                }
-            }
+        if let Err(Task::Process(cell)) = Scheduler::schedule_here(sched, Task::Process(self)) {
+            cell.enqueue();
         }
     }
 

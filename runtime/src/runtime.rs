@@ -46,7 +46,7 @@ pub(crate) struct Shared {
 }
 
 /// A payload to send: a value, or [`Msgpack`] bytes.
-trait Payload {
+pub(crate) trait Payload {
     /// The value, made where it is asked for (a value decoded in a call and returned from it
     /// was read back wider than it had been written), and checked: `INVALID` for one that no
     /// process could take (see [`Value::check_portable`]).
@@ -252,7 +252,7 @@ impl Shared {
         payload: impl Payload,
     ) -> Result<()> {
         let Some(slot) = sender.last_dest() else {
-            return self.send_serial(sender.pid, serial, topic, payload.into_value()?);
+            return self.send_serial(sender.pid, serial, topic, payload);
         };
         check_topic(topic)?;
         let msg =
@@ -292,11 +292,10 @@ impl Shared {
         from: Pid,
         serial: u64,
         topic: &str,
-        payload: Value,
+        payload: impl Payload,
     ) -> Result<()> {
         check_topic(topic)?;
-        payload.check_portable("payload")?;
-        let msg = Message { from, topic: Topic::new(topic), payload };
+        let msg = Message { from, topic: Topic::new(topic), payload: payload.into_value()? };
         // Delivered under the receiver's lock, reached through the table without a reference
         // of its own: one is taken only to queue a receiver that must wake.
         let delivered = self.table.lock_serial(serial, |cell, inner| {

@@ -1162,7 +1162,8 @@ local math_type, math_floor, math_tointeger, math_ult = math.type, math.floor, m
 
 -- math.random: as the library's, with the process's own generator.
 function math_.random(m, n)
-    local r = next_random(random_state())
+    local s = random_state()
+    local r = next_random(s)
     if m == nil then return (r >> 11) * 0x1p-53 end
     local lo, hi
     if n == nil then
@@ -1181,7 +1182,6 @@ function math_.random(m, n)
     local lim = range
     lim = lim | (lim >> 1); lim = lim | (lim >> 2); lim = lim | (lim >> 4)
     lim = lim | (lim >> 8); lim = lim | (lim >> 16); lim = lim | (lim >> 32)
-    local s = random_state()
     local v = r & lim
     while math_ult(range, v) do v = next_random(s) & lim end
     return lo + v
