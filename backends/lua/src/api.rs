@@ -402,5 +402,6 @@ pub(crate) fn build(lua: &Lua) -> mlua::Result<Table> {
     crate::opaque::register(lua, &rt)?;
     crate::messaging::register(lua, &rt)?;
     crate::parking::register(lua, &rt)?;
+    crate::pattern::register(lua, &rt)?;
     Ok(rt)
 }

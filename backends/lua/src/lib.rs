@@ -43,6 +43,7 @@ mod json;
 mod messaging;
 mod opaque;
 mod parking;
+mod pattern;
 mod preempt;
 mod process;
 mod slice;

@@ -26,13 +26,13 @@ pub(crate) const MEMORY_BUDGET: &str = "the process exceeded its memory budget";
 
 /// The message of the error that stops a process running in code the hook cannot yield.
 pub(crate) const STUCK: &str = "the process ran 20 time slices where it could not be preempted \
-     (a long loop inside a callback of a library function, e.g. a table.sort comparator or a \
-     string.gsub replacement function)";
+     (a long loop inside a callback of a library function, e.g. a table.sort comparator or an \
+     __index metamethod that string.gsub looks a replacement up through)";
 
 /// Slices a step may run past its first: a hook yields the process, which ends the step, so a
 /// second hook in one step means the first could not yield (Lua cannot yield across a C
 /// function such as `table.sort` calling back into Lua).
-const STUCK_SLICES: u32 = 20;
+pub(crate) const STUCK_SLICES: u32 = 20;
 
 /// mlua's hook function: one function for every Lua state, which finds the Rust callback in
 /// the state it is called for.
@@ -64,6 +64,26 @@ pub(crate) unsafe fn preempt(state: *mut ffi::lua_State, ar: *mut ffi::lua_Debug
 /// rather than yielding by itself (`coroutine.yield()`). Forgets the note either way.
 pub(crate) fn preempted(co: *mut ffi::lua_State) -> bool {
     YIELDING.replace(ptr::null_mut()) == co
+}
+
+/// Notes that the yield of `state` about to happen is a preemption (made by code that yields
+/// by itself where no hook can, see [`crate::pattern`]).
+pub(crate) fn yielding(state: *mut ffi::lua_State) {
+    YIELDING.set(state);
+}
+
+/// The instruction count `state` is preempted after, if it is preempted by count.
+///
+/// # Safety
+/// `state` is a live thread of this thread's running state.
+pub(crate) unsafe fn counting(state: *mut ffi::lua_State) -> Option<usize> {
+    // SAFETY: the caller's contract; both only read the thread's hook settings.
+    unsafe {
+        if ffi::lua_gethookmask(state) & ffi::LUA_MASKCOUNT == 0 {
+            return None;
+        }
+        usize::try_from(ffi::lua_gethookcount(state)).ok()
+    }
 }
 
 /// The count hook: [`preempt`] every N instructions.

@@ -1124,6 +1124,10 @@ BASE.load = function(chunk, chunkname, mode, env)
 end
 local safe_string = subset(string, { "byte", "char", "find", "format", "gmatch", "gsub", "len",
     "lower", "match", "rep", "reverse", "sub", "upper", "pack", "packsize", "unpack" })
+-- Pattern matching that a time slice can stop (see pattern.rs): the library's matches in C,
+-- where no hook runs, and a pattern that backtracks without end would hold the island.
+safe_string.find, safe_string.match = RT.str_find, RT.str_match
+safe_string.gmatch, safe_string.gsub = RT.str_gmatch, RT.str_gsub
 BASE.string = readonly(safe_string, "string")
 BASE.table = readonly(table, "table")
 -- Random numbers per process: the library's generator is one per Lua state, so processes of

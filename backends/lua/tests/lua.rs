@@ -146,7 +146,7 @@ fn preemption_by_instruction_count() {
     let rt = runtime_with(HostConfig::new(HOST).workers(1), config.clone());
     run_on(&rt, "preemption.lua", &["spin", "spin_nested", "spin_spawned", "echo"]);
     let rt = runtime_with(HostConfig::new(HOST).workers(1), config);
-    run_on(&rt, "unyielding.lua", &["sorter", "gsubber", "catcher", "echo"]);
+    run_on(&rt, "unyielding.lua", &["sorter", "gsubber", "matcher", "catcher", "echo"]);
 }
 
 /// A preemption is told apart from a coroutine's own `coroutine.yield()` per resume: with a
@@ -165,7 +165,20 @@ fn preemption_is_never_taken_for_a_plain_yield() {
 #[test]
 fn unyielding_loops_are_stopped() {
     let rt = runtime_with(HostConfig::new(HOST).workers(1), LuaConfig::default());
-    run_on(&rt, "unyielding.lua", &["sorter", "gsubber", "catcher", "echo"]);
+    run_on(&rt, "unyielding.lua", &["sorter", "gsubber", "matcher", "catcher", "echo"]);
+}
+
+/// Pattern matching is preempted like Lua code, by time and by instruction count: a match that
+/// backtracks for ages holds neither the worker nor `terminate`, and a `gsub` replacement
+/// function may wait (see `patterns.lua`).
+#[test]
+fn pattern_matches_are_preempted() {
+    let processes = ["finder", "matcher", "iterator", "substituter", "waiting_gsub", "echo"];
+    let rt = runtime_with(HostConfig::new(HOST).workers(1), LuaConfig::default());
+    run_on(&rt, "patterns.lua", &processes);
+    let config = LuaConfig { slice_instructions: 20_000, ..LuaConfig::default() };
+    let rt = runtime_with(HostConfig::new(HOST).workers(1), config);
+    run_on(&rt, "patterns.lua", &processes);
 }
 
 #[test]

@@ -1,6 +1,7 @@
--- A busy loop inside a callback of a library function (a table.sort comparator, a gsub
--- replacement) cannot be yielded there; it is stopped with an error after a bounded number of
--- slices, and the other processes on its worker go on.
+-- A busy loop inside a callback of a library function (a table.sort comparator, the __index
+-- of a gsub replacement table) cannot be yielded there, nor can a pattern match that runs for
+-- ages inside one; each is stopped with an error after a bounded number of slices, and the
+-- other processes on its worker go on.
 
 local function sorter()
     local t = {}
@@ -9,7 +10,14 @@ local function sorter()
 end
 
 local function gsubber()
-    string.gsub("aaaa", "a", function() while true do end end)
+    string.gsub("aaaa", "a", setmetatable({}, { __index = function() while true do end end }))
+end
+
+local function matcher()
+    table.sort({ 3, 2, 1 }, function(a, b)
+        string.find(("a"):rep(5000), ("a*"):rep(20) .. "b")
+        return a < b
+    end)
 end
 
 -- Catches the error, then loops in plain Lua: preempted as usual, and terminate stops it.
@@ -31,6 +39,7 @@ end
 local function main()
     local s = assert(process.spawn_monitored("test:unyielding.sorter", "test:main"))
     local g = assert(process.spawn_monitored("test:unyielding.gsubber", "test:main"))
+    local mt = assert(process.spawn_monitored("test:unyielding.matcher", "test:main"))
     local e = assert(process.spawn_linked("test:unyielding.echo", "test:main"))
     local inbox = process.inbox()
     for i = 1, 50 do
@@ -39,9 +48,9 @@ local function main()
         assert(m:payload():data() == i)
     end
     local events = process.events()
-    for _ = 1, 2 do
+    for _ = 1, 3 do
         local ev = events:receive()
-        assert(ev.kind == process.event.EXIT and (ev.from == s or ev.from == g))
+        assert(ev.kind == process.event.EXIT and (ev.from == s or ev.from == g or ev.from == mt))
         local msg = ev.result.error:message()
         assert(msg:find("could not be preempted", 1, true), msg)
     end
@@ -59,4 +68,4 @@ local function main()
     return "ok"
 end
 
-return { main = main, sorter = sorter, gsubber = gsubber, catcher = catcher, echo = echo }
+return { main = main, sorter = sorter, gsubber = gsubber, matcher = matcher, catcher = catcher, echo = echo }
