@@ -185,7 +185,8 @@ typedef struct spindle_host {
     int32_t (*events)(spindle_cx *cx, uint64_t *tag);
     /* Completes after `nanos` nanoseconds. */
     int32_t (*timer)(spindle_cx *cx, uint64_t nanos, uint64_t *tag);
-    /* Spawns like spawn (no ties) and completes with the process's result. */
+    /* Spawns like spawn (no ties) and completes with the process's result. The process is
+     * stopped (CANCELED) if the operation is dropped, or the caller ends or upgrades, first. */
     int32_t (*exec)(spindle_cx *cx, const uint8_t *entry, size_t entry_len, const uint8_t *host,
                     size_t host_len, const uint8_t *args, size_t args_len, uint64_t *tag);
     /* The oldest completion not yet taken; SPINDLE_NONE if none. */

@@ -393,7 +393,8 @@ pub struct SpindleHost {
     /// Starts a timer of `nanos` nanoseconds; its tag in `*tag`.
     pub timer: unsafe extern "C" fn(cx: *mut SpindleCx, nanos: u64, tag: *mut u64) -> i32,
     /// Starts entry `entry` like `spawn` (no ties) and completes with its result; the tag in
-    /// `*tag`.
+    /// `*tag`. The process is stopped (`CANCELED`) if the operation is dropped, or the caller
+    /// ends or upgrades, first.
     pub exec: unsafe extern "C" fn(
         cx: *mut SpindleCx,
         entry: *const u8,

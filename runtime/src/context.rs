@@ -298,7 +298,7 @@ impl Cx {
             self.cell.wake();
         }
         if let Some(op) = undo {
-            crate::runtime::undo(op);
+            crate::runtime::undo(self.cell.rt(), op);
         }
     }
 

@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::pid::Pid;
 use crate::process::{Completion, Event, Message, Tag, WaitFor};
 use crate::time::TimerHandle;
 
@@ -168,6 +169,10 @@ impl Pendings {
         self.rest.push(p);
     }
 
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Pending> {
+        self.first.iter_mut().chain(self.rest.iter_mut())
+    }
+
     /// Takes out the oldest operation that satisfies `f`.
     fn take_first(&mut self, mut f: impl FnMut(&Pending) -> bool) -> Option<Pending> {
         if self.first.as_ref().is_some_and(&mut f) {
@@ -192,7 +197,9 @@ pub(crate) enum PendingOp {
     Receive(Option<String>),
     Event,
     Timer(TimerHandle),
-    Exec,
+    /// The process an `exec` runs, once spawned: it is stopped when the operation is dropped
+    /// (nobody could take its result, nor stop it otherwise: its pid is not handed out).
+    Exec(Option<Pid>),
     /// Completed by a [`Completer`](crate::Completer) from outside the runtime.
     External,
 }
@@ -330,6 +337,16 @@ impl Mailbox {
                 self.start_unserved(tag, what);
                 false
             }
+        }
+    }
+
+    /// Notes `child` as the process exec operation `tag` runs, if the operation is still
+    /// outstanding (the child may have ended and completed it already).
+    pub(crate) fn set_exec_child(&mut self, tag: Tag, child: Pid) {
+        if let Some(p) = self.pending.iter_mut().find(|p| p.tag == tag)
+            && let PendingOp::Exec(c) = &mut p.what
+        {
+            *c = Some(child);
         }
     }
 
@@ -645,13 +662,13 @@ mod tests {
     fn pending_operations_stay_oldest_first() {
         let mut p = Pendings::default();
         for n in 1..=4 {
-            p.push(Pending { tag: Tag(n), what: PendingOp::Exec });
+            p.push(Pending { tag: Tag(n), what: PendingOp::Exec(None) });
         }
         let take = |p: &mut Pendings, n| p.take_first(|x| x.tag == Tag(n)).map(|x| x.tag);
         assert_eq!(take(&mut p, 3), Some(Tag(3)));
         assert_eq!(take(&mut p, 1), Some(Tag(1)), "the inline one, replaced by the next oldest");
         assert_eq!(take(&mut p, 1), None);
-        p.push(Pending { tag: Tag(5), what: PendingOp::Exec });
+        p.push(Pending { tag: Tag(5), what: PendingOp::Exec(None) });
         assert_eq!(p.len(), 3);
         let order: Vec<_> = p.into_iter().map(|x| x.tag).collect();
         assert_eq!(order, [Tag(2), Tag(4), Tag(5)]);

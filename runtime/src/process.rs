@@ -173,7 +173,9 @@ pub enum Op {
     Event,
     /// Completes after the duration.
     Sleep(Duration),
-    /// Spawn a process and complete with its result.
+    /// Spawn a process and complete with its result. The process is stopped (its result an
+    /// error of kind `CANCELED`) when the operation is dropped or the process that started it
+    /// ends or upgrades first: nobody else knows its pid.
     Exec(Spawn),
 }
 

@@ -81,10 +81,21 @@ pub(crate) fn check_topic(topic: &str) -> Result<()> {
     Ok(())
 }
 
-/// Undoes what an abandoned operation holds outside the process lock.
-pub(crate) fn undo(op: PendingOp) {
-    if let PendingOp::Timer(h) = op {
-        h.cancel();
+/// Undoes what an abandoned operation holds outside the process lock: a timer is cancelled,
+/// the process an `exec` runs is stopped.
+pub(crate) fn undo(rt: &Shared, op: PendingOp) {
+    match op {
+        PendingOp::Timer(h) => h.cancel(),
+        PendingOp::Exec(Some(child)) => {
+            if let Some(cell) = rt.table.get(child) {
+                let err = Error::new(
+                    ErrorKind::Canceled,
+                    "the process that ran it with exec no longer waits for its result",
+                );
+                kill(&cell, err);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -375,11 +386,12 @@ impl Shared {
             }
             Op::Exec(spawn) => {
                 let tag = inner.mailbox.new_tag();
-                let wake = inner.mailbox.start(tag, PendingOp::Exec);
+                let wake = inner.mailbox.start(tag, PendingOp::Exec(None));
                 drop(inner);
                 let watcher = Watcher::Exec(cell.pid, tag);
-                if let Err(e) = cell.rt().spawn(Some(cell), spawn, Ties::default(), Some(watcher)) {
-                    self.complete(cell, tag, Completion::Failed(e));
+                match cell.rt().spawn(Some(cell), spawn, Ties::default(), Some(watcher)) {
+                    Ok(child) => lock(&cell.inner).mailbox.set_exec_child(tag, child),
+                    Err(e) => self.complete(cell, tag, Completion::Failed(e)),
                 }
                 if wake {
                     cell.wake();
@@ -971,7 +983,7 @@ impl Runtime {
                 i.take_relations();
                 i.mailbox.close()
             };
-            ops.into_iter().for_each(undo);
+            ops.into_iter().for_each(|op| undo(&self.shared, op));
             if let Some(s) = &cell.strand {
                 s.clear();
             }

@@ -198,7 +198,7 @@ fn upgrade(cell: &ProcessRef, entry: Option<EntryId>, args: Vec<Value>) -> Resul
         inner.entry = Some(id);
         inner.mailbox.reset_ops()
     };
-    ops.into_iter().for_each(undo);
+    ops.into_iter().for_each(|op| undo(cell.rt(), op));
     // SAFETY: called from `run`, which holds the RUNNING bit.
     let old = unsafe { cell.body() }.replace(inst.process);
     drop(old);
@@ -228,7 +228,7 @@ fn exit(cell: &ProcessRef, result: Result<Value, Error>) {
         }
     }
     let Relations { links, watchers, names, monitoring, .. } = rel;
-    ops.into_iter().for_each(undo);
+    ops.into_iter().for_each(|op| undo(rt, op));
     // SAFETY: called from `run`, which holds the RUNNING bit until `complete` below.
     let body = unsafe { cell.body() }.take();
     // SAFETY: as above.

@@ -277,6 +277,51 @@ fn exec_returns_value_or_error() {
     assert_eq!(rt.exec(proc(|_| async { Ok(Value::Int(5)) })), Ok(Value::Int(5)));
 }
 
+/// The process an exec runs is stopped once nobody waits for its result: when the operation is
+/// dropped, and when the process that started it ends. (Its pid is not handed out: nothing else
+/// could stop it.)
+#[test]
+fn an_abandoned_exec_stops_its_process() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        let me = cx.pid();
+        // A child that tells the test its pid (as the sender), then waits for ever.
+        let child = move || {
+            proc(move |cx| async move {
+                cx.send(me, "child", Value::Nil)?;
+                cx.recv().await;
+                Ok(Value::Nil)
+            })
+        };
+        let stopped = |ev: spindle_runtime::Event, child: Pid| {
+            assert_eq!(ev.from, child);
+            let err = ev.result.expect("an exit has a result").unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Canceled, "{err}");
+        };
+
+        // Dropped.
+        let tag = cx.start(Op::Exec(child()));
+        let c = cx.recv().await.from;
+        cx.monitor(c);
+        cx.drop_op(tag);
+        stopped(cx.event().await, c);
+
+        // Its starter ends.
+        let starter = proc(move |cx| async move {
+            cx.start(Op::Exec(child()));
+            cx.recv().await;
+            Ok(Value::Nil)
+        });
+        let s = cx.spawn(starter, Ties::default())?;
+        let c = cx.recv().await.from;
+        cx.monitor(c);
+        cx.send(s, "end", Value::Nil)?;
+        stopped(cx.event().await, c);
+        Ok(Value::Nil)
+    });
+    assert_eq!(out, Ok(Value::Nil));
+}
+
 #[test]
 fn sleeps_wake_in_deadline_order() {
     let rt = runtime();
