@@ -286,6 +286,23 @@ impl Cx {
         lock(&self.cell.inner).mailbox.take_completion_into(tag, slot)
     }
 
+    /// Puts `messages`, which this process received and did not handle, back in front of its
+    /// mailbox, the first of them first, as if they had never been received: for a backend
+    /// whose process gives up messages it took (its code is upgraded while they wait inside it).
+    pub fn put_back(&self, messages: Vec<Message>) {
+        if messages.is_empty() {
+            return;
+        }
+        let mut inner = lock(&self.cell.inner);
+        // Those taken out of the inbox after these go back behind them.
+        self.cell.put_back_taken(&mut inner);
+        let wake = inner.mailbox.unreceive(messages);
+        drop(inner);
+        if wake {
+            self.cell.wake();
+        }
+    }
+
     /// Abandons operation `tag`. A message or event it already received goes back to its queue.
     pub fn drop_op(&self, tag: Tag) {
         let mut inner = lock(&self.cell.inner);

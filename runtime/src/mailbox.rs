@@ -480,6 +480,49 @@ impl Mailbox {
         }
     }
 
+    /// Puts `messages`, received and not handled, back in front of their queues (a listened
+    /// topic's, else the inbox), the first of them first, as if they had never been received.
+    /// A receive that has completed with a later message of the same queue takes the oldest
+    /// instead, and its message goes back behind these; receives waiting take them too.
+    /// Returns whether the process must be woken.
+    pub(crate) fn unreceive(&mut self, messages: Vec<Message>) -> bool {
+        let listened: Vec<String> = self
+            .rare
+            .as_ref()
+            .map(|r| r.topics.iter().map(|(t, _)| t.clone()).collect())
+            .unwrap_or_default();
+        let key = |m: &Message| listened.iter().find(|t| **t == *m.topic).cloned();
+        // The messages, in order, per queue.
+        let mut queues: Vec<(Option<String>, VecDeque<Message>)> = Vec::new();
+        for m in messages {
+            let k = key(&m);
+            match queues.iter_mut().find(|(q, _)| *q == k) {
+                Some((_, ms)) => ms.push_back(m),
+                None => queues.push((k, VecDeque::from([m]))),
+            }
+        }
+        for (k, mut ms) in queues {
+            if let Some(d) = self.done.0.as_mut() {
+                for (_, c) in d.first.iter_mut().chain(d.more.iter_mut()) {
+                    if let Completion::Message(m) = c
+                        && key(m) == k
+                        && let Some(older) = ms.pop_front()
+                    {
+                        ms.push_back(std::mem::replace(m, older));
+                    }
+                }
+            }
+            let Some(q) = self.queue_for(k.as_deref()) else { continue };
+            let n = u32::try_from(ms.len()).unwrap_or(u32::MAX);
+            for m in ms.into_iter().rev() {
+                q.push_front(m);
+            }
+            self.queued = self.queued.saturating_add(n);
+            self.serve_waiting(k.as_deref());
+        }
+        self.wake_check()
+    }
+
     /// For an upgrade: every operation of the old code ends; received but untaken messages and
     /// events return to their queues in order. The old code's listened topics end with it (the
     /// new code could neither receive from them nor listen to them again): their messages go

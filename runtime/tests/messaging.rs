@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use spindle_runtime::{ErrorKind, HostConfig, Spawn, Ties, Value};
+use spindle_runtime::{Completion, ErrorKind, HostConfig, Op, Spawn, Ties, Value};
 
 #[test]
 fn request_reply() {
@@ -81,6 +81,55 @@ fn listened_topics_have_their_own_queue() {
         Ok(Value::Array(got))
     });
     assert_eq!(out, Ok(Value::Array(vec![1.into(), 3.into(), 4.into(), 2.into()])));
+}
+
+/// Messages put back go in front of their queues in order, ahead of what came meanwhile and of
+/// what a receive had taken out behind them, and reach a receive already waiting.
+#[test]
+fn put_back_messages_come_first_again() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        let me = cx.pid();
+        cx.listen("t")?;
+        for i in 1..=4 {
+            cx.send(me, "m", i)?;
+        }
+        cx.send(me, "t", 10)?;
+        let (a, b) = (cx.recv().await, cx.recv().await);
+        let t = cx.recv_topic("t").await?;
+        cx.send(me, "m", 5)?;
+        cx.send(me, "t", 11)?;
+        cx.put_back(vec![a, b, t]);
+        let mut got = vec![];
+        for _ in 0..5 {
+            got.push(cx.recv().await.payload);
+        }
+        for _ in 0..2 {
+            got.push(cx.recv_topic("t").await?.payload);
+        }
+        // A receive already waiting takes a message put back.
+        cx.send(me, "m", 6)?;
+        let six = cx.recv().await;
+        let tag = cx.start(Op::Receive { topic: None });
+        cx.put_back(vec![six]);
+        let Some(Completion::Message(six)) = cx.take_completion(tag) else {
+            panic!("the waiting receive did not take the message put back")
+        };
+        assert!(cx.try_receive(None).is_none());
+        got.push(six.payload);
+        // A receive that completed with a later message takes the one put back instead.
+        cx.send(me, "m", 7)?;
+        let seven = cx.recv().await;
+        let tag = cx.start(Op::Receive { topic: None });
+        cx.send(me, "m", 8)?;
+        cx.put_back(vec![seven]);
+        let Some(Completion::Message(m)) = cx.take_completion(tag) else { panic!("no message") };
+        got.push(m.payload);
+        got.push(cx.recv().await.payload);
+        Ok(Value::Array(got))
+    });
+    let want = [1, 2, 3, 4, 5, 10, 11, 6, 7, 8];
+    assert_eq!(out, Ok(Value::Array(want.into_iter().map(Value::from).collect())));
 }
 
 #[test]

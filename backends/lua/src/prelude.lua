@@ -930,6 +930,34 @@ local function deliver_later(P)
     end
 end
 
+-- The messages the runtime handed over that the process's code has not received yet: those
+-- a woken coroutine has not run with yet, those waiting in its inbox channel's buffer, those
+-- kept back during a preemption (`P.later`), in the order they came. On an upgrade they go back
+-- to the mailbox for the new code, which would never see them otherwise. (A listened topic's
+-- channel holds payloads without their sender: those are not given back.)
+local RT_metatable = RT.metatable
+local function untaken(P)
+    local out = {}
+    local function add(v)
+        if type(v) == "table" and RT_metatable(v) == Message then out[#out + 1] = v end
+    end
+    -- Handed to a coroutine first: a message is buffered only while no receiver waits, and a
+    -- receiver takes from the buffer first, so what a woken coroutine holds came before.
+    local q = RQ
+    for i = QH, QT - 1, 4 do
+        add(q[i + 1]); add(q[i + 2]); add(q[i + 3])
+    end
+    local s = P[INBOX] and unbox(P[INBOX], Channel)
+    local buf = s and s.buf
+    if buf then
+        for i = buf[1], buf[2] do add(buf[i]) end
+    end
+    for _, l in ipairs(P.later or {}) do
+        if l[2] == MSG then out[#out + 1] = { l[3], l[4], l[5] } end
+    end
+    return out
+end
+
 -- What a coroutine's run ended with: nothing (it waits, died, or yielded plainly), or the
 -- values that end the step.
 local function ran(P, co, ok, r1, r2, r3)
@@ -942,7 +970,7 @@ local function ran(P, co, ok, r1, r2, r3)
         P.preempted = co
         return "yield"
     end
-    if r1 == UPGRADE then return "upgrade", r2, r3 end
+    if r1 == UPGRADE then return "upgrade", r2, r3, untaken(P) end
     -- A plain coroutine.yield at the top of a process coroutine: run it again later.
     wake(co)
     return nil
@@ -980,8 +1008,8 @@ local function run(P)
         end
         RUNNING = nil
         if not ok or r1 ~= PARK then
-            local s, x, y = ran(P, co, ok, r1, r2, r3)
-            if s then return leave(P, s, x, y) end
+            local s, x, y, z = ran(P, co, ok, r1, r2, r3)
+            if s then return leave(P, s, x, y, z) end
         end
     end
     return leave(P, "wait")
@@ -1005,8 +1033,8 @@ local function step(P, tag, kind, a, b, c, ...)
             local ok, r1, r2, r3 = co_resume(co, setmetatable({ a, b, c }, Message), true)
             RUNNING = nil
             if not ok or r1 ~= PARK then
-                local st, x, y = ran(P, co, ok, r1, r2, r3)
-                if st then return leave(P, st, x, y) end
+                local st, x, y, z = ran(P, co, ok, r1, r2, r3)
+                if st then return leave(P, st, x, y, z) end
             end
             if QH == QT and not P.preempted then
                 CUR = nil
@@ -1277,8 +1305,8 @@ local function start(chunk, method, granted, ...)
     local ok, r1, r2, r3 = co_resume(main, chunk, env, method, ...)
     RUNNING = nil
     if not ok or r1 ~= PARK then
-        local s, x, y = ran(P, main, ok, r1, r2, r3)
-        if s then return P, leave(P, s, x, y) end
+        local s, x, y, z = ran(P, main, ok, r1, r2, r3)
+        if s then return P, leave(P, s, x, y, z) end
     end
     return P, run(P)
 end

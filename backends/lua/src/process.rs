@@ -5,7 +5,9 @@ use std::ffi::c_int;
 use std::sync::Arc;
 
 use mlua::{MultiValue, Value as LuaValue, ffi};
-use spindle_runtime::{Cx, EntryId, Error, ErrorKind, Process, Step, Tag, Value, WaitFor};
+use spindle_runtime::{
+    Cx, EntryId, Error, ErrorKind, Message, Process, Step, Tag, Topic, Value, WaitFor,
+};
 
 use crate::api::Current;
 use crate::convert::to_value;
@@ -176,6 +178,8 @@ impl LuaProcess {
             b"upgrade" => {
                 let id = out.next().unwrap_or(LuaValue::Nil);
                 let args = out.next().unwrap_or(LuaValue::Nil);
+                // What the old code had been handed and not received goes back to the mailbox.
+                cx.put_back(untaken_messages(&out.next().unwrap_or(LuaValue::Nil)));
                 match upgrade_request(&id, &args) {
                     Ok((entry, args)) => Step::Upgrade { entry, args },
                     Err(e) => Step::Exit(Err(e)),
@@ -258,6 +262,31 @@ fn is_out_of_memory(v: &LuaValue) -> bool {
         LuaValue::String(s) => s.as_bytes().starts_with(b"not enough memory"),
         _ => false,
     }
+}
+
+/// The prelude's list of messages the process was handed and did not receive (`untaken`):
+/// tables `{from, topic, data}`, `from` as a `Message` keeps it (the pid's bits or text).
+fn untaken_messages(list: &LuaValue) -> Vec<Message> {
+    let LuaValue::Table(list) = list else { return Vec::new() };
+    let message = |m: LuaValue| -> Option<Message> {
+        let LuaValue::Table(m) = m else { return None };
+        let from = match m.raw_get::<LuaValue>(1).ok()? {
+            LuaValue::Integer(bits) => crate::stack::sender_pid(bits)?,
+            LuaValue::String(s) => s.to_str().ok()?.parse().ok()?,
+            _ => return None,
+        };
+        let topic = m.raw_get::<mlua::LuaString>(2).ok()?;
+        let topic = Topic::from(&*topic.to_str().ok()?);
+        let payload = to_value(&m.raw_get::<LuaValue>(3).ok()?).ok()?;
+        Some(Message { from, topic, payload })
+    };
+    let all: Vec<LuaValue> = list.sequence_values().filter_map(Result::ok).collect();
+    let n = all.len();
+    let messages: Vec<Message> = all.into_iter().filter_map(message).collect();
+    if messages.len() != n {
+        tracing::error!(lost = n - messages.len(), "messages an upgrade gave back were unreadable");
+    }
+    messages
 }
 
 fn upgrade_request(id: &LuaValue, args: &LuaValue) -> Result<(Option<EntryId>, Vec<Value>), Error> {

@@ -38,7 +38,7 @@ const PROCESS_API: &[&str] = &[
 ];
 
 /// The entries `upgrade.lua` spawns.
-const UPGRADE: &[&str] = &["v1", "v2", "broken", "idle", "partner"];
+const UPGRADE: &[&str] = &["v1", "v2", "broken", "idle", "partner", "many", "collector"];
 
 fn runtime() -> Runtime {
     runtime_with(HostConfig::new(HOST).workers(2), LuaConfig::default())

@@ -47,7 +47,52 @@ local function broken()
     process.upgrade("test:does.not.exist")
 end
 
+-- Three coroutines receive from the inbox; the one that gets "upgrade" upgrades at once. The
+-- messages that came right behind it may have been handed to the other two, which have not
+-- run yet: they go back to the mailbox, in order, for the new code (`collector`).
+local function many(requester)
+    local inbox = process.inbox()
+    for _ = 1, 3 do
+        coroutine.spawn(function()
+            while true do
+                local m = inbox:receive()
+                if m:topic() == "upgrade" then
+                    process.upgrade("test:upgrade.collector", requester)
+                end
+                process.send(requester, "handled by the old code", m:payload():data())
+            end
+        end)
+    end
+    coroutine.yield() -- the three wait in their receive now
+    process.send(requester, "ready", true)
+    channel.new():receive()
+end
+
+local function collector(requester)
+    local inbox = process.inbox()
+    local got = {}
+    for i = 1, 3 do got[i] = inbox:receive():payload():data() end
+    process.send(requester, "collected", got)
+end
+
+local function untaken_messages_survive_an_upgrade()
+    local inbox = process.inbox()
+    for round = 1, 20 do
+        local p = assert(process.spawn("test:upgrade.many", "test:main", process.pid()))
+        assert(inbox:receive():topic() == "ready")
+        assert(process.send(p, "upgrade", 0))
+        for i = 1, 3 do assert(process.send(p, "x", round * 10 + i)) end
+        local m = inbox:receive()
+        assert(m:topic() == "collected", m:topic())
+        local got = m:payload():data()
+        for i = 1, 3 do
+            assert(got[i] == round * 10 + i, "round " .. round .. ": " .. table.concat(got, " "))
+        end
+    end
+end
+
 local function main()
+    untaken_messages_survive_an_upgrade()
     local watched = assert(process.spawn("test:upgrade.idle", "test:main"))
     local partner_pid = assert(process.spawn("test:upgrade.partner", "test:main"))
     local p = assert(process.spawn_monitored("test:upgrade.v1", "test:main", 0, watched, partner_pid))
@@ -78,4 +123,7 @@ local function main()
     return "ok"
 end
 
-return { main = main, v1 = v1, v2 = v2, broken = broken, idle = idle, partner = partner }
+return {
+    main = main, v1 = v1, v2 = v2, broken = broken, idle = idle, partner = partner, many = many,
+    collector = collector,
+}
