@@ -261,13 +261,16 @@ func (p *Process) Unregister(name string) error {
 	return p.check(C.sp_unregister(p.host, p.cx, np, nl))
 }
 
-// Lookup returns the pid registered as name.
-func (p *Process) Lookup(name string) (uint64, bool) {
+// Lookup returns the pid registered as name; an *Error with Code ErrNotFound if there is none
+// (other codes: the name is invalid, the call was refused).
+func (p *Process) Lookup(name string) (uint64, error) {
 	n := []byte(name)
 	np, nl := ptr(n)
 	var pid C.uint64_t
-	ok := C.sp_lookup(p.host, p.cx, np, nl, &pid) == C.SPINDLE_OK
-	return uint64(pid), ok
+	if err := p.check(C.sp_lookup(p.host, p.cx, np, nl, &pid)); err != nil {
+		return 0, err
+	}
+	return uint64(pid), nil
 }
 
 // Log writes message to the runtime's log at level (Log*).
@@ -445,18 +448,34 @@ func contains(ops []*Op, o *Op) bool {
 	return false
 }
 
-// Receive blocks until the next inbox message.
-func (p *Process) Receive() Message {
+// Receive blocks until the next inbox message. It fails if the receive cannot start or ends
+// without a message (the host refused it, or the process is being stopped: ErrCanceled).
+func (p *Process) Receive() (Message, error) {
 	o := p.ReceiveOp("")
 	p.WaitAny(o)
-	return o.Completion.Message
+	return o.Completion.Message, o.failure(KindMessage)
 }
 
-// NextEvent blocks until the next event.
-func (p *Process) NextEvent() Event {
+// NextEvent blocks until the next event; it fails as Receive does.
+func (p *Process) NextEvent() (Event, error) {
 	o := p.EventsOp()
 	p.WaitAny(o)
-	return o.Completion.Event
+	return o.Completion.Event, o.failure(KindEvent)
+}
+
+// failure is why a completed operation that should have ended with kind did not: the error it
+// could not start with, or the one it completed with.
+func (o *Op) failure(kind int) error {
+	switch {
+	case o.err != nil:
+		return o.err
+	case o.Completion.Kind == kind:
+		return nil
+	case o.Completion.Err != nil:
+		return o.Completion.Err
+	default:
+		return &Error{Code: ErrInternal, Message: fmt.Sprintf("operation ended with completion kind %d", o.Completion.Kind)}
+	}
 }
 
 // Sleep blocks for d.

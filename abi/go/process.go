@@ -9,7 +9,10 @@
 //
 //	func init() { spindle.Register(service) }
 //	func service(p *spindle.Process, args []any) (any, error) {
-//		m := p.Receive()
+//		m, err := p.Receive()
+//		if err != nil {
+//			return nil, err
+//		}
 //		return nil, p.Send(m.From, "reply", m.Payload)
 //	}
 //	func main() {}

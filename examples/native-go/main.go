@@ -6,6 +6,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -42,9 +43,11 @@ func service(p *spindle.Process, args []any) (any, error) {
 		}
 	}
 	for {
-		m := p.Receive()
+		m, err := p.Receive()
+		if err != nil {
+			return nil, err
+		}
 		handled++
-		var err error
 		switch m.Topic {
 		case "echo":
 			err = p.Send(m.From, "echo", m.Payload)
@@ -75,7 +78,10 @@ func service(p *spindle.Process, args []any) (any, error) {
 			if err = p.Send(m.From, "monitoring", nil); err != nil {
 				break
 			}
-			ev := p.NextEvent()
+			var ev spindle.Event
+			if ev, err = p.NextEvent(); err != nil {
+				break
+			}
 			how := []any{"ok", ev.Value}
 			if ev.Err != nil {
 				how = []any{"error", ev.Err.(*spindle.Error).Message}
@@ -121,8 +127,8 @@ func sdkCalls(p *spindle.Process, entry string) []any {
 	}
 	me := p.Pid()
 	check(p.Register("calls-go") == nil, "register")
-	pid, found := p.Lookup("calls-go")
-	check(found && pid == me, "lookup")
+	pid, err := p.Lookup("calls-go")
+	check(err == nil && pid == me, "lookup")
 	check(p.SendTo("calls-go", "by-name", int64(1)) == nil, "send_to a name")
 	if text, err := p.PidText(me); err == nil {
 		check(p.SendTo(text, "by-text", int64(2)) == nil, "send_to a pid's text")
@@ -130,12 +136,15 @@ func sdkCalls(p *spindle.Process, entry string) []any {
 		check(false, "pid_text")
 	}
 	for i, topic := range []string{"by-name", "by-text"} {
-		m := p.Receive()
-		check(m.Topic == topic && m.Payload == int64(i+1), topic)
+		m, err := p.Receive()
+		check(err == nil && m.Topic == topic && m.Payload == int64(i+1), topic)
 	}
 	check(p.Unregister("calls-go") == nil, "unregister")
-	_, found = p.Lookup("calls-go")
-	check(!found, "lookup after unregister")
+	_, err = p.Lookup("calls-go")
+	var e *spindle.Error
+	check(errors.As(err, &e) && e.Code == spindle.ErrNotFound, "lookup after unregister")
+	_, err = p.Lookup("\xff")
+	check(errors.As(err, &e) && e.Code == spindle.ErrInvalid, "lookup of an invalid name")
 	check(p.Listen("calls-topic") == nil, "listen")
 	check(p.Send(me, "calls-topic", int64(3)) == nil, "send to a listened topic")
 	r := p.ReceiveOp("calls-topic")
@@ -143,8 +152,8 @@ func sdkCalls(p *spindle.Process, entry string) []any {
 	check(r.Err() == nil && r.Completion.Message.Payload == int64(3), "receive of a topic")
 	check(p.Unlisten("calls-topic") == nil, "unlisten")
 	check(p.Send(me, "calls-topic", int64(4)) == nil, "send after unlisten")
-	m := p.Receive()
-	check(m.Topic == "calls-topic" && m.Payload == int64(4), "the inbox after unlisten")
+	m, err := p.Receive()
+	check(err == nil && m.Topic == "calls-topic" && m.Payload == int64(4), "the inbox after unlisten")
 	p.Yield()
 	x := p.ExecOp("native:nowhere", nil)
 	p.WaitAny(x)
@@ -171,8 +180,8 @@ func sdkCalls(p *spindle.Process, entry string) []any {
 	check(p.Monitor(child) == nil, "monitor")
 	check(p.Cancel(child, "bye") == nil, "cancel")
 	check(p.Terminate(child) == nil, "terminate")
-	ev := p.NextEvent()
-	canceled := ev.Err != nil && ev.Err.(*spindle.Error).Code == spindle.ErrCanceled
+	ev, err := p.NextEvent()
+	canceled := err == nil && ev.Err != nil && ev.Err.(*spindle.Error).Code == spindle.ErrCanceled
 	check(ev.From == child && canceled, "the EXIT of a terminated child")
 	more := p.EventsOp()
 	check(!more.Done(), "unmonitor left a monitor")
