@@ -103,6 +103,11 @@ local function park()
     return co_yield(PARK)
 end
 
+-- What `wake` is given in place of each value a coroutine is resumed without (the queue holds
+-- three per entry): a coroutine spawned with fewer arguments gets only those, and a plain
+-- `coroutine.yield()` returns nothing.
+local NOARG = {}
+
 -- Queues `co` to be resumed with `a, b, c` in this step.
 local function wake(co, a, b, c)
     local q, t = RQ, QT
@@ -859,13 +864,18 @@ local coroutine_ = {
         if type(f) ~= "function" then error("coroutine.spawn: expected a function", 2) end
         if not CUR then error("coroutine.spawn outside a process", 2) end
         local co
-        if select("#", ...) <= 3 then
+        local n = select("#", ...)
+        if n <= 3 then
             co = co_create(f)
-            wake(co, ...)
+            local a, b, c = ...
+            if n == 0 then a = NOARG end
+            if n <= 1 then b = NOARG end
+            if n <= 2 then c = NOARG end
+            wake(co, a, b, c)
         else
             local args = pack(...)
             co = co_create(function() return f(unpack(args, 1, args.n)) end)
-            wake(co)
+            wake(co, NOARG, NOARG, NOARG)
         end
         return co
     end,
@@ -972,7 +982,7 @@ local function ran(P, co, ok, r1, r2, r3)
     end
     if r1 == UPGRADE then return "upgrade", r2, r3, untaken(P) end
     -- A plain coroutine.yield at the top of a process coroutine: run it again later.
-    wake(co)
+    wake(co, NOARG, NOARG, NOARG)
     return nil
 end
 
@@ -1003,8 +1013,14 @@ local function run(P)
             -- and passed all the same, each resume raised the top of its frame by three (Lua
             -- makes room for them there), so a function preempted often enough overflowed.
             ok, r1, r2, r3 = co_resume(co)
-        else
+        elseif c ~= NOARG then
             ok, r1, r2, r3 = co_resume(co, a, b, c)
+        elseif a == NOARG then
+            ok, r1, r2, r3 = co_resume(co)
+        elseif b == NOARG then
+            ok, r1, r2, r3 = co_resume(co, a)
+        else
+            ok, r1, r2, r3 = co_resume(co, a, b)
         end
         RUNNING = nil
         if not ok or r1 ~= PARK then

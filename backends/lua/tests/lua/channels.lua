@@ -63,6 +63,17 @@ local function main()
     coroutine.spawn(function(a, b) seen:send({ a, b }) end, "x", "y")
     local two_args = seen:receive()
     assert(two_args[1] == "x" and two_args[2] == "y")
+    -- Exactly the arguments given, however few (none, trailing nils), and a plain yield at a
+    -- coroutine's top returns nothing.
+    for _, given in ipairs({ table.pack(), table.pack(nil), table.pack("a", nil), table.pack(1, 2, 3),
+        table.pack(nil, nil, nil, nil) }) do
+        coroutine.spawn(function(...)
+            local before = select("#", ...)
+            seen:send({ before, select("#", coroutine.yield()) })
+        end, table.unpack(given, 1, given.n))
+        local counts = seen:receive()
+        assert(counts[1] == given.n and counts[2] == 0, given.n .. ": " .. counts[1] .. ", " .. counts[2])
+    end
 
     -- Buffered: sends up to the size do not block.
     local b = channel.new(2)
