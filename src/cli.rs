@@ -27,8 +27,9 @@ run
     Starts the app's hosts and its services with `auto_start = true` (and the services they
     require), restarts failed services by their restart policy, and runs until Ctrl-C or
     SIGTERM, then stops the services gracefully (CANCEL, `stop_timeout`, terminate) in
-    reverse dependency order and exits 0. It also ends, by itself, once every service has
-    ended and no process is left (exit 0, or 1 if a service gave up).
+    reverse dependency order and exits 0; a second Ctrl-C or SIGTERM meanwhile ends it at
+    once (exit 130 or 143). It also ends, by itself, once every service has ended and no
+    process is left (exit 0, or 1 if a service gave up).
 
     --watch       reload changed entry files and sources while running; processes that set
                   `upgradable = true` get an OUTDATED event and may call process.upgrade(nil)
@@ -260,7 +261,12 @@ fn run(args: &Args) -> ExitCode {
     }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+        // The first signal starts the graceful stop; a second one, while it waits out the
+        // services' stop timeouts, ends the program at once (exit 128 + the signal).
+        let registered =
+            signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, stop.clone())
+                .and_then(|_| signal_hook::flag::register(sig, stop.clone()));
+        if let Err(e) = registered {
             eprintln!("spindle: cannot handle signal {sig}: {e}");
             return ExitCode::FAILURE;
         }

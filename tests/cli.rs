@@ -388,6 +388,69 @@ fn run_stops_gracefully_on_ctrl_c() {
     stops_gracefully_on("-INT");
 }
 
+/// A second Ctrl-C while the graceful stop waits for a service that ignores CANCEL (its stop
+/// timeout is a minute) ends the program at once, with exit 130 (128 + SIGINT).
+#[test]
+fn a_second_ctrl_c_forces_the_stop() {
+    let app = TempApp::new(&[
+        (
+            "_index.toml",
+            r#"
+namespace = "t"
+[[entries]]
+name = "stubborn"
+kind = "process.lua"
+source = "file://svc.lua"
+[[entries]]
+name = "c"
+kind = "process.service"
+process = "stubborn"
+lifecycle = { auto_start = true, stop_timeout = "60s" }
+"#,
+        ),
+        (
+            "svc.lua",
+            r#"
+return { main = function()
+    print("c up")
+    while true do process.events():receive() end
+end }
+"#,
+        ),
+    ]);
+    let mut child = spindle()
+        .arg("run")
+        .arg(&app.0)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let wait_for = |pipe: &mut dyn std::io::Read, what: &str| {
+        let mut seen = String::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !seen.contains(what) {
+            assert!(Instant::now() < deadline, "no {what:?} in: {seen}");
+            let mut buf = [0u8; 256];
+            let n = pipe.read(&mut buf).unwrap();
+            assert!(n > 0, "the output ended without {what:?}: {seen}");
+            seen.push_str(&text(&buf[..n]));
+        }
+    };
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    wait_for(&mut stdout, "c up");
+    let interrupt = || {
+        let status = Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
+        assert!(status.unwrap().success());
+    };
+    interrupt();
+    wait_for(&mut stderr, "stopping");
+    interrupt();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+}
+
 fn stops_gracefully_on(signal: &str) {
     let app = TempApp::new(&[
         (
