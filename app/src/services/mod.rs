@@ -5,8 +5,9 @@
 //! growing, jittered delay (`lifecycle.restart`): the attempt counter resets once a run lasted
 //! `stable_threshold`, and a service that fails `max_attempts` times in a row is reported and
 //! left stopped while everything else goes on. A service that returns normally has finished
-//! and is not restarted. Stopping goes in reverse dependency order: CANCEL, wait
-//! `stop_timeout`, then terminate.
+//! and is not restarted. Stopping goes in reverse dependency order (a service once every
+//! service that requires it has stopped; services that do not depend on each other at the
+//! same time): CANCEL, wait `stop_timeout`, then terminate.
 //!
 //! All waiting is done with the runtime's timers, so a runtime on a
 //! [`ManualClock`](spindle_runtime::ManualClock) drives restart timing in tests.
@@ -236,8 +237,8 @@ impl Services {
         rt.send(self.pid, "start", Value::from(id.to_string()))
     }
 
-    /// Stops every service in reverse dependency order and ends the supervisor; waits at
-    /// most `timeout` for that.
+    /// Stops every service in reverse dependency order (independent ones at the same time) and
+    /// ends the supervisor; waits at most `timeout` for that.
     ///
     /// # Errors
     /// `TIMEOUT` if the services did not stop in time.

@@ -31,10 +31,10 @@ enum Timer {
 }
 
 struct Stopping {
-    /// Services still to stop, the next one last.
-    queue: Vec<usize>,
-    /// The one being stopped and its timeout timer.
-    current: Option<(usize, Tag)>,
+    /// Services not yet asked to stop.
+    waiting: Vec<usize>,
+    /// Those being stopped, each with its timeout timer.
+    current: Vec<(usize, Tag)>,
 }
 
 pub(super) struct Supervisor {
@@ -227,9 +227,9 @@ impl Supervisor {
         let run = self.plans[i].run.take().expect("found by its run");
         let ran = cx.now().saturating_sub(run.since);
         if let Some(stop) = &mut self.stopping
-            && stop.current.is_some_and(|(j, _)| j == i)
+            && let Some(k) = stop.current.iter().position(|(j, _)| *j == i)
         {
-            let (_, tag) = stop.current.take().expect("checked");
+            let (_, tag) = stop.current.swap_remove(k);
             let terminated = self.timers.remove(&tag).is_none();
             cx.drop_op(tag);
             let id = self.plans[i].plan.id.clone();
@@ -270,19 +270,35 @@ impl Supervisor {
                 self.set_state(i, |s| s.state = ServiceState::Stopped);
             }
         }
-        // Stop in reverse start order: popping from the end of the start order list.
-        let queue: Vec<usize> = (0..self.plans.len()).collect();
-        self.stopping = Some(Stopping { queue, current: None });
+        let waiting: Vec<usize> = (0..self.plans.len()).collect();
+        self.stopping = Some(Stopping { waiting, current: Vec::new() });
     }
 
-    /// Moves the stop along; returns true when every service has stopped.
+    /// Whether running service `i` must wait before it is stopped: a service that requires it
+    /// still runs (not yet stopped, or stopping).
+    fn required_by_a_running_one(&self, i: usize) -> bool {
+        let id = &self.plans[i].plan.id;
+        self.plans.iter().enumerate().any(|(j, slot)| {
+            j != i && slot.run.is_some() && slot.plan.lifecycle.requires.contains(id)
+        })
+    }
+
+    /// Moves the stop along: every running service that no running service requires is asked
+    /// to stop (CANCEL, then terminated after its stop timeout), so services stop in reverse
+    /// dependency order and independent ones at the same time. Returns true when every
+    /// service has stopped.
     fn continue_stop(&mut self, cx: &Cx) -> bool {
-        loop {
-            let Some(stop) = &mut self.stopping else { return false };
-            if stop.current.is_some() {
-                return false;
-            }
-            let Some(i) = stop.queue.pop() else { return true };
+        let Some(stop) = &mut self.stopping else { return false };
+        let mut waiting = std::mem::take(&mut stop.waiting);
+        waiting.retain(|&i| self.plans[i].run.is_some());
+        let (mut ready, mut blocked): (Vec<usize>, Vec<usize>) =
+            waiting.into_iter().partition(|&i| !self.required_by_a_running_one(i));
+        let idle = self.stopping.as_ref().is_some_and(|s| s.current.is_empty());
+        if ready.is_empty() && idle && !blocked.is_empty() {
+            // Requirements in a cycle: nothing would ever go first.
+            ready = std::mem::take(&mut blocked);
+        }
+        for &i in &ready {
             let Some(run) = &self.plans[i].run else { continue };
             let pid = run.pid;
             let plan = &self.plans[i].plan;
@@ -299,9 +315,12 @@ impl Supervisor {
             let tag = cx.start(Op::Sleep(timeout));
             self.timers.insert(tag, Timer::StopTimeout(i));
             if let Some(stop) = &mut self.stopping {
-                stop.current = Some((i, tag));
+                stop.current.push((i, tag));
             }
         }
+        let Some(stop) = &mut self.stopping else { return false };
+        stop.waiting = blocked;
+        stop.waiting.is_empty() && stop.current.is_empty()
     }
 }
 

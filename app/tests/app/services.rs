@@ -354,6 +354,44 @@ fn stop_terminates_after_the_stop_timeout() {
     app.shutdown();
 }
 
+/// Services that do not require each other stop at the same time: two that ignore CANCEL are
+/// asked together, after the one that requires them has stopped, and are terminated together
+/// one stop timeout later (not one after the other).
+#[test]
+fn independent_services_stop_together() {
+    let stub = |name: &str| {
+        format!(
+            "\n[[entries]]\nname = \"{name}\"\nkind = \"process.service\"\nprocess = \"t:stubborn\"\nhost = \"t:procs\"\ninput = [\"{name}\"]\nlifecycle = {{ stop_timeout = \"5s\" }}\n"
+        )
+    };
+    let top = service("top", "lifecycle = { auto_start = true, requires = [\"s1\", \"s2\"] }");
+    let (_dir, app, s, clock) = start("together", &[stub("s1"), stub("s2"), top].concat());
+    wait_starts(&s, "t:top", 1);
+    let pids: Vec<_> = ["t:s1", "t:s2"].map(|n| s.status(&id(n)).unwrap().pid.unwrap()).into();
+    let app = std::sync::Arc::new(app);
+    let stopper = {
+        let (s, app) = (s.clone(), app.clone());
+        std::thread::spawn(move || s.stop(app.runtime(), PATIENCE))
+    };
+    let both_asked = |h: &[ServiceEvent]| {
+        ["t:s1", "t:s2"].iter().all(|n| h.contains(&ServiceEvent::Stopping { id: id(n) }))
+    };
+    assert!(s.wait_until(PATIENCE, both_asked), "{:?}", s.history());
+    let h = s.history();
+    let at = |e: &ServiceEvent| h.iter().position(|x| x == e).unwrap();
+    let top_stopped = at(&ServiceEvent::Stopped { id: id("t:top"), terminated: false });
+    assert!(top_stopped < at(&ServiceEvent::Stopping { id: id("t:s1") }), "{h:?}");
+    assert!(top_stopped < at(&ServiceEvent::Stopping { id: id("t:s2") }), "{h:?}");
+    eventually("both stop timers", || (clock.pending_timers() == 2).then_some(()));
+    clock.advance(Duration::from_secs(5));
+    stopper.join().unwrap().unwrap();
+    for (n, pid) in ["t:s1", "t:s2"].iter().zip(pids) {
+        assert!(!app.runtime().is_alive(pid));
+        assert!(s.history().contains(&ServiceEvent::Stopped { id: id(n), terminated: true }));
+    }
+    app.shutdown();
+}
+
 /// `input` reaches the process's method as its arguments; a service that returns normally
 /// has finished and is not restarted.
 #[test]
