@@ -4,7 +4,8 @@
 //! dependency order, monitors each one, and restarts a failed one after an exponentially
 //! growing, jittered delay (`lifecycle.restart`): the attempt counter resets once a run lasted
 //! `stable_threshold`, and a service that fails `max_attempts` times in a row is reported and
-//! left stopped while everything else goes on. A service that returns normally has finished
+//! left stopped, and so are the services that require it (directly or through others), while
+//! everything else goes on. A service that returns normally has finished
 //! and is not restarted. Stopping goes in reverse dependency order (a service once every
 //! service that requires it has stopped; services that do not depend on each other at the
 //! same time): CANCEL, wait `stop_timeout`, then terminate.

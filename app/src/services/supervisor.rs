@@ -18,6 +18,8 @@ use crate::config::RestartPolicy;
 struct Slot {
     plan: ServicePlan,
     run: Option<Run>,
+    /// Asked to stop: the timer of its stop timeout (fired: terminated).
+    stop: Option<Tag>,
 }
 
 struct Run {
@@ -30,13 +32,6 @@ enum Timer {
     StopTimeout(usize),
 }
 
-struct Stopping {
-    /// Services not yet asked to stop.
-    waiting: Vec<usize>,
-    /// Those being stopped, each with its timeout timer.
-    current: Vec<(usize, Tag)>,
-}
-
 pub(super) struct Supervisor {
     plans: Vec<Slot>,
     to_start: Vec<EntryId>,
@@ -44,7 +39,10 @@ pub(super) struct Supervisor {
     timers: HashMap<Tag, Timer>,
     event_op: Option<Tag>,
     inbox_op: Option<Tag>,
-    stopping: Option<Stopping>,
+    /// Services to stop once no running service requires them (see `continue_stops`).
+    to_stop: Vec<usize>,
+    /// Every service is being stopped; the supervisor ends once they have.
+    shutting_down: bool,
     rng: u64,
     started: bool,
 }
@@ -57,13 +55,14 @@ impl Supervisor {
         seed: u64,
     ) -> Supervisor {
         Supervisor {
-            plans: plans.into_iter().map(|plan| Slot { plan, run: None }).collect(),
+            plans: plans.into_iter().map(|plan| Slot { plan, run: None, stop: None }).collect(),
             to_start,
             board,
             timers: HashMap::new(),
             event_op: None,
             inbox_op: None,
-            stopping: None,
+            to_stop: Vec::new(),
+            shutting_down: false,
             rng: seed | 1,
             started: false,
         }
@@ -168,7 +167,7 @@ impl Supervisor {
             }
             b.history.push(ServiceEvent::Failed { id: plan.id.clone(), error: text, at: now });
         });
-        if self.stopping.is_some() {
+        if self.shutting_down || self.to_stop.contains(&i) {
             self.set_state(i, |s| s.state = ServiceState::Stopped);
             return;
         }
@@ -186,6 +185,7 @@ impl Supervisor {
                 b.history
                     .push(ServiceEvent::GaveUp { id: plan.id.clone(), attempts: attempts - 1 });
             });
+            self.stop_dependents(cx, i);
             return;
         }
         let delay = self.jittered(policy, backoff(policy, attempts));
@@ -226,10 +226,7 @@ impl Supervisor {
         };
         let run = self.plans[i].run.take().expect("found by its run");
         let ran = cx.now().saturating_sub(run.since);
-        if let Some(stop) = &mut self.stopping
-            && let Some(k) = stop.current.iter().position(|(j, _)| *j == i)
-        {
-            let (_, tag) = stop.current.swap_remove(k);
+        if let Some(tag) = self.plans[i].stop.take() {
             let terminated = self.timers.remove(&tag).is_none();
             cx.drop_op(tag);
             let id = self.plans[i].plan.id.clone();
@@ -260,18 +257,55 @@ impl Supervisor {
     }
 
     fn begin_stop(&mut self, cx: &Cx) {
-        if self.stopping.is_some() {
+        if self.shutting_down {
             return;
         }
+        self.shutting_down = true;
         // Pending restarts are called off.
         for (tag, t) in std::mem::take(&mut self.timers) {
-            cx.drop_op(tag);
             if let Timer::Restart(i) = t {
+                cx.drop_op(tag);
                 self.set_state(i, |s| s.state = ServiceState::Stopped);
+            } else {
+                self.timers.insert(tag, t);
             }
         }
-        let waiting: Vec<usize> = (0..self.plans.len()).collect();
-        self.stopping = Some(Stopping { waiting, current: Vec::new() });
+        self.to_stop = (0..self.plans.len()).collect();
+    }
+
+    /// Service `i` gave up: the services that require it, directly or through others, are
+    /// stopped (as `Requires=` does in systemd), in reverse dependency order; any restart they
+    /// had pending is called off. They stay stopped until started again.
+    fn stop_dependents(&mut self, cx: &Cx, i: usize) {
+        let mut dependents = vec![i];
+        let mut k = 0;
+        while k < dependents.len() {
+            let id = self.plans[dependents[k]].plan.id.clone();
+            for (j, slot) in self.plans.iter().enumerate() {
+                if slot.plan.lifecycle.requires.contains(&id) && !dependents.contains(&j) {
+                    dependents.push(j);
+                }
+            }
+            k += 1;
+        }
+        let gave_up = self.plans[i].plan.id.clone();
+        for &j in &dependents[1..] {
+            let restart = self
+                .timers
+                .iter()
+                .find(|(_, t)| matches!(t, Timer::Restart(r) if *r == j))
+                .map(|(tag, _)| *tag);
+            if let Some(tag) = restart {
+                self.timers.remove(&tag);
+                cx.drop_op(tag);
+                self.set_state(j, |s| s.state = ServiceState::Stopped);
+            }
+            if self.plans[j].run.is_some() && !self.to_stop.contains(&j) {
+                let id = &self.plans[j].plan.id;
+                tracing::warn!(service = %id, requires = %gave_up, "stopping a service: what it requires gave up");
+                self.to_stop.push(j);
+            }
+        }
     }
 
     /// Whether running service `i` must wait before it is stopped: a service that requires it
@@ -283,44 +317,45 @@ impl Supervisor {
         })
     }
 
-    /// Moves the stop along: every running service that no running service requires is asked
-    /// to stop (CANCEL, then terminated after its stop timeout), so services stop in reverse
-    /// dependency order and independent ones at the same time. Returns true when every
-    /// service has stopped.
-    fn continue_stop(&mut self, cx: &Cx) -> bool {
-        let Some(stop) = &mut self.stopping else { return false };
-        let mut waiting = std::mem::take(&mut stop.waiting);
-        waiting.retain(|&i| self.plans[i].run.is_some());
+    /// Moves the stops along: every service to stop that no running service requires is asked
+    /// to (CANCEL, then terminated after its stop timeout), so services stop in reverse
+    /// dependency order and independent ones at the same time. Returns true when the
+    /// supervisor is shutting down and every service has stopped.
+    fn continue_stops(&mut self, cx: &Cx) -> bool {
+        let mut waiting = std::mem::take(&mut self.to_stop);
+        waiting.retain(|&i| self.plans[i].run.is_some() && self.plans[i].stop.is_none());
         let (mut ready, mut blocked): (Vec<usize>, Vec<usize>) =
             waiting.into_iter().partition(|&i| !self.required_by_a_running_one(i));
-        let idle = self.stopping.as_ref().is_some_and(|s| s.current.is_empty());
-        if ready.is_empty() && idle && !blocked.is_empty() {
+        let none_stopping = self.plans.iter().all(|p| p.stop.is_none());
+        if ready.is_empty() && none_stopping && !blocked.is_empty() {
             // Requirements in a cycle: nothing would ever go first.
             ready = std::mem::take(&mut blocked);
         }
-        for &i in &ready {
-            let Some(run) = &self.plans[i].run else { continue };
-            let pid = run.pid;
-            let plan = &self.plans[i].plan;
-            tracing::info!(service = %plan.id, "stopping service");
-            let id = plan.id.clone();
-            let timeout = plan.lifecycle.stop_timeout;
-            self.record(|b| {
-                if let Some(s) = b.status.get_mut(&id) {
-                    s.state = ServiceState::Stopping;
-                }
-                b.history.push(ServiceEvent::Stopping { id });
-            });
-            let _ = cx.cancel(pid, Some(Value::from("shutdown")));
-            let tag = cx.start(Op::Sleep(timeout));
-            self.timers.insert(tag, Timer::StopTimeout(i));
-            if let Some(stop) = &mut self.stopping {
-                stop.current.push((i, tag));
-            }
+        for i in ready {
+            self.stop_one(cx, i);
         }
-        let Some(stop) = &mut self.stopping else { return false };
-        stop.waiting = blocked;
-        stop.waiting.is_empty() && stop.current.is_empty()
+        self.to_stop = blocked;
+        self.shutting_down && self.to_stop.is_empty() && self.plans.iter().all(|p| p.stop.is_none())
+    }
+
+    /// Asks running service `i` to stop: CANCEL, and a timer for its stop timeout.
+    fn stop_one(&mut self, cx: &Cx, i: usize) {
+        let Some(run) = &self.plans[i].run else { return };
+        let pid = run.pid;
+        let plan = &self.plans[i].plan;
+        tracing::info!(service = %plan.id, "stopping service");
+        let id = plan.id.clone();
+        let timeout = plan.lifecycle.stop_timeout;
+        self.record(|b| {
+            if let Some(s) = b.status.get_mut(&id) {
+                s.state = ServiceState::Stopping;
+            }
+            b.history.push(ServiceEvent::Stopping { id });
+        });
+        let _ = cx.cancel(pid, Some(Value::from("shutdown")));
+        let tag = cx.start(Op::Sleep(timeout));
+        self.timers.insert(tag, Timer::StopTimeout(i));
+        self.plans[i].stop = Some(tag);
     }
 }
 
@@ -350,7 +385,7 @@ impl Process for Supervisor {
                 },
                 Completion::Message(m) => match m.topic.as_str() {
                     "stop" => self.begin_stop(cx),
-                    "start" if self.stopping.is_none() => {
+                    "start" if !self.shutting_down => {
                         let id = m.payload.as_str().and_then(|s| s.parse::<EntryId>().ok());
                         if let Some(i) = id.and_then(|id| self.index(&id)) {
                             self.start_with_requirements(cx, i);
@@ -359,7 +394,7 @@ impl Process for Supervisor {
                     _ => {}
                 },
                 Completion::Timer => match self.timers.remove(&tag) {
-                    Some(Timer::Restart(i)) if self.stopping.is_none() => self.spawn(cx, i),
+                    Some(Timer::Restart(i)) if !self.shutting_down => self.spawn(cx, i),
                     Some(Timer::StopTimeout(i)) => {
                         if let Some(run) = &self.plans[i].run {
                             let id = &self.plans[i].plan.id;
@@ -372,7 +407,7 @@ impl Process for Supervisor {
                 _ => {}
             }
         }
-        if self.stopping.is_some() && self.continue_stop(cx) {
+        if self.continue_stops(cx) {
             return Step::Exit(Ok(Value::Nil));
         }
         if self.event_op.is_none() {

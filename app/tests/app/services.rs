@@ -354,6 +354,60 @@ fn stop_terminates_after_the_stop_timeout() {
     app.shutdown();
 }
 
+/// A service that gives up takes down the services that require it, directly or through
+/// others, in reverse dependency order (as systemd's `Requires=`); a restart one of them had
+/// pending is called off, and services that do not depend on it run on.
+#[test]
+fn services_that_require_one_that_gave_up_are_stopped() {
+    let once = "[entries.lifecycle]\nstable_threshold = \"1m\"\n[entries.lifecycle.restart]\ninitial_delay = \"1s\"\njitter = 0\nmax_attempts = 1";
+    let flaky_api = "[entries.lifecycle]\nrequires = [\"db\"]\nstable_threshold = \"1m\"\n[entries.lifecycle.restart]\ninitial_delay = \"10s\"\njitter = 0";
+    let (_dir, app, s, clock) = start(
+        "gaveup",
+        &[
+            service("db", once),
+            service("api", flaky_api),
+            service("web", "lifecycle = { auto_start = true, requires = [\"api\"] }"),
+            service("cache", "lifecycle = { auto_start = true, requires = [\"db\"] }"),
+            service("other", "lifecycle = { auto_start = true }"),
+        ]
+        .concat(),
+    );
+    for n in ["t:web", "t:cache", "t:other"] {
+        wait_starts(&s, n, 1);
+    }
+    // `api` crashes: its restart waits 10 s. `db` crashes twice and gives up meanwhile.
+    crash(&app, &s, "t:api");
+    restart_no(&s, "t:api", 1);
+    crash(&app, &s, "t:db");
+    restart_no(&s, "t:db", 1);
+    clock.advance(Duration::from_secs(1));
+    wait_starts(&s, "t:db", 2);
+    crash(&app, &s, "t:db");
+    let db = id("t:db");
+    let stopped = |n: &str| ServiceEvent::Stopped { id: id(n), terminated: false };
+    assert!(
+        s.wait_until(PATIENCE, |h| h.contains(&stopped("t:web"))
+            && h.contains(&stopped("t:cache"))),
+        "{:?}",
+        s.history()
+    );
+    let h = s.history();
+    let at = |e: &ServiceEvent| h.iter().position(|x| x == e).unwrap();
+    assert!(at(&ServiceEvent::GaveUp { id: db.clone(), attempts: 1 }) < at(&stopped("t:web")));
+    for n in ["t:db", "t:api", "t:web", "t:cache"] {
+        let st = s.status(&id(n)).unwrap();
+        let want = if n == "t:db" { ServiceState::Failed } else { ServiceState::Stopped };
+        assert_eq!((st.state, st.pid), (want, None), "{n}");
+    }
+    // The restart `api` had pending is off: ten seconds later it has not started again.
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(starts(&s, "t:api"), 1);
+    let other = s.status(&id("t:other")).unwrap();
+    assert_eq!(other.state, ServiceState::Running);
+    assert!(app.runtime().is_alive(other.pid.unwrap()));
+    app.shutdown();
+}
+
 /// Services that do not require each other stop at the same time: two that ignore CANCEL are
 /// asked together, after the one that requires them has stopped, and are terminated together
 /// one stop timeout later (not one after the other).
