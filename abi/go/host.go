@@ -405,12 +405,15 @@ func (p *Process) WaitAny(ops ...*Op) int {
 		return -1
 	}
 	for {
+		// Every outstanding operation's completion is taken first, ours included: one that
+		// completes between a look at ours and the collection would otherwise be taken by the
+		// collection and the step would end waiting for nothing (and never be woken).
+		p.collect()
 		for i, o := range ops {
 			if o.Done() {
 				return i
 			}
 		}
-		p.collect()
 		p.suspend(C.SPINDLE_STEP_WAIT_ANY)
 	}
 }
@@ -420,6 +423,7 @@ func (p *Process) WaitAny(ops ...*Op) int {
 // completion at a time instead.
 func (p *Process) WaitAll(ops ...*Op) {
 	for {
+		p.collect() // (first, as in WaitAny)
 		all := true
 		for _, o := range ops {
 			all = o.Done() && all
@@ -427,7 +431,6 @@ func (p *Process) WaitAll(ops ...*Op) {
 		if all {
 			return
 		}
-		p.collect()
 		status := C.int32_t(C.SPINDLE_STEP_WAIT_ALL)
 		for _, o := range p.live {
 			if !contains(ops, o) {

@@ -64,6 +64,38 @@ fn values_round_trip_exactly_through_every_plugin() {
     }
 }
 
+/// Many request-reply exchanges with plugins of every language at once, in rounds: none is
+/// left waiting. (The Go package's wait-any took a completion that came between its look at the
+/// awaited operation and its collection of the others, then ended the step waiting for nothing:
+/// a Go process hung within a few rounds.)
+#[test]
+fn concurrent_request_reply_rounds_never_hang() {
+    let rt = runtime();
+    for round in 0..150 {
+        let mut watches = vec![];
+        for (lang, entry) in LANGS {
+            for _ in 0..4 {
+                let (_, watch) = rt
+                    .spawn_watched(proc(move |cx| async move {
+                        let svc = cx.spawn(Spawn::entry(id(entry), HOST), Ties::default())?;
+                        for i in 0..20 {
+                            cx.send(svc, "echo", Value::Int(i))?;
+                            assert_eq!(expect(&cx, "echo").await.payload, Value::Int(i));
+                        }
+                        cx.send(svc, "stop", Value::Nil)?;
+                        Ok(Value::Nil)
+                    }))
+                    .unwrap();
+                watches.push((lang, watch));
+            }
+        }
+        for (lang, watch) in watches {
+            let r = watch.wait_timeout(PATIENCE);
+            assert_eq!(r, Some(Ok(Value::Nil)), "round {round}: a {lang} exchange");
+        }
+    }
+}
+
 #[test]
 fn a_plugin_result_reaches_its_watcher() {
     let rt = runtime();
