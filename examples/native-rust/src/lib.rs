@@ -73,6 +73,15 @@ async fn sdk_calls(cx: &Cx, entry: &str) -> Vec<String> {
     let m = cx.recv().await;
     check(m.topic == "calls-topic" && m.payload == Value::Int(4), "the inbox after unlisten");
     cx.yield_now().await;
+    // A receive kept (by `&mut`) from a select it lost stays outstanding; a join of two timers
+    // meanwhile ends when they do (the host's wait-all would wait for the receive too), and
+    // the receive still gets the next message.
+    let mut kept = std::pin::pin!(cx.recv());
+    let lost = select(&mut kept, cx.sleep(Duration::from_millis(1))).await;
+    check(matches!(lost, Either::Right(())), "a select the timer wins");
+    join(cx.sleep(Duration::from_millis(2)), cx.sleep(Duration::from_millis(5))).await;
+    check(cx.send(me, "after-join", 5).is_ok(), "send to myself");
+    check(kept.await.payload == Value::Int(5), "the kept receive after a join");
     match cx.spawn(entry, vec![], Ties { link: false, monitor: true }) {
         Ok(child) => {
             check(cx.link(child).is_ok() && cx.unlink(child).is_ok(), "link and unlink");
