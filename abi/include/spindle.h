@@ -220,6 +220,9 @@ typedef struct spindle_host {
      * call instead of receive + take_completion for the common case. */
     int32_t (*receive_now)(spindle_cx *cx, const uint8_t *topic, size_t topic_len, uint64_t *tag,
                            spindle_completion *out);
+    /* How many of my operations are outstanding: started, not dropped, and not completed yet
+     * (what SPINDLE_STEP_WAIT_ALL waits for). Check host->size covers it before calling. */
+    uint64_t (*outstanding)(spindle_cx *cx);
 } spindle_host;
 
 /* What spindle_plugin_entry() returns; static lifetime. */

@@ -464,6 +464,9 @@ pub struct SpindleHost {
         tag: *mut u64,
         out: *mut SpindleCompletion,
     ) -> i32,
+    /// How many of my operations are outstanding: started, not dropped, and not completed yet
+    /// (what a wait-all waits for).
+    pub outstanding: unsafe extern "C" fn(cx: *mut SpindleCx) -> u64,
 }
 
 impl SpindleHost {
@@ -524,10 +527,11 @@ mod tests {
         assert_eq!(offset_of!(SpindleCompletion, tag), 8);
         assert_eq!(offset_of!(SpindleCompletion, topic), 32);
         assert_eq!(offset_of!(SpindleCompletion, error_message_len), 72);
-        assert_eq!(size_of::<SpindleHost>(), 8 + 30 * 8);
+        assert_eq!(size_of::<SpindleHost>(), 8 + 31 * 8);
         assert_eq!(offset_of!(SpindleHost, pid), 8);
         assert_eq!(offset_of!(SpindleHost, pid_text), 8 + 28 * 8);
         assert_eq!(offset_of!(SpindleHost, receive_now), 8 + 29 * 8);
+        assert_eq!(offset_of!(SpindleHost, outstanding), 8 + 30 * 8);
     }
 
     #[test]

@@ -433,9 +433,8 @@ impl Cx {
 enum Stage {
     /// Not started: it starts when first polled.
     Unstarted,
-    /// Started under `tag`, not completed yet; `seen`: the step it was last counted as waited
-    /// for in (see `Current::op_pending`).
-    Waiting { tag: u64, seen: u64 },
+    /// Started under this tag, not completed yet.
+    Waiting(u64),
     /// Completed (or failed to start); polling it again stays pending.
     Finished,
 }
@@ -444,14 +443,11 @@ impl Stage {
     /// Abandons the operation if it is still waiting. Outside a step (the process is being
     /// dropped) the host drops every operation itself.
     fn abandon(&mut self) {
-        if let Stage::Waiting { tag, .. } = std::mem::replace(self, Stage::Finished)
+        if let Stage::Waiting(tag) = std::mem::replace(self, Stage::Finished)
             && in_step()
         {
-            with_step(|h, cx, c| {
-                c.op_ended();
-                // SAFETY: a host function of the running step.
-                unsafe { (h.drop_op)(cx, tag) }
-            });
+            // SAFETY: a host function of the running step.
+            let _ = with_host(|h, cx| unsafe { (h.drop_op)(cx, tag) });
         }
     }
 }
@@ -462,19 +458,18 @@ fn failure(rc: i32, what: &str) -> Error {
     check(rc).err().unwrap_or_else(|| Error::msg(format!("{what} failed")))
 }
 
-/// Polls operation `tag` (counted as waited for in this step if still pending, see `seen`):
-/// `Ready(OK)` with its completion in `out`, or `Ready` with the host's error code.
+/// Polls operation `tag` (counted as waited for if still pending): `Ready(OK)` with its
+/// completion in `out`, or `Ready` with the host's error code.
 #[inline]
-fn take(tag: u64, seen: &mut u64, out: &mut SpindleCompletion) -> Poll<i32> {
+fn take(tag: u64, out: &mut SpindleCompletion) -> Poll<i32> {
     with_step(|h, cx, c| {
         // SAFETY: a host function of the running step; `out` is a valid, sized completion.
         match unsafe { (h.take_completion)(cx, tag, out) } {
             NONE => {
-                c.op_pending(seen);
+                c.op_pending();
                 Poll::Pending
             }
             rc => {
-                c.op_ended();
                 c.progress();
                 Poll::Ready(rc)
             }
@@ -490,13 +485,12 @@ fn take(tag: u64, seen: &mut u64, out: &mut SpindleCompletion) -> Poll<i32> {
 /// back at once, in the same call that would otherwise start the receive.
 #[inline]
 fn poll_receive(topic: &str, stage: &mut Stage, out: &mut SpindleCompletion) -> Poll<i32> {
-    let (tag, mut seen) = match *stage {
-        Stage::Waiting { tag, seen } => (tag, seen),
+    let tag = match *stage {
+        Stage::Waiting(tag) => tag,
         Stage::Finished => return Poll::Pending,
         Stage::Unstarted => {
             let end = std::mem::offset_of!(SpindleHost, receive_now) + std::mem::size_of::<usize>();
             let mut tag = 0;
-            let mut seen = 0;
             let rc = with_step(|h, cx, c| {
                 let rc = if SpindleHost::covers(h.size, end) {
                     // SAFETY: a host function of the running step, present in the host's table
@@ -508,11 +502,8 @@ fn poll_receive(topic: &str, stage: &mut Stage, out: &mut SpindleCompletion) -> 
                     unsafe { (h.receive)(cx, topic.as_ptr(), topic.len(), &mut tag) }
                 };
                 match rc {
-                    NONE => {
-                        c.op_started();
-                        c.op_pending(&mut seen);
-                    }
-                    OK if tag != 0 => c.op_started(),
+                    NONE => c.op_pending(),
+                    OK if tag != 0 => {}
                     _ => c.progress(),
                 }
                 rc
@@ -524,10 +515,10 @@ fn poll_receive(topic: &str, stage: &mut Stage, out: &mut SpindleCompletion) -> 
                     return Poll::Ready(OK);
                 }
                 NONE => {
-                    *stage = Stage::Waiting { tag, seen };
+                    *stage = Stage::Waiting(tag);
                     return Poll::Pending;
                 }
-                OK => (tag, seen),
+                OK => tag,
                 rc => {
                     *stage = Stage::Finished;
                     return Poll::Ready(rc);
@@ -535,8 +526,8 @@ fn poll_receive(topic: &str, stage: &mut Stage, out: &mut SpindleCompletion) -> 
             }
         }
     };
-    let polled = take(tag, &mut seen, out);
-    *stage = if polled.is_ready() { Stage::Finished } else { Stage::Waiting { tag, seen } };
+    let polled = take(tag, out);
+    *stage = if polled.is_ready() { Stage::Finished } else { Stage::Waiting(tag) };
     polled
 }
 
@@ -550,36 +541,28 @@ pub struct OpFuture {
 
 fn start(op: &Op) -> Result<u64> {
     let mut tag = 0;
-    let rc = with_step(|h, cx, c| {
-        let rc = match op {
-            Op::Receive(topic) => {
-                let t = topic.as_deref().unwrap_or("");
-                // SAFETY: a host function of the running step; the topic and the out pointer are
-                // valid for the call.
-                unsafe { (h.receive)(cx, t.as_ptr(), t.len(), &mut tag) }
-            }
-            // SAFETY: a host function of the running step; the out pointer is valid.
-            Op::Event => unsafe { (h.events)(cx, &mut tag) },
-            Op::Sleep(d) => {
-                let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-                // SAFETY: a host function of the running step; the out pointer is valid.
-                unsafe { (h.timer)(cx, nanos, &mut tag) }
-            }
-            Op::Exec(entry, args) => {
-                let mut p = Packed::new();
-                let a = p.array(args);
-                let (e, no_host) = (entry.as_bytes(), std::ptr::null());
-                // SAFETY: a host function of the running step; byte strings and the out pointer
-                // are valid for the call (an empty host name may be NULL).
-                unsafe {
-                    (h.exec)(cx, e.as_ptr(), e.len(), no_host, 0, a.as_ptr(), a.len(), &mut tag)
-                }
-            }
-        };
-        if rc == OK {
-            c.op_started();
+    let rc = with_host(|h, cx| match op {
+        Op::Receive(topic) => {
+            let t = topic.as_deref().unwrap_or("");
+            // SAFETY: a host function of the running step; the topic and the out pointer are
+            // valid for the call.
+            unsafe { (h.receive)(cx, t.as_ptr(), t.len(), &mut tag) }
         }
-        rc
+        // SAFETY: a host function of the running step; the out pointer is valid.
+        Op::Event => unsafe { (h.events)(cx, &mut tag) },
+        Op::Sleep(d) => {
+            let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+            // SAFETY: a host function of the running step; the out pointer is valid.
+            unsafe { (h.timer)(cx, nanos, &mut tag) }
+        }
+        Op::Exec(entry, args) => {
+            let mut p = Packed::new();
+            let a = p.array(args);
+            let (e, no_host) = (entry.as_bytes(), std::ptr::null());
+            // SAFETY: a host function of the running step; byte strings and the out pointer
+            // are valid for the call (an empty host name may be NULL).
+            unsafe { (h.exec)(cx, e.as_ptr(), e.len(), no_host, 0, a.as_ptr(), a.len(), &mut tag) }
+        }
     });
     check(rc).map(|()| tag)
 }
@@ -598,10 +581,8 @@ impl Future for OpFuture {
             (_, Stage::Finished) => return Poll::Pending,
             (op, Stage::Unstarted) => match start(op) {
                 Ok(tag) => {
-                    let mut seen = 0;
-                    let polled = take(tag, &mut seen, c);
-                    this.stage = Stage::Waiting { tag, seen };
-                    polled
+                    this.stage = Stage::Waiting(tag);
+                    take(tag, c)
                 }
                 Err(e) => {
                     this.stage = Stage::Finished;
@@ -609,11 +590,7 @@ impl Future for OpFuture {
                     return Poll::Ready(Completion::Failed(e));
                 }
             },
-            (_, Stage::Waiting { tag, mut seen }) => {
-                let polled = take(tag, &mut seen, c);
-                this.stage = Stage::Waiting { tag, seen };
-                polled
-            }
+            (_, Stage::Waiting(tag)) => take(tag, c),
         };
         let Poll::Ready(rc) = polled else { return Poll::Pending };
         this.stage = Stage::Finished;

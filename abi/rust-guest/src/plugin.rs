@@ -38,46 +38,25 @@ pub(crate) struct Current {
     cx: Cell<*mut SpindleCx>,
     signal: Cell<Signal>,
     wants: Cell<u8>,
-    /// The running process's operations started and not yet completed or dropped (kept in
-    /// its [`Proc`] between steps).
-    outstanding: Cell<u32>,
-    /// How many of them were polled and found pending since the step began or last got a
-    /// result from an operation (what was waited for before may not be any more: a `select`
-    /// that ended keeps its loser if it was borrowed), each counted once (see `epoch`). A step
-    /// waits for all only if that is every outstanding one: the host's wait-all is for the
-    /// whole process, and would also wait for an operation a future keeps without waiting
-    /// for it (a receive kept by `&mut` from a `select` it lost).
+    /// How many operations were polled and found pending since the step began or an
+    /// operation last gave a result (what was waited for before may not be any more: a
+    /// `select` that ended keeps its loser if it was borrowed). A step whose futures want all
+    /// asks the host's wait-all only if that is every outstanding operation: the host's
+    /// wait-all is for the whole process, and would also wait for an operation a future keeps
+    /// without waiting for it (a receive kept by `&mut` from a `select` it lost). (An operation
+    /// polled twice between two results counts twice; no combinator of this crate does that.)
     waited: Cell<u32>,
-    /// Numbers the rounds of counting (steps, and results within one): a waiting operation
-    /// notes the round it was last counted in.
-    epoch: Cell<u64>,
 }
 
 impl Current {
-    /// An operation started (and has not completed at once).
-    pub(crate) fn op_started(&self) {
-        self.outstanding.set(self.outstanding.get() + 1);
-    }
-
-    /// A started operation was polled and is still pending; `seen` is its note of the step it
-    /// was counted in.
-    pub(crate) fn op_pending(&self, seen: &mut u64) {
-        let epoch = self.epoch.get();
-        if *seen != epoch {
-            *seen = epoch;
-            self.waited.set(self.waited.get() + 1);
-        }
-    }
-
-    /// A started operation completed (its completion taken) or was dropped.
-    pub(crate) fn op_ended(&self) {
-        self.outstanding.set(self.outstanding.get().saturating_sub(1));
+    /// A started operation was polled and is still pending.
+    pub(crate) fn op_pending(&self) {
+        self.waited.set(self.waited.get() + 1);
     }
 
     /// An operation gave a result: the body goes on, and what it waits for is counted anew.
     pub(crate) fn progress(&self) {
         self.waited.set(0);
-        self.epoch.set(self.epoch.get() + 1);
     }
 }
 
@@ -88,9 +67,7 @@ thread_local! {
             cx: Cell::new(ptr::null_mut()),
             signal: Cell::new(Signal::None),
             wants: Cell::new(0),
-            outstanding: Cell::new(0),
             waited: Cell::new(0),
-            epoch: Cell::new(0),
         }
     };
 }
@@ -156,59 +133,67 @@ fn failed(rc: i32) -> Error {
     Error::new(ErrorKind::from_code(rc), message)
 }
 
-/// Makes the host's table and context current on this thread for one init or step call of a
-/// process with `outstanding` operations.
+/// Makes the host's table and context current on this thread for one init or step call. (An
+/// init may run inside a step on the same thread: a spawn of the same plugin instantiates it
+/// there. So the table and context are put back after, and an init leaves alone what the step
+/// noted: its signal, what its combinators want, its operation counts. A step never runs
+/// inside another.)
 struct Enter {
-    saved: (*const SpindleHost, *mut SpindleCx, u32, u32),
+    saved: (*const SpindleHost, *mut SpindleCx),
 }
 
 impl Enter {
     #[inline]
-    fn new(host: *const SpindleHost, cx: *mut SpindleCx, outstanding: u32) -> Enter {
+    fn new(host: *const SpindleHost, cx: *mut SpindleCx) -> Enter {
+        // An init polls nothing: what a step around it noted so far stays.
+        CURRENT.with(|c| Enter { saved: (c.host.replace(host), c.cx.replace(cx)) })
+    }
+
+    /// [`Enter::new`] for a step.
+    #[inline]
+    fn step(host: *const SpindleHost, cx: *mut SpindleCx) -> Enter {
         CURRENT.with(|c| {
             c.signal.set(Signal::None);
             c.wants.set(0);
-            c.epoch.set(c.epoch.get() + 1);
-            Enter {
-                saved: (
-                    c.host.replace(host),
-                    c.cx.replace(cx),
-                    c.outstanding.replace(outstanding),
-                    c.waited.replace(0),
-                ),
-            }
+            c.waited.set(0);
+            Enter { saved: (c.host.replace(host), c.cx.replace(cx)) }
         })
     }
 
-    /// What the step's pending futures asked for, as the step's return code, and the
-    /// process's outstanding operations to keep for its next step.
+    /// What the step's pending futures asked for, as the step's return code.
     #[inline]
-    fn pending(&self) -> (i32, u32) {
-        CURRENT.with(|c| {
-            let code = match c.signal.get() {
-                Signal::Upgrade => STEP_UPGRADE,
-                Signal::Yield => STEP_YIELD,
-                Signal::None
-                    if c.wants.get() == WANTS_ALL && c.waited.get() >= c.outstanding.get() =>
-                {
-                    STEP_WAIT_ALL
-                }
-                Signal::None => STEP_WAIT_ANY,
-            };
-            (code, c.outstanding.get())
+    fn pending(&self) -> i32 {
+        CURRENT.with(|c| match c.signal.get() {
+            Signal::Upgrade => STEP_UPGRADE,
+            Signal::Yield => STEP_YIELD,
+            Signal::None if c.wants.get() == WANTS_ALL && waits_for_all(c) => STEP_WAIT_ALL,
+            Signal::None => STEP_WAIT_ANY,
         })
     }
+}
+
+/// Whether the operations the step's futures wait for are all the process has outstanding (a
+/// host without `outstanding` cannot tell: no).
+#[cold]
+fn waits_for_all(c: &Current) -> bool {
+    let end = std::mem::offset_of!(SpindleHost, outstanding) + std::mem::size_of::<usize>();
+    // SAFETY: set by `Enter` for the step running on this thread; the host table is static.
+    let host = unsafe { &*c.host.get() };
+    if !SpindleHost::covers(host.size, end) {
+        return false;
+    }
+    // SAFETY: a host function of the running step, present in the table (its size covers it).
+    let outstanding = unsafe { (host.outstanding)(c.cx.get()) };
+    u64::from(c.waited.get()) >= outstanding
 }
 
 impl Drop for Enter {
     #[inline]
     fn drop(&mut self) {
-        let (host, cx, outstanding, waited) = self.saved;
+        let (host, cx) = self.saved;
         CURRENT.with(|c| {
             c.host.set(host);
             c.cx.set(cx);
-            c.outstanding.set(outstanding);
-            c.waited.set(waited);
         });
     }
 }
@@ -240,7 +225,7 @@ pub unsafe fn init<F: Body>(
     state: *mut *mut c_void,
     make: fn(Cx, Vec<Value>) -> F,
 ) -> i32 {
-    let _enter = Enter::new(host, cx, 0);
+    let _enter = Enter::new(host, cx);
     let r = catch_unwind(|| {
         let bytes = if args_len == 0 || args.is_null() {
             &[][..]
@@ -251,14 +236,8 @@ pub unsafe fn init<F: Body>(
         let args = crate::value::arguments(bytes)?;
         // Made where it stays: built first and moved into its box, the future was copied
         // whole.
-        let mut state = Box::<Proc<F>>::new_uninit();
-        let p = state.as_mut_ptr();
-        // SAFETY: both fields are written before the box is taken as initialized.
-        unsafe {
-            (&raw mut (*p).outstanding).write(0);
-            (&raw mut (*p).body).write(make(Cx::current(), args));
-            Ok(Box::into_raw(state.assume_init()))
-        }
+        let body = Box::<F>::new_uninit();
+        Ok(Box::into_raw(Box::write(body, make(Cx::current(), args))))
     });
     let e = match r {
         Ok(Ok(body)) => {
@@ -274,12 +253,6 @@ pub unsafe fn init<F: Body>(
     };
     set_error(&e);
     e.kind().code()
-}
-
-/// A process's state: its body's future, and how many operations it has outstanding.
-struct Proc<F> {
-    outstanding: u32,
-    body: F,
 }
 
 /// The future of a process body.
@@ -300,20 +273,14 @@ pub unsafe fn step<F: Body>(
     cx: *mut SpindleCx,
     _make: fn(Cx, Vec<Value>) -> F,
 ) -> i32 {
-    // SAFETY: `state` is the box of `Proc<F>` `init` made, used by one thread at a time and
-    // never moved out of its box until `drop`.
-    let proc = unsafe { &mut *state.cast::<Proc<F>>() };
-    let enter = Enter::new(host, cx, proc.outstanding);
-    // SAFETY: as above: the body is pinned in its box.
-    let body = unsafe { Pin::new_unchecked(&mut proc.body) };
+    let enter = Enter::step(host, cx);
+    // SAFETY: `state` is the box of `F` `init` made, used by one thread at a time and never
+    // moved out of its box until `drop`.
+    let body = unsafe { Pin::new_unchecked(&mut *state.cast::<F>()) };
     let polled =
         catch_unwind(AssertUnwindSafe(|| body.poll(&mut Context::from_waker(Waker::noop()))));
     match polled {
-        Ok(Poll::Pending) => {
-            let (code, outstanding) = enter.pending();
-            proc.outstanding = outstanding;
-            code
-        }
+        Ok(Poll::Pending) => enter.pending(),
         // A process that ends without a result ends with nil (spindle.h): no host call. Told
         // apart here by the tags alone: handed to `exit`, the outcome is read in words it was
         // not written in, which stalls on store forwarding.
@@ -353,8 +320,8 @@ fn exit(outcome: Result<Value>) -> i32 {
 /// # Safety
 /// `state` from [`init`] with the same `make`, dropped once.
 pub unsafe fn drop<F: Body>(state: *mut c_void, _make: fn(Cx, Vec<Value>) -> F) {
-    // SAFETY: `state` is the box of `Proc<F>` `init` made; the host drops it once.
-    let body = unsafe { Box::from_raw(state.cast::<Proc<F>>()) };
+    // SAFETY: `state` is the box of `F` `init` made; the host drops it once.
+    let body = unsafe { Box::from_raw(state.cast::<F>()) };
     // A destructor that panics must not unwind into the host; what it leaked stays leaked.
     let _ = catch_unwind(AssertUnwindSafe(move || std::mem::drop(body)));
 }

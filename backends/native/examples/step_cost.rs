@@ -95,6 +95,10 @@ unsafe extern "C" fn send(
     OK
 }
 
+unsafe extern "C" fn on_outstanding(_: *mut SpindleCx) -> u64 {
+    0
+}
+
 unsafe extern "C" fn receive_now(
     _: *mut SpindleCx,
     _: *const u8,
@@ -258,6 +262,7 @@ static HOST: SpindleHost = SpindleHost {
     log: on_code_text,
     pid_text: on_pid_text,
     receive_now,
+    outstanding: on_outstanding,
 };
 
 /// Loads the plugin in `path` and runs `f` with its table (the library stays loaded for it).

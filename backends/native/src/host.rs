@@ -354,6 +354,10 @@ unsafe extern "C" fn pid(cx: *mut SpindleCx) -> u64 {
     guard(cx, 0, |call| call.cx.pid().serial())
 }
 
+unsafe extern "C" fn outstanding(cx: *mut SpindleCx) -> u64 {
+    guard(cx, 0, |call| call.cx.outstanding() as u64)
+}
+
 unsafe extern "C" fn send(
     cx: *mut SpindleCx,
     to: u64,
@@ -753,6 +757,7 @@ pub(crate) static HOST: SpindleHost = SpindleHost {
     log,
     pid_text,
     receive_now,
+    outstanding,
 };
 
 #[cfg(test)]

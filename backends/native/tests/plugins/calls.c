@@ -247,8 +247,10 @@ static int32_t next(state *s, const spindle_host *h, spindle_cx *cx) {
         s->phase = 1;
         h->timer(cx, 30 * 1000 * 1000, &s->tags[0]);
         h->timer(cx, 1000 * 1000, &s->tags[1]);
+        note(s, (int64_t)h->outstanding(cx));
         return SPINDLE_STEP_WAIT_ALL;
     }
+    note(s, (int64_t)h->outstanding(cx));
     init_completion(&c);
     note(s, h->next_completion(cx, &c));
     note(s, c.tag == s->tags[1] && c.kind == SPINDLE_COMPLETION_TIMER);
