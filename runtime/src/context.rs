@@ -303,6 +303,17 @@ impl Cx {
         }
     }
 
+    /// [`Cx::put_back`] for events this process received and did not handle.
+    pub fn put_back_events(&self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        let wake = lock(&self.cell.inner).mailbox.unreceive_events(events);
+        if wake {
+            self.cell.wake();
+        }
+    }
+
     /// Abandons operation `tag`. A message or event it already received goes back to its queue.
     pub fn drop_op(&self, tag: Tag) {
         let mut inner = lock(&self.cell.inner);

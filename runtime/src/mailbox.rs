@@ -523,6 +523,36 @@ impl Mailbox {
         self.wake_check()
     }
 
+    /// [`Mailbox::unreceive`] for events: back in front of the event queue, the first of them
+    /// first; an event receive that completed with a later event takes the oldest instead, and
+    /// event receives waiting take them too. Returns whether the process must be woken.
+    pub(crate) fn unreceive_events(&mut self, events: Vec<Event>) -> bool {
+        let mut events: VecDeque<Event> = events.into();
+        if let Some(d) = self.done.0.as_mut() {
+            for (_, c) in d.first.iter_mut().chain(d.more.iter_mut()) {
+                if let Completion::Event(e) = c
+                    && let Some(older) = events.pop_front()
+                {
+                    events.push_back(std::mem::replace(e, older));
+                }
+            }
+        }
+        let queue = &mut self.rare().events;
+        for e in events.into_iter().rev() {
+            queue.push_front(e);
+        }
+        while self.rare.as_ref().is_some_and(|r| !r.events.is_empty()) {
+            let Some(Pending { tag, .. }) =
+                self.pending.take_first(|p| matches!(p.what, PendingOp::Event))
+            else {
+                break;
+            };
+            let Some(e) = self.try_event() else { break };
+            self.done.push(tag, Completion::Event(e));
+        }
+        self.wake_check()
+    }
+
     /// For an upgrade: every operation of the old code ends; received but untaken messages and
     /// events return to their queues in order. The old code's listened topics end with it (the
     /// new code could neither receive from them nor listen to them again): their messages go

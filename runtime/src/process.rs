@@ -229,6 +229,13 @@ impl EventKind {
             EventKind::Outdated => "OUTDATED",
         }
     }
+
+    /// The kind named `name` ([`EventKind::name`]).
+    pub fn from_name(name: &str) -> Option<EventKind> {
+        [EventKind::Exit, EventKind::LinkDown, EventKind::Cancel, EventKind::Outdated]
+            .into_iter()
+            .find(|k| k.name() == name)
+    }
 }
 
 /// Something the runtime tells a process about another process or about itself.

@@ -132,6 +132,40 @@ fn put_back_messages_come_first_again() {
     assert_eq!(out, Ok(Value::Array(want.into_iter().map(Value::from).collect())));
 }
 
+/// Events put back come first again, also to an event receive that completed with a later one.
+#[test]
+fn put_back_events_come_first_again() {
+    let rt = runtime();
+    let out = exec(&rt, |cx| async move {
+        let child = |n: i64| {
+            proc(move |cx| async move {
+                cx.recv().await;
+                Ok(Value::Int(n))
+            })
+        };
+        let (a, b) = (cx.spawn(child(1), Ties::default())?, cx.spawn(child(2), Ties::default())?);
+        cx.monitor(a);
+        cx.monitor(b);
+        cx.send(a, "go", Value::Nil)?;
+        let first = cx.event().await;
+        assert_eq!(first.from, a);
+        let tag = cx.start(Op::Event);
+        cx.send(b, "go", Value::Nil)?;
+        // b's EXIT most likely completes the event receive meanwhile (the swap); if not yet, the
+        // receive takes the event put back and b's comes after: the order holds either way.
+        while cx.is_alive(b) {
+            cx.sleep(std::time::Duration::from_millis(1)).await;
+        }
+        cx.sleep(std::time::Duration::from_millis(5)).await;
+        cx.put_back_events(vec![first]);
+        let Some(Completion::Event(e)) = cx.take_completion(tag) else { panic!("no event") };
+        let second = cx.event().await;
+        // The put-back EXIT (the first child's) comes first, the later one after it.
+        Ok(Value::Bool(e.from == a && second.from == b))
+    });
+    assert_eq!(out, Ok(Value::Bool(true)));
+}
+
 #[test]
 fn unlisten_returns_messages_to_inbox() {
     let rt = runtime();

@@ -186,12 +186,17 @@ local function to_payload(kind, _, _, data)
     return true, data
 end
 
+-- The completion each event table was made from, while the table is alive: an upgrade gives
+-- back the events the old code was handed and never received (see `untaken`).
+local EVENTS = setmetatable({}, { __mode = "k" })
+
 local function to_event(kind, ekind, from, ok, v, msg, reason)
     if kind ~= EVENT then return false end
     local e = { kind = ekind, from = from, reason = reason }
     if ok ~= nil then
         if ok then e.result = { value = v } else e.result = { error = new_error(v, msg) } end
     end
+    EVENTS[e] = { ekind, from, ok, v, msg, reason, event = true }
     return true, e
 end
 
@@ -940,16 +945,29 @@ local function deliver_later(P)
     end
 end
 
--- The messages the runtime handed over that the process's code has not received yet: those
--- a woken coroutine has not run with yet, those waiting in its inbox channel's buffer, those
--- kept back during a preemption (`P.later`), in the order they came. On an upgrade they go back
--- to the mailbox for the new code, which would never see them otherwise. (A listened topic's
--- channel holds payloads without their sender: those are not given back.)
+-- The messages and events the runtime handed over that the process's code has not received
+-- yet: those a woken coroutine has not run with yet, those waiting in its inbox's or events'
+-- channel buffer, those kept back during a preemption (`P.later`), in the order they came (an
+-- event as the completion it came in, marked `event`). On an upgrade they go back to the
+-- mailbox for the new code, which would never see them otherwise. (A listened topic's channel
+-- holds payloads without their sender: those are not given back.)
 local RT_metatable = RT.metatable
 local function untaken(P)
     local out = {}
     local function add(v)
-        if type(v) == "table" and RT_metatable(v) == Message then out[#out + 1] = v end
+        if type(v) ~= "table" then return end
+        if RT_metatable(v) == Message then
+            out[#out + 1] = v
+        elseif EVENTS[v] then
+            out[#out + 1] = EVENTS[v]
+        end
+    end
+    local function buffered(ch)
+        local s = ch and unbox(ch, Channel)
+        local buf = s and s.buf
+        if buf then
+            for i = buf[1], buf[2] do add(buf[i]) end
+        end
     end
     -- Handed to a coroutine first: a message is buffered only while no receiver waits, and a
     -- receiver takes from the buffer first, so what a woken coroutine holds came before.
@@ -957,13 +975,14 @@ local function untaken(P)
     for i = QH, QT - 1, 4 do
         add(q[i + 1]); add(q[i + 2]); add(q[i + 3])
     end
-    local s = P[INBOX] and unbox(P[INBOX], Channel)
-    local buf = s and s.buf
-    if buf then
-        for i = buf[1], buf[2] do add(buf[i]) end
-    end
+    buffered(P[INBOX])
+    buffered(P.events)
     for _, l in ipairs(P.later or {}) do
-        if l[2] == MSG then out[#out + 1] = { l[3], l[4], l[5] } end
+        if l[2] == MSG then
+            out[#out + 1] = { l[3], l[4], l[5] }
+        elseif l[2] == EVENT then
+            out[#out + 1] = { l[3], l[4], l[5], l[6], l[7], l[8], event = true }
+        end
     end
     return out
 end

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use mlua::{MultiValue, Value as LuaValue, ffi};
 use spindle_runtime::{
-    Cx, EntryId, Error, ErrorKind, Message, Process, Step, Tag, Topic, Value, WaitFor,
+    Cx, EntryId, Error, ErrorKind, Event, EventKind, Message, Pid, Process, Step, Tag, Topic,
+    Value, WaitFor,
 };
 
 use crate::api::Current;
@@ -179,7 +180,9 @@ impl LuaProcess {
                 let id = out.next().unwrap_or(LuaValue::Nil);
                 let args = out.next().unwrap_or(LuaValue::Nil);
                 // What the old code had been handed and not received goes back to the mailbox.
-                cx.put_back(untaken_messages(&out.next().unwrap_or(LuaValue::Nil)));
+                let (messages, events) = untaken(&out.next().unwrap_or(LuaValue::Nil));
+                cx.put_back(messages);
+                cx.put_back_events(events);
                 match upgrade_request(&id, &args) {
                     Ok((entry, args)) => Step::Upgrade { entry, args },
                     Err(e) => Step::Exit(Err(e)),
@@ -264,29 +267,76 @@ fn is_out_of_memory(v: &LuaValue) -> bool {
     }
 }
 
-/// The prelude's list of messages the process was handed and did not receive (`untaken`):
-/// tables `{from, topic, data}`, `from` as a `Message` keeps it (the pid's bits or text).
-fn untaken_messages(list: &LuaValue) -> Vec<Message> {
-    let LuaValue::Table(list) = list else { return Vec::new() };
-    let message = |m: LuaValue| -> Option<Message> {
-        let LuaValue::Table(m) = m else { return None };
-        let from = match m.raw_get::<LuaValue>(1).ok()? {
-            LuaValue::Integer(bits) => crate::stack::sender_pid(bits)?,
-            LuaValue::String(s) => s.to_str().ok()?.parse().ok()?,
-            _ => return None,
-        };
-        let topic = m.raw_get::<mlua::LuaString>(2).ok()?;
-        let topic = Topic::from(&*topic.to_str().ok()?);
+/// The prelude's list of messages and events the process was handed and did not receive
+/// (`untaken`): a message is a table `{from, topic, data}`, `from` as a `Message` keeps it (the
+/// pid's bits or text); an event is its completion's values `{kind, from, ok, value_or_kind,
+/// message, reason}` marked `event`.
+fn untaken(list: &LuaValue) -> (Vec<Message>, Vec<Event>) {
+    let (mut messages, mut events, mut unreadable) = (Vec::new(), Vec::new(), 0);
+    let LuaValue::Table(list) = list else { return (messages, events) };
+    let pid = |v: LuaValue| -> Option<Pid> {
+        match v {
+            LuaValue::Integer(bits) => crate::stack::sender_pid(bits),
+            LuaValue::String(s) => s.to_str().ok()?.parse().ok(),
+            _ => None,
+        }
+    };
+    let text = |v: LuaValue| -> Option<String> {
+        match v {
+            LuaValue::String(s) => Some(s.to_str().ok()?.to_owned()),
+            _ => None,
+        }
+    };
+    let message = |m: &mlua::Table| -> Option<Message> {
+        let from = pid(m.raw_get(1).ok()?)?;
+        let topic = Topic::from(text(m.raw_get(2).ok()?)?);
         let payload = to_value(&m.raw_get::<LuaValue>(3).ok()?).ok()?;
         Some(Message { from, topic, payload })
     };
-    let all: Vec<LuaValue> = list.sequence_values().filter_map(Result::ok).collect();
-    let n = all.len();
-    let messages: Vec<Message> = all.into_iter().filter_map(message).collect();
-    if messages.len() != n {
-        tracing::error!(lost = n - messages.len(), "messages an upgrade gave back were unreadable");
+    let event = |e: &mlua::Table| -> Option<Event> {
+        let kind = EventKind::from_name(&text(e.raw_get(1).ok()?)?)?;
+        let from = pid(e.raw_get(2).ok()?)?;
+        let result = match e.raw_get::<LuaValue>(3).ok()? {
+            LuaValue::Nil => None,
+            LuaValue::Boolean(true) => Some(Ok(to_value(&e.raw_get::<LuaValue>(4).ok()?).ok()?)),
+            LuaValue::Boolean(false) => {
+                let kind = text(e.raw_get(4).ok()?)?;
+                let message = text(e.raw_get(5).ok()?).unwrap_or_default();
+                let kind = ErrorKind::from_name(&kind).unwrap_or(ErrorKind::Unknown);
+                Some(Err(Error::new(kind, message)))
+            }
+            _ => return None,
+        };
+        let reason = match e.raw_get::<LuaValue>(6).ok()? {
+            LuaValue::Nil => None,
+            r => Some(to_value(&r).ok()?),
+        };
+        Some(Event { kind, from, result, reason })
+    };
+    for item in list.sequence_values::<LuaValue>() {
+        let Ok(LuaValue::Table(t)) = item else {
+            unreadable += 1;
+            continue;
+        };
+        if matches!(t.raw_get::<LuaValue>("event"), Ok(LuaValue::Boolean(true))) {
+            match event(&t) {
+                Some(e) => events.push(e),
+                None => unreadable += 1,
+            }
+        } else {
+            match message(&t) {
+                Some(m) => messages.push(m),
+                None => unreadable += 1,
+            }
+        }
     }
-    messages
+    if unreadable > 0 {
+        tracing::error!(
+            lost = unreadable,
+            "messages or events an upgrade gave back were unreadable"
+        );
+    }
+    (messages, events)
 }
 
 fn upgrade_request(id: &LuaValue, args: &LuaValue) -> Result<(Option<EntryId>, Vec<Value>), Error> {

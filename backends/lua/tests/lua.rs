@@ -38,7 +38,17 @@ const PROCESS_API: &[&str] = &[
 ];
 
 /// The entries `upgrade.lua` spawns.
-const UPGRADE: &[&str] = &["v1", "v2", "broken", "idle", "partner", "many", "collector"];
+const UPGRADE: &[&str] = &[
+    "v1",
+    "v2",
+    "broken",
+    "idle",
+    "partner",
+    "many",
+    "collector",
+    "many_events",
+    "event_collector",
+];
 
 fn runtime() -> Runtime {
     runtime_with(HostConfig::new(HOST).workers(2), LuaConfig::default())

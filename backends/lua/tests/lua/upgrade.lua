@@ -91,8 +91,63 @@ local function untaken_messages_survive_an_upgrade()
     end
 end
 
+-- Events too: three coroutines receive events and one the inbox; "upgrade" comes first and the
+-- EXITs of two monitored processes right behind it. Those the old code was handed reach the new
+-- code (`event_collector`).
+local function many_events(requester, a, b)
+    assert(process.monitor(a))
+    assert(process.monitor(b))
+    local events, inbox = process.events(), process.inbox()
+    for _ = 1, 3 do
+        coroutine.spawn(function()
+            while true do
+                process.send(requester, "handled by the old code", events:receive().from)
+            end
+        end)
+    end
+    coroutine.spawn(function()
+        inbox:receive()
+        process.upgrade("test:upgrade.event_collector", requester)
+    end)
+    coroutine.yield() -- all four wait in their receive now
+    process.send(requester, "ready", true)
+    channel.new():receive()
+end
+
+local function event_collector(requester)
+    local events = process.events()
+    local got = {}
+    for i = 1, 2 do
+        local ev = events:receive()
+        assert(ev.kind == process.event.EXIT and ev.result.error:kind() == errors.CANCELED)
+        got[i] = ev.from
+    end
+    process.send(requester, "collected", got)
+end
+
+local function untaken_events_survive_an_upgrade()
+    local inbox = process.inbox()
+    for round = 1, 20 do
+        local a = assert(process.spawn("test:upgrade.idle", "test:main"))
+        local b = assert(process.spawn("test:upgrade.idle", "test:main"))
+        assert(process.spawn("test:upgrade.many_events", "test:main", process.pid(), a, b))
+        local m = inbox:receive()
+        assert(m:topic() == "ready", m:topic())
+        local p = m:from()
+        assert(process.send(p, "upgrade", 0))
+        assert(process.terminate(a))
+        assert(process.terminate(b))
+        m = inbox:receive()
+        assert(m:topic() == "collected", "round " .. round .. ": " .. m:topic())
+        local got = m:payload():data()
+        local both = (got[1] == a and got[2] == b) or (got[1] == b and got[2] == a)
+        assert(both, "round " .. round .. ": " .. tostring(got[1]) .. " " .. tostring(got[2]))
+    end
+end
+
 local function main()
     untaken_messages_survive_an_upgrade()
+    untaken_events_survive_an_upgrade()
     local watched = assert(process.spawn("test:upgrade.idle", "test:main"))
     local partner_pid = assert(process.spawn("test:upgrade.partner", "test:main"))
     local p = assert(process.spawn_monitored("test:upgrade.v1", "test:main", 0, watched, partner_pid))
@@ -125,5 +180,5 @@ end
 
 return {
     main = main, v1 = v1, v2 = v2, broken = broken, idle = idle, partner = partner, many = many,
-    collector = collector,
+    collector = collector, many_events = many_events, event_collector = event_collector,
 }
