@@ -39,6 +39,19 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Reads `pipe` into `seen` until `seen` contains `what`; fails the test after a minute or if
+/// the output ends first.
+fn read_until(pipe: &mut impl std::io::Read, seen: &mut String, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !seen.contains(what) {
+        assert!(Instant::now() < deadline, "no {what:?} in: {seen}");
+        let mut buf = [0u8; 256];
+        let n = pipe.read(&mut buf).unwrap();
+        assert!(n > 0, "the output ended without {what:?}: {seen}");
+        seen.push_str(&text(&buf[..n]));
+    }
+}
+
 /// A temporary app folder, removed when dropped.
 struct TempApp(PathBuf);
 
@@ -335,19 +348,9 @@ lifecycle = { auto_start = true }
         .unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let mut seen = String::new();
-    let mut read_until = |what: &str, seen: &mut String| {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !seen.contains(what) {
-            assert!(Instant::now() < deadline, "no {what:?} in: {seen}");
-            let mut buf = [0u8; 256];
-            let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
-            assert!(n > 0, "the app ended early: {seen}");
-            seen.push_str(&text(&buf[..n]));
-        }
-    };
-    read_until("[live v1] tick 2\n", &mut seen);
+    read_until(&mut stdout, &mut seen, "[live v1] tick 2\n");
     std::fs::write(app.0.join("live.lua"), live_source(2)).unwrap();
-    read_until("[live v2] tick", &mut seen);
+    read_until(&mut stdout, &mut seen, "[live v2] tick");
     let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
@@ -426,26 +429,15 @@ end }
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let wait_for = |pipe: &mut dyn std::io::Read, what: &str| {
-        let mut seen = String::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !seen.contains(what) {
-            assert!(Instant::now() < deadline, "no {what:?} in: {seen}");
-            let mut buf = [0u8; 256];
-            let n = pipe.read(&mut buf).unwrap();
-            assert!(n > 0, "the output ended without {what:?}: {seen}");
-            seen.push_str(&text(&buf[..n]));
-        }
-    };
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
-    wait_for(&mut stdout, "c up");
+    read_until(&mut stdout, &mut String::new(), "c up");
     let interrupt = || {
         let status = Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
         assert!(status.unwrap().success());
     };
     interrupt();
-    wait_for(&mut stderr, "stopping");
+    read_until(&mut stderr, &mut String::new(), "stopping");
     interrupt();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
@@ -519,12 +511,8 @@ return { main = main, stubborn = stubborn }
     let mut stdout = child.stdout.take().unwrap();
     // Wait for both services to be up before signalling.
     let mut seen = String::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !(seen.contains("a up") && seen.contains("b up") && seen.contains("c up")) {
-        assert!(Instant::now() < deadline, "services did not start: {seen}");
-        let mut buf = [0u8; 256];
-        let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
-        seen.push_str(&text(&buf[..n]));
+    for up in ["a up", "b up", "c up"] {
+        read_until(&mut stdout, &mut seen, up);
     }
     let status = Command::new("kill").arg(signal).arg(child.id().to_string()).status().unwrap();
     assert!(status.success());

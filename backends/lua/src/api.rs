@@ -56,6 +56,14 @@ pub(crate) struct Current {
 unsafe impl Send for Stepping {}
 
 impl Stepping {
+    /// Counts a time slice of this step that ended where the process could not yield; true
+    /// once there were more than [`crate::preempt::STUCK_SLICES`] (and the count starts over).
+    pub(crate) fn stuck_slice(&self) -> bool {
+        let n = self.slices.get() + 1;
+        self.slices.set(if n > crate::preempt::STUCK_SLICES { 0 } else { n });
+        n > crate::preempt::STUCK_SLICES
+    }
+
     /// The context of the process being stepped.
     pub(crate) fn cx(&self) -> &Cx {
         // SAFETY: a `Stepping` is made only by `Current::enter` and reachable until the

@@ -26,6 +26,8 @@ use std::ptr;
 
 use mlua::{Lua, Table, ffi};
 
+use crate::api::Current;
+
 /// Captures a pattern may have (lstrlib's `LUA_MAXCAPTURES`).
 const MAX_CAPTURES: usize = 32;
 /// Nested calls the C matcher allows itself (`MAXCCALLS`): one for the match, one per frame.
@@ -42,20 +44,40 @@ const FIND_SLOTS: c_int = 4;
 const GSUB_STATE: c_int = 5;
 const GSUB_BUFFER: c_int = 6;
 
-/// Adds `str_find`, `str_match`, `str_gmatch` and `str_gsub` to the prelude's `RT` table.
+/// Adds `str_find`, `str_match`, `str_gmatch` and `str_gsub` to the prelude's `RT` table. Each
+/// gets the state's [`Current`] as its first upvalue (null in a state without one), through
+/// which a match that cannot yield counts its slices with the step's other stuck ones.
 pub(crate) fn register(lua: &Lua, rt: &Table) -> mlua::Result<()> {
-    let fns: [(&str, ffi::lua_CFunction); 4] = [
-        ("str_find", str_find),
-        ("str_match", str_match),
-        ("str_gmatch", str_gmatch),
-        ("str_gsub", str_gsub),
+    let current =
+        lua.app_data_ref::<Current>().map_or(ptr::null(), |c| std::ptr::from_ref::<Current>(&c));
+    let fns: [(&std::ffi::CStr, ffi::lua_CFunction); 4] = [
+        (c"str_find", str_find),
+        (c"str_match", str_match),
+        (c"str_gmatch", str_gmatch),
+        (c"str_gsub", str_gsub),
     ];
-    for (name, f) in fns {
-        // SAFETY: each follows the `lua_CFunction` protocol and holds no value with a
-        // destructor where Lua may leave it by `longjmp` (see the module's docs).
-        rt.raw_set(name, unsafe { lua.create_c_function(f)? })?;
+    // SAFETY: `exec_raw` runs the closure in protected mode with `rt` at index 1. Each function
+    // follows the `lua_CFunction` protocol and holds no value with a destructor where Lua may
+    // leave it by `longjmp` (see the module's docs); the app data box it points to outlives
+    // every call (it is dropped with the state).
+    unsafe {
+        lua.exec_raw::<()>(rt, |state| {
+            for (name, f) in fns {
+                ffi::lua_pushlightuserdata(state, current.cast_mut().cast());
+                ffi::lua_pushcclosure(state, f, 1);
+                ffi::lua_setfield(state, 1, name.as_ptr());
+            }
+        })
     }
-    Ok(())
+}
+
+/// The [`Current`] in upvalue `n` of the running function, if its state has one.
+///
+/// # Safety
+/// Called from a function of this module whose upvalue `n` is the pointer `register` gave.
+unsafe fn current<'a>(state: *mut ffi::lua_State, n: c_int) -> Option<&'a Current> {
+    // SAFETY: the caller's contract; see `register`.
+    unsafe { ffi::lua_touserdata(state, ffi::lua_upvalueindex(n)).cast::<Current>().as_ref() }
 }
 
 // The machine ------------------------------------------------------------------------------------
@@ -677,7 +699,11 @@ fn start_offset(pos: ffi::lua_Integer, len: usize) -> usize {
 ///
 /// # Safety
 /// `state` is the running thread.
-unsafe fn give_way(state: *mut ffi::lua_State, since: &mut usize) -> Result<bool, Failure> {
+unsafe fn give_way(
+    state: *mut ffi::lua_State,
+    cur: Option<&Current>,
+    since: &mut usize,
+) -> Result<bool, Failure> {
     let over = crate::slice::disarm(state)
         // SAFETY: the caller's contract.
         || unsafe { crate::preempt::counting(state) }.is_some_and(|n| *since >= n.max(LOOK_EVERY));
@@ -689,7 +715,7 @@ unsafe fn give_way(state: *mut ffi::lua_State, since: &mut usize) -> Result<bool
     if unsafe { ffi::lua_isyieldable(state) } != 0 {
         return Ok(true);
     }
-    if crate::slice::stuck() {
+    if cur.and_then(|c| c.with_here(crate::api::Stepping::stuck_slice)) == Some(true) {
         return Err(Failure::Stuck);
     }
     Ok(false)
@@ -701,6 +727,7 @@ unsafe fn give_way(state: *mut ffi::lua_State, since: &mut usize) -> Result<bool
 /// `state` is the running thread; the frames of a resumed search are in [`FRAMES`].
 unsafe fn drive(
     state: *mut ffi::lua_State,
+    cur: Option<&Current>,
     search: &mut Search,
     t: &Text,
 ) -> Result<Found, Failure> {
@@ -713,7 +740,7 @@ unsafe fn drive(
         }
         since += LOOK_EVERY;
         // SAFETY: the caller's contract.
-        if unsafe { give_way(state, &mut since)? } {
+        if unsafe { give_way(state, cur, &mut since)? } {
             return Ok(Found::Paused);
         }
     }
@@ -887,7 +914,7 @@ unsafe fn find_run(state: *mut ffi::lua_State, find: bool, search: &mut Search) 
     // SAFETY: the caller's contract: slots 1 and 2 hold the strings.
     unsafe {
         let t = Text { s: bytes_at(state, 1), p: &bytes_at(state, 2)[search.p_from..] };
-        let r = match drive(state, search, &t) {
+        let r = match drive(state, current(state, 1), search, &t) {
             Ok(Found::Paused) => return pause(state, search, isize::from(find), find_k),
             Ok(Found::None) => {
                 ffi::lua_pushnil(state);
@@ -924,6 +951,10 @@ unsafe extern "C-unwind" fn find_k(
 
 // gmatch ---------------------------------------------------------------------------------------------
 
+/// The upvalue of a `gmatch` iterator that holds the [`Current`] (after the subject, the
+/// pattern and its [`Gmatch`]).
+const GMATCH_CURRENT: c_int = 4;
+
 /// Where a `gmatch` iterator stands (its third upvalue).
 #[derive(Clone, Copy)]
 struct Gmatch {
@@ -941,7 +972,8 @@ unsafe extern "C-unwind" fn str_gmatch(state: *mut ffi::lua_State) -> c_int {
         ffi::lua_settop(state, 2);
         let ud = ffi::lua_newuserdatauv(state, size_of::<Gmatch>(), 0).cast::<Gmatch>();
         ud.write(Gmatch { src: init, lastmatch: None });
-        ffi::lua_pushcclosure(state, gmatch_next, 3);
+        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
+        ffi::lua_pushcclosure(state, gmatch_next, GMATCH_CURRENT);
         1
     }
 }
@@ -967,7 +999,7 @@ unsafe fn gmatch_run(state: *mut ffi::lua_State, search: &mut Search) -> c_int {
             s: bytes_at(state, ffi::lua_upvalueindex(1)),
             p: bytes_at(state, ffi::lua_upvalueindex(2)),
         };
-        let r = match drive(state, search, &t) {
+        let r = match drive(state, current(state, GMATCH_CURRENT), search, &t) {
             Ok(Found::Paused) => return pause(state, search, 0, gmatch_k),
             Ok(Found::None) => return 0,
             Ok(Found::At(s, e)) => {
@@ -1162,7 +1194,7 @@ unsafe fn gsub_run(state: *mut ffi::lua_State, resumed: Option<Resumed>) -> c_in
                 }
                 search.restart(g.src, g.lastmatch);
             }
-            let (start, e) = match drive(state, &mut search, &t) {
+            let (start, e) = match drive(state, current(state, 1), &mut search, &t) {
                 Ok(Found::Paused) => return pause(state, &search, GSUB_PAUSED, gsub_k),
                 Ok(Found::None) => break,
                 Ok(Found::At(start, e)) => (start, e),

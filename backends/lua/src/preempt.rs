@@ -113,11 +113,7 @@ pub(crate) fn install(lua: &Lua, instructions: u32, timed: bool) -> mlua::Result
         }
         // Raised inside the callback, the error unwinds through the library function; caught
         // and carried on from, the process is back where the next hook can yield it.
-        let stuck = Current::with(lua, |s| {
-            let n = s.slices.get() + 1;
-            s.slices.set(if n > STUCK_SLICES { 0 } else { n });
-            n > STUCK_SLICES
-        });
+        let stuck = Current::with(lua, crate::api::Stepping::stuck_slice);
         if stuck == Some(true) {
             return Err(mlua::Error::runtime(STUCK));
         }

@@ -384,7 +384,6 @@ impl Process for LuaProcess {
         let at_start = island.used_memory();
         let left =
             if self.budget == 0 { usize::MAX } else { self.budget.saturating_sub(self.memory) };
-        crate::slice::step_begins();
         let _timed = island.slice.map(crate::slice::begin);
         let in_step = island.current().enter(cx, at_start, left, self.memory);
         let step = self.step_lua(cx);

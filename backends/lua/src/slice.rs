@@ -49,8 +49,6 @@ thread_local! {
     /// A step under a time slice runs on this thread (a late signal finds none, or finds a
     /// step preempted by instruction count, and leaves its hooks alone).
     static TIMED: Cell<bool> = const { Cell::new(false) };
-    /// Slices of the running step in which a pattern match could not yield (see `stuck`).
-    static STUCK: Cell<u32> = const { Cell::new(0) };
     /// This thread's record with the watchdog, made by its first Lua step.
     static SLOT: RefCell<Option<Registered>> = const { RefCell::new(None) };
 }
@@ -300,19 +298,6 @@ pub(crate) fn disarm(co: *mut ffi::lua_State) -> bool {
     unsafe { ffi::lua_sethook(co, None, 0, 0) };
     ARMED.set(ptr::null_mut());
     true
-}
-
-/// A Lua step begins on this thread (timed or not): no slice of it was stuck yet.
-pub(crate) fn step_begins() {
-    STUCK.set(0);
-}
-
-/// Counts a slice of the running step that ended where its code could not yield; true once
-/// there were more than the preemption hook allows (see [`crate::preempt::STUCK`]).
-pub(crate) fn stuck() -> bool {
-    let n = STUCK.get() + 1;
-    STUCK.set(if n > crate::preempt::STUCK_SLICES { 0 } else { n });
-    n > crate::preempt::STUCK_SLICES
 }
 
 /// The hook the handler set: takes itself off, then hands over to the preemption hook, which
