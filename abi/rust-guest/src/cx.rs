@@ -121,7 +121,12 @@ fn lent<'a>(p: *const u8, n: usize) -> Option<&'a [u8]> {
 
 #[inline]
 fn decode(p: *const u8, n: usize) -> Value {
-    lent(p, n).map_or(Value::Nil, crate::value::lent)
+    // A `match`, not `map_or(Value::Nil, ..)`: that builds the default and drops it, a call
+    // that keeps the decoded value on the stack.
+    match lent(p, n) {
+        Some(b) => crate::value::lent(b),
+        None => Value::Nil,
+    }
 }
 
 fn text(p: *const u8, n: usize) -> String {
@@ -187,7 +192,7 @@ impl Cx {
     /// `INVALID` for a bad topic, `RATE_LIMITED` for a full mailbox.
     pub fn send(&self, to: Pid, topic: &str, payload: impl Into<Value>) -> Result<()> {
         let mut p = Packed::new();
-        let b = p.value(&payload.into());
+        let b = p.owned(payload.into());
         // SAFETY: a host function of the running step; byte strings valid for the call.
         check(with_host(|h, cx| unsafe {
             (h.send)(cx, to.0, topic.as_ptr(), topic.len(), b.as_ptr(), b.len())
@@ -200,7 +205,7 @@ impl Cx {
     /// `NOT_FOUND` for a name nobody registered, and as for [`Cx::send`].
     pub fn send_to(&self, dest: &str, topic: &str, payload: impl Into<Value>) -> Result<()> {
         let mut p = Packed::new();
-        let b = p.value(&payload.into());
+        let b = p.owned(payload.into());
         // SAFETY: a host function of the running step; byte strings valid for the call.
         check(with_host(|h, cx| unsafe {
             (h.send_to)(

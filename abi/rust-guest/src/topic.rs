@@ -59,8 +59,13 @@ impl Topic {
     /// replaced rather than trusted).
     #[inline]
     pub(crate) fn lent(b: &[u8]) -> Topic {
-        if b.len() <= INLINE && (b.is_ascii() || std::str::from_utf8(b).is_ok()) {
-            return Topic::inline(b);
+        if b.len() <= INLINE {
+            // ASCII told from the words already built: no byte-by-byte look.
+            let words = spindle_abi::inline_text(b);
+            if (words[0] | words[1]) & 0x8080_8080_8080_8080 == 0 || std::str::from_utf8(b).is_ok()
+            {
+                return Topic(Repr::Inline { len: b.len(), words });
+            }
         }
         match std::str::from_utf8(b) {
             Ok(s) => Topic(Repr::Heap(s.into())),
@@ -192,6 +197,24 @@ mod tests {
                 assert_eq!(t.len(), s.len());
                 assert_eq!(matches!(t.0, Repr::Inline { .. }), s.len() <= INLINE, "{n}");
                 assert_eq!(String::from(t), s);
+            }
+        }
+    }
+
+    #[test]
+    fn lent_topics_are_their_text_or_its_lossy_form() {
+        for n in 0..=INLINE + 2 {
+            for s in ["x".repeat(n), "é".repeat(n / 2) + &"x".repeat(n % 2)] {
+                let t = Topic::lent(s.as_bytes());
+                assert_eq!(t, s);
+                assert_eq!(matches!(t.0, Repr::Inline { .. }), s.len() <= INLINE, "{s:?}");
+            }
+            // A stray continuation byte or a cut sequence, at each place of a short topic.
+            let mut bad = b"x".repeat(n);
+            for b in [0x80, 0xc3] {
+                bad.push(b);
+                assert_eq!(Topic::lent(&bad), *String::from_utf8_lossy(&bad), "{bad:?}");
+                bad.pop();
             }
         }
     }

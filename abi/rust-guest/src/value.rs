@@ -169,6 +169,31 @@ impl Packed {
         self.as_bytes()
     }
 
+    /// [`Packed::value`] of a value given away: a scalar needs no call to drop it.
+    #[inline(always)]
+    pub(crate) fn owned(&mut self, v: Value) -> &[u8] {
+        let scalar = match v {
+            Value::Int(i) => {
+                Writer(&mut *self).int(i);
+                true
+            }
+            Value::Nil => {
+                Writer(&mut *self).nil();
+                true
+            }
+            ref other => {
+                write(&mut Writer(&mut *self), other);
+                false
+            }
+        };
+        if scalar {
+            // Owns nothing: forgetting it is dropping it, without the call the compiler would
+            // make to the value's whole drop glue.
+            std::mem::forget(v);
+        }
+        self.as_bytes()
+    }
+
     /// `items` as one MessagePack array; no bytes at all for no items.
     pub(crate) fn array(&mut self, items: &[Value]) -> &[u8] {
         if !items.is_empty() {
@@ -367,6 +392,17 @@ mod tests {
         for n in [0, 1, 30, 60, 61, 62, 63, 64, 65, 200, 70_000] {
             let v = Value::Array(vec![Value::Str("x".repeat(n)), Value::Int(n as i64)]);
             assert_eq!(Packed::new().value(&v), v.to_msgpack(), "{n}");
+        }
+        for v in [
+            Value::Nil,
+            Value::Bool(true),
+            Value::Int(-33),
+            Value::Int(1 << 40),
+            Value::Float(0.5),
+            Value::Str("s".into()),
+            Value::Array(vec![Value::Int(1), Value::Bytes(vec![2; 80])]),
+        ] {
+            assert_eq!(Packed::new().owned(v.clone()), v.to_msgpack(), "{v:?}");
         }
         assert!(Packed::new().array(&[]).is_empty());
         let items = [Value::Int(1), Value::Nil];
