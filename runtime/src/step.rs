@@ -209,6 +209,9 @@ fn upgrade(cell: &ProcessRef, entry: Option<EntryId>, args: Vec<Value>) -> Resul
 /// dropped, its code is dropped, and its monitors and links are told.
 fn exit(cell: &ProcessRef, result: Result<Value, Error>) {
     let rt = &cell.rt();
+    // Uncounted before it leaves the table: whoever sees the table without it (under the
+    // shard's lock) then sees the host's count without it too.
+    cell.host.live.remove(&cell.host.sched);
     // Out of the table first: the lock taken next, which marks the process ended, also waits
     // out any delivery that found it there (see `Table::take_out`).
     let listed = rt.table.take_out(cell.pid);
@@ -237,7 +240,6 @@ fn exit(cell: &ProcessRef, result: Result<Value, Error>) {
     unsafe { cell.drop_taken() };
     cell.state.complete();
     drop(listed);
-    cell.host.live.remove(&cell.host.sched);
     if let Some(s) = &cell.strand {
         s.left();
     }
