@@ -8,6 +8,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use spindle_abi::msgpack::Token;
+
 use crate::backend::{Backend, Instance, Placement, Prototypes};
 use crate::cell::{Inner, ProcessCell, Watcher, remove_first};
 use crate::context::Dest;
@@ -68,6 +70,21 @@ impl Payload for Msgpack<'_> {
     #[inline(always)]
     fn into_value(self) -> Result<Value> {
         if self.0.is_empty() { Ok(Value::Nil) } else { Value::from_msgpack(self.0) }
+    }
+}
+
+/// A payload known to be a scalar (a token [`spindle_abi::msgpack::scalar`] gave).
+struct Scalar(Token<'static>);
+
+impl Payload for Scalar {
+    #[inline(always)]
+    fn into_value(self) -> Result<Value> {
+        Ok(match self.0 {
+            Token::Bool(b) => Value::Bool(b),
+            Token::Int(i) => Value::Int(i),
+            Token::Float(x) => Value::Float(x),
+            _ => Value::Nil,
+        })
     }
 }
 
@@ -248,7 +265,16 @@ impl Shared {
         topic: &str,
         payload: &[u8],
     ) -> Result<()> {
-        self.send_from_with(sender, serial, topic, Msgpack(payload))
+        // A scalar (most payloads) goes its own way, built in registers where the message is:
+        // merged with the general decoder's result, it was staged on the stack and read back
+        // wider than it had been written (a store-forwarding stall per message).
+        match payload {
+            [] => self.send_from_with(sender, serial, topic, Scalar(Token::Nil)),
+            _ => match spindle_abi::msgpack::scalar(payload) {
+                Some(t) => self.send_from_with(sender, serial, topic, Scalar(t)),
+                None => self.send_from_with(sender, serial, topic, Msgpack(payload)),
+            },
+        }
     }
 
     /// [`Shared::send_from`] of `payload`, decoded (if it is bytes) where the message is built:
