@@ -156,17 +156,21 @@ impl Pendings {
         usize::from(self.first.is_some()) + self.rest.len()
     }
 
+    /// Adds operation `tag`, waiting for what `what` makes, made once its slot is known (see
+    /// [`Done::push_with`]: a receive built on the stack first was copied into its slot whole,
+    /// bytes its variant leaves unwritten included, which read back what earlier stores there
+    /// were still writing: a stall on every receive that waits).
     #[inline(always)]
-    fn push(&mut self, p: Pending) {
+    fn push_with(&mut self, tag: Tag, what: impl FnOnce() -> PendingOp) {
         if self.first.is_none() {
-            self.first = Some(p);
+            self.first = Some(Pending { tag, what: what() });
             return;
         }
         // A second one is rare: no room for four on first use.
         if self.rest.capacity() == 0 {
             self.rest.reserve_exact(1);
         }
-        self.rest.push(p);
+        self.rest.push(Pending { tag, what: what() });
     }
 
     fn iter_mut(&mut self) -> impl Iterator<Item = &mut Pending> {
@@ -334,7 +338,7 @@ impl Mailbox {
                 self.wake_check()
             }
             None => {
-                self.start_unserved(tag, what);
+                self.start_unserved(tag, || what);
                 false
             }
         }
@@ -355,8 +359,8 @@ impl Mailbox {
     /// across the look and copied into its slot after, reading back wider than it had just
     /// been written: a store-forwarding stall on every receive that had to wait.)
     #[inline(always)]
-    pub(crate) fn start_unserved(&mut self, tag: Tag, what: PendingOp) {
-        self.pending.push(Pending { tag, what });
+    pub(crate) fn start_unserved(&mut self, tag: Tag, what: impl FnOnce() -> PendingOp) {
+        self.pending.push_with(tag, what);
         self.arm();
     }
 
@@ -708,7 +712,7 @@ impl<T> FromIterator<T> for Queue<T> {
 
 #[cfg(all(test, not(spindle_loom)))]
 mod tests {
-    use super::{CHUNK, Done, Pending, PendingOp, Pendings, Queue};
+    use super::{CHUNK, Done, PendingOp, Pendings, Queue};
     use crate::process::{Completion, Tag};
 
     #[test]
@@ -735,13 +739,13 @@ mod tests {
     fn pending_operations_stay_oldest_first() {
         let mut p = Pendings::default();
         for n in 1..=4 {
-            p.push(Pending { tag: Tag(n), what: PendingOp::Exec(None) });
+            p.push_with(Tag(n), || PendingOp::Exec(None));
         }
         let take = |p: &mut Pendings, n| p.take_first(|x| x.tag == Tag(n)).map(|x| x.tag);
         assert_eq!(take(&mut p, 3), Some(Tag(3)));
         assert_eq!(take(&mut p, 1), Some(Tag(1)), "the inline one, replaced by the next oldest");
         assert_eq!(take(&mut p, 1), None);
-        p.push(Pending { tag: Tag(5), what: PendingOp::Exec(None) });
+        p.push_with(Tag(5), || PendingOp::Exec(None));
         assert_eq!(p.len(), 3);
         let order: Vec<_> = p.into_iter().map(|x| x.tag).collect();
         assert_eq!(order, [Tag(2), Tag(4), Tag(5)]);

@@ -463,7 +463,7 @@ impl Shared {
         }
         // Nothing waits (looked for just above): the receive is only recorded.
         let tag = inner.mailbox.new_tag();
-        inner.mailbox.start_unserved(tag, PendingOp::Receive(None));
+        inner.mailbox.start_unserved(tag, || PendingOp::Receive(None));
         Err(tag)
     }
 
