@@ -181,9 +181,12 @@ local function to_message(kind, from, topic, data)
     return true, setmetatable({ from, topic, data }, Message)
 end
 
-local function to_payload(kind, _, _, data)
+-- A listened topic's channel keeps the whole message, sender included, until a receiver takes
+-- it (an upgrade gives back what nobody took: see `untaken`); receivers get its data
+-- (`handed`).
+local function to_topic_message(kind, from, topic, data)
     if kind ~= MSG then return false end
-    return true, data
+    return true, setmetatable({ from, topic, data }, Message)
 end
 
 -- The completion each event table was made from, while the table is alive: an upgrade gives
@@ -296,11 +299,18 @@ local function fire(w, a, b)
     end
 end
 
+-- What a receiver of channel `s` gets for item `v`: a listened topic's payload data, else
+-- the item itself.
+local function handed(s, v)
+    if s.src == to_topic_message then return v[3] end
+    return v
+end
+
 -- Puts `v` into the channel (from a runtime source or a sender): to a waiting receiver, or
 -- the buffer. Returns false if it had to be dropped (a full ticker channel).
 local function offer(s, v, may_drop)
     local w = next_receiver(s)
-    if w then fire(w, v, true); return true end
+    if w then fire(w, handed(s, v), true); return true end
     local buf = s.buf
     if not buf then buf = qnew(); s.buf = buf end
     if may_drop and qlen(buf) >= math.max(s.size, 1) then return false end
@@ -339,7 +349,7 @@ local function on_source(s, kind, a, b, c, d, e, f)
         if type(q) == "thread" then
             -- The common case: one coroutine waits in a plain receive.
             s.recvq = nil
-            wake(q, v, true)
+            wake(q, handed(s, v), true)
             return
         end
         offer(s, v)
@@ -354,7 +364,7 @@ local function take(s)
         local v = qpop(buf)
         local w = next_waiter(s.sendq)
         if w then qpush(buf, w.value); fire(w, true) end
-        return true, v
+        return true, handed(s, v)
     end
     -- No call when no sender waits: each call level a receive reaches is a call record its
     -- coroutine keeps (the collector frees only every other spare one).
@@ -414,7 +424,9 @@ local function poll(s)
     end
     local t, kind, a, b, c, d, e, f = RT.try_take(s.src == to_event, s.topic)
     if t == nil then return false end
-    return s.src(kind, a, b, c, d, e, f)
+    local ok, v = s.src(kind, a, b, c, d, e, f)
+    if not ok then return false end
+    return true, handed(s, v)
 end
 
 function Channel:send(v)
@@ -471,7 +483,7 @@ local function receive_or_queue(s)
             CUR[-tag] = s -- (`await`)
         else
             local ok, val = s.src(kind, a, b, c, d, e, f)
-            if ok then return true, val, true end
+            if ok then return true, handed(s, val), true end
         end
     end
     if s.recvq == nil then s.recvq = co else add_receiver(s, co) end -- (`add_receiver`)
@@ -624,7 +636,7 @@ local function listen(topic)
     if type(topic) ~= "string" then return nil, new_error("INVALID", "listen: topic must be a string") end
     local ok, err = check(RT.listen(topic))
     if not ok then return nil, err end
-    local ch = runtime_channel(to_payload, topic)
+    local ch = runtime_channel(to_topic_message, topic)
     local topics = P.topics
     if not topics then topics = {}; P.topics = topics end
     topics[topic] = ch
@@ -946,11 +958,11 @@ local function deliver_later(P)
 end
 
 -- The messages and events the runtime handed over that the process's code has not received
--- yet: those a woken coroutine has not run with yet, those waiting in its inbox's or events'
--- channel buffer, those kept back during a preemption (`P.later`), in the order they came (an
--- event as the completion it came in, marked `event`). On an upgrade they go back to the
--- mailbox for the new code, which would never see them otherwise. (A listened topic's channel
--- holds payloads without their sender: those are not given back.)
+-- yet: those a woken coroutine has not run with yet, those waiting in the buffer of its inbox's,
+-- events' or listened topics' channel, those kept back during a preemption (`P.later`), in the
+-- order they came (an event as the completion it came in, marked `event`). On an upgrade they
+-- go back to the mailbox for the new code, which would never see them otherwise. (A coroutine
+-- woken with a topic's payload holds its data only: that one is not given back.)
 local RT_metatable = RT.metatable
 local function untaken(P)
     local out = {}
@@ -977,6 +989,7 @@ local function untaken(P)
     end
     buffered(P[INBOX])
     buffered(P.events)
+    for _, ch in pairs(P.topics or {}) do buffered(ch) end
     for _, l in ipairs(P.later or {}) do
         if l[2] == MSG then
             out[#out + 1] = { l[3], l[4], l[5] }

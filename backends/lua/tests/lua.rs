@@ -48,6 +48,8 @@ const UPGRADE: &[&str] = &[
     "collector",
     "many_events",
     "event_collector",
+    "topic_listener",
+    "topic_collector",
 ];
 
 fn runtime() -> Runtime {

@@ -145,8 +145,53 @@ local function untaken_events_survive_an_upgrade()
     end
 end
 
+-- A listened topic's messages too: one coroutine selects on the topic and the inbox, where
+-- "upgrade" comes first and two "t" messages right behind it, all before the process runs. The
+-- select takes "upgrade", the runtime hands the first "t" to the topic's channel, which keeps
+-- it: the new code (`topic_collector`) listens to "t" again and gets both, in order.
+local function topic_listener(requester)
+    local t = assert(process.listen("t"))
+    local inbox = process.inbox()
+    coroutine.spawn(function()
+        while true do
+            local r = channel.select({ t:case_receive(), inbox:case_receive() })
+            if r.channel == inbox and r.value:topic() == "upgrade" then
+                process.upgrade("test:upgrade.topic_collector", requester)
+            end
+            process.send(requester, "handled by the old code", r.channel == t and r.value or 0)
+        end
+    end)
+    coroutine.yield() -- it waits in its select now
+    process.send(requester, "ready", true)
+    channel.new():receive()
+end
+
+local function topic_collector(requester)
+    local t = assert(process.listen("t"))
+    local got = {}
+    for i = 1, 2 do got[i] = t:receive() end
+    process.send(requester, "collected", got)
+end
+
+local function untaken_topic_messages_survive_an_upgrade()
+    local inbox = process.inbox()
+    for round = 1, 20 do
+        local p = assert(process.spawn("test:upgrade.topic_listener", "test:main", process.pid()))
+        assert(inbox:receive():topic() == "ready")
+        assert(process.send(p, "upgrade", 0))
+        for i = 1, 2 do assert(process.send(p, "t", round * 10 + i)) end
+        local m = inbox:receive()
+        assert(m:topic() == "collected", "round " .. round .. ": " .. m:topic())
+        local got = m:payload():data()
+        for i = 1, 2 do
+            assert(got[i] == round * 10 + i, "round " .. round .. ": " .. table.concat(got, " "))
+        end
+    end
+end
+
 local function main()
     untaken_messages_survive_an_upgrade()
+    untaken_topic_messages_survive_an_upgrade()
     untaken_events_survive_an_upgrade()
     local watched = assert(process.spawn("test:upgrade.idle", "test:main"))
     local partner_pid = assert(process.spawn("test:upgrade.partner", "test:main"))
@@ -181,4 +226,5 @@ end
 return {
     main = main, v1 = v1, v2 = v2, broken = broken, idle = idle, partner = partner, many = many,
     collector = collector, many_events = many_events, event_collector = event_collector,
+    topic_listener = topic_listener, topic_collector = topic_collector,
 }
