@@ -62,12 +62,20 @@ impl Topic {
         if b.len() <= INLINE {
             // ASCII told from the words already built: no byte-by-byte look.
             let words = spindle_abi::inline_text(b);
-            if (words[0] | words[1]) & 0x8080_8080_8080_8080 == 0 || std::str::from_utf8(b).is_ok()
-            {
+            if (words[0] | words[1]) & 0x8080_8080_8080_8080 == 0 {
                 return Topic(Repr::Inline { len: b.len(), words });
             }
         }
+        Topic::lent_other(b)
+    }
+
+    /// [`Topic::lent`] of a topic that is not short ASCII (out of line: the common path
+    /// stays short enough to build its topic in place).
+    #[cold]
+    #[inline(never)]
+    fn lent_other(b: &[u8]) -> Topic {
         match std::str::from_utf8(b) {
+            Ok(_) if b.len() <= INLINE => Topic::inline(b),
             Ok(s) => Topic(Repr::Heap(s.into())),
             Err(_) => Topic::from(String::from_utf8_lossy(b).into_owned()),
         }
