@@ -18,11 +18,16 @@ use mlua::{LightUserData, Lua, Table, ffi};
 /// compares without metamethods (a table's `__eq` could run a process's code).
 static PARK: u8 = 0;
 static UPGRADE: u8 = 0;
+/// The third value a receive of a listened topic is resumed with (`RT.TOPIC`): the first is
+/// then the message, whose data the receive returns. The prelude keeps the message until the
+/// receiving coroutine runs, so that an upgrade before that can give it back.
+static TOPIC: u8 = 0;
 
 /// Adds `parking` and the two marks to the prelude's `RT` table.
 pub(crate) fn register(lua: &Lua, rt: &Table) -> mlua::Result<()> {
     rt.raw_set("PARK", LightUserData((&raw const PARK).cast_mut().cast()))?;
     rt.raw_set("UPGRADE", LightUserData((&raw const UPGRADE).cast_mut().cast()))?;
+    rt.raw_set("TOPIC", LightUserData((&raw const TOPIC).cast_mut().cast()))?;
     // SAFETY: `parking` follows the `lua_CFunction` protocol and holds no Rust values.
     unsafe { rt.raw_set("parking", lua.create_c_function(parking)?) }
 }
@@ -91,14 +96,25 @@ unsafe extern "C-unwind" fn called(
 }
 
 /// The end of [`parked`] after its yield: the values it was resumed with are all its stack
-/// holds, and it returns the first two.
+/// holds, and it returns the first two (a topic's message resumed with [`TOPIC`] as its data).
 unsafe extern "C-unwind" fn resumed(
     state: *mut ffi::lua_State,
     _status: c_int,
     _ctx: ffi::lua_KContext,
 ) -> c_int {
-    // SAFETY: called by Lua as a continuation of `parked`'s frame; `lua_settop` drops the rest
-    // or pads with nil, within the frame's reserved slots.
-    unsafe { ffi::lua_settop(state, 2) };
+    // SAFETY: called by Lua as a continuation of `parked`'s frame; index 3 is within the frame's
+    // reserved slots (read as none past the top); the prelude resumes with `TOPIC` only after
+    // a message table, which `lua_rawgeti` reads without metamethods; `lua_settop` drops the
+    // rest or pads with nil.
+    unsafe {
+        if ffi::lua_type(state, 3) == ffi::LUA_TLIGHTUSERDATA
+            && ffi::lua_touserdata(state, 3).cast_const() == (&raw const TOPIC).cast()
+            && ffi::lua_type(state, 1) == ffi::LUA_TTABLE
+        {
+            ffi::lua_rawgeti(state, 1, 3);
+            ffi::lua_replace(state, 1);
+        }
+        ffi::lua_settop(state, 2);
+    }
     2
 }

@@ -46,6 +46,9 @@ local MAIN <const>, ENV <const>, GRANTED <const>, INBOX <const> = 1, 2, 3, 4
 
 -- Light userdata: compared with `==`, which runs no metamethod for them.
 local PARK, UPGRADE = RT.PARK, RT.UPGRADE
+-- The third value a listened topic's receiver is woken with: the first is then the whole
+-- message, whose data the receive returns (see `hand`).
+local TOPIC = RT.TOPIC
 
 -- Completion kinds (the Rust side's `api::Kind`).
 local MSG, EVENT, EXIT = 1, 2, 4
@@ -288,9 +291,9 @@ local function add_receiver(s, w)
     qpush(q, w)
 end
 
-local function fire(w, a, b)
+local function fire(w, a, b, c)
     if type(w) == "thread" then
-        wake(w, a, b)
+        wake(w, a, b, c)
     elseif w.sel then
         w.sel.fired = true
         wake(w.co, w.case, a, b)
@@ -306,11 +309,18 @@ local function handed(s, v)
     return v
 end
 
+-- Wakes receiver `w` of channel `s` with item `v`. A listened topic's receiver gets the whole
+-- message, and its data only once it runs (`Channel.receive` takes it, see parking.rs; so does
+-- `select`): if its process upgrades first, the message is given back (`untaken`).
+local function hand(s, w, v)
+    if s.src == to_topic_message then fire(w, v, true, TOPIC) else fire(w, v, true) end
+end
+
 -- Puts `v` into the channel (from a runtime source or a sender): to a waiting receiver, or
 -- the buffer. Returns false if it had to be dropped (a full ticker channel).
 local function offer(s, v, may_drop)
     local w = next_receiver(s)
-    if w then fire(w, handed(s, v), true); return true end
+    if w then hand(s, w, v); return true end
     local buf = s.buf
     if not buf then buf = qnew(); s.buf = buf end
     if may_drop and qlen(buf) >= math.max(s.size, 1) then return false end
@@ -349,7 +359,7 @@ local function on_source(s, kind, a, b, c, d, e, f)
         if type(q) == "thread" then
             -- The common case: one coroutine waits in a plain receive.
             s.recvq = nil
-            wake(q, handed(s, v), true)
+            if s.src == to_topic_message then wake(q, v, true, TOPIC) else wake(q, v, true) end
             return
         end
         offer(s, v)
@@ -595,6 +605,7 @@ local function select_(cases)
         if v == false then error("send on closed channel", 2) end
         return { channel = chs[i], ok = true }
     end
+    if ok then v = handed(states[i], v) end
     return { channel = chs[i], value = v, ok = ok }
 end
 
@@ -961,8 +972,7 @@ end
 -- yet: those a woken coroutine has not run with yet, those waiting in the buffer of its inbox's,
 -- events' or listened topics' channel, those kept back during a preemption (`P.later`), in the
 -- order they came (an event as the completion it came in, marked `event`). On an upgrade they
--- go back to the mailbox for the new code, which would never see them otherwise. (A coroutine
--- woken with a topic's payload holds its data only: that one is not given back.)
+-- go back to the mailbox for the new code, which would never see them otherwise.
 local RT_metatable = RT.metatable
 local function untaken(P)
     local out = {}

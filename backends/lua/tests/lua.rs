@@ -49,6 +49,7 @@ const UPGRADE: &[&str] = &[
     "many_events",
     "event_collector",
     "topic_listener",
+    "topic_many",
     "topic_collector",
 ];
 

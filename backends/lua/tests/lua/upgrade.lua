@@ -166,6 +166,25 @@ local function topic_listener(requester)
     channel.new():receive()
 end
 
+-- And those handed to coroutines that had not run yet: two coroutines receive from the topic
+-- and one from the inbox, where "upgrade" comes first and two "t" messages right behind it.
+local function topic_many(requester)
+    local t = assert(process.listen("t"))
+    local inbox = process.inbox()
+    for _ = 1, 2 do
+        coroutine.spawn(function()
+            while true do process.send(requester, "handled by the old code", t:receive()) end
+        end)
+    end
+    coroutine.spawn(function()
+        inbox:receive()
+        process.upgrade("test:upgrade.topic_collector", requester)
+    end)
+    coroutine.yield() -- all three wait in their receive now
+    process.send(requester, "ready", true)
+    channel.new():receive()
+end
+
 local function topic_collector(requester)
     local t = assert(process.listen("t"))
     local got = {}
@@ -173,10 +192,10 @@ local function topic_collector(requester)
     process.send(requester, "collected", got)
 end
 
-local function untaken_topic_messages_survive_an_upgrade()
+local function untaken_topic_messages_survive_an_upgrade(listener)
     local inbox = process.inbox()
     for round = 1, 20 do
-        local p = assert(process.spawn("test:upgrade.topic_listener", "test:main", process.pid()))
+        local p = assert(process.spawn("test:upgrade." .. listener, "test:main", process.pid()))
         assert(inbox:receive():topic() == "ready")
         assert(process.send(p, "upgrade", 0))
         for i = 1, 2 do assert(process.send(p, "t", round * 10 + i)) end
@@ -191,7 +210,8 @@ end
 
 local function main()
     untaken_messages_survive_an_upgrade()
-    untaken_topic_messages_survive_an_upgrade()
+    untaken_topic_messages_survive_an_upgrade("topic_listener")
+    untaken_topic_messages_survive_an_upgrade("topic_many")
     untaken_events_survive_an_upgrade()
     local watched = assert(process.spawn("test:upgrade.idle", "test:main"))
     local partner_pid = assert(process.spawn("test:upgrade.partner", "test:main"))
@@ -226,5 +246,5 @@ end
 return {
     main = main, v1 = v1, v2 = v2, broken = broken, idle = idle, partner = partner, many = many,
     collector = collector, many_events = many_events, event_collector = event_collector,
-    topic_listener = topic_listener, topic_collector = topic_collector,
+    topic_listener = topic_listener, topic_many = topic_many, topic_collector = topic_collector,
 }
