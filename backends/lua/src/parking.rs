@@ -23,7 +23,7 @@ static UPGRADE: u8 = 0;
 /// receiving coroutine runs, so that an upgrade before that can give it back.
 static TOPIC: u8 = 0;
 
-/// Adds `parking` and the two marks to the prelude's `RT` table.
+/// Adds `parking` and the three marks to the prelude's `RT` table.
 pub(crate) fn register(lua: &Lua, rt: &Table) -> mlua::Result<()> {
     rt.raw_set("PARK", LightUserData((&raw const PARK).cast_mut().cast()))?;
     rt.raw_set("UPGRADE", LightUserData((&raw const UPGRADE).cast_mut().cast()))?;
