@@ -75,20 +75,40 @@ local function collector(requester)
     process.send(requester, "collected", got)
 end
 
-local function untaken_messages_survive_an_upgrade()
+-- 20 rounds: process `entry` says it is ready, gets "upgrade" and `n` messages of `topic`
+-- right behind it, and its new code reports all `n` collected, in order.
+local function untaken_messages_survive_an_upgrade(entry, topic, n)
     local inbox = process.inbox()
     for round = 1, 20 do
-        local p = assert(process.spawn("test:upgrade.many", "test:main", process.pid()))
+        local p = assert(process.spawn("test:upgrade." .. entry, "test:main", process.pid()))
         assert(inbox:receive():topic() == "ready")
         assert(process.send(p, "upgrade", 0))
-        for i = 1, 3 do assert(process.send(p, "x", round * 10 + i)) end
+        for i = 1, n do assert(process.send(p, topic, round * 10 + i)) end
         local m = inbox:receive()
-        assert(m:topic() == "collected", m:topic())
+        assert(m:topic() == "collected", "round " .. round .. ": " .. m:topic())
         local got = m:payload():data()
-        for i = 1, 3 do
+        for i = 1, n do
             assert(got[i] == round * 10 + i, "round " .. round .. ": " .. table.concat(got, " "))
         end
     end
+end
+
+-- `n` coroutines that take what `receive` returns and report it, and one that upgrades the
+-- process to `collector` on its first inbox message; returns once all of them wait.
+local function receivers_then_upgrade(requester, n, receive, collector)
+    local inbox = process.inbox()
+    for _ = 1, n do
+        coroutine.spawn(function()
+            while true do process.send(requester, "handled by the old code", receive()) end
+        end)
+    end
+    coroutine.spawn(function()
+        inbox:receive()
+        process.upgrade(collector, requester)
+    end)
+    coroutine.yield() -- all of them wait in their receive now
+    process.send(requester, "ready", true)
+    channel.new():receive()
 end
 
 -- Events too: three coroutines receive events and one the inbox; "upgrade" comes first and the
@@ -97,21 +117,9 @@ end
 local function many_events(requester, a, b)
     assert(process.monitor(a))
     assert(process.monitor(b))
-    local events, inbox = process.events(), process.inbox()
-    for _ = 1, 3 do
-        coroutine.spawn(function()
-            while true do
-                process.send(requester, "handled by the old code", events:receive().from)
-            end
-        end)
-    end
-    coroutine.spawn(function()
-        inbox:receive()
-        process.upgrade("test:upgrade.event_collector", requester)
-    end)
-    coroutine.yield() -- all four wait in their receive now
-    process.send(requester, "ready", true)
-    channel.new():receive()
+    local events = process.events()
+    receivers_then_upgrade(requester, 3, function() return events:receive().from end,
+        "test:upgrade.event_collector")
 end
 
 local function event_collector(requester)
@@ -170,19 +178,8 @@ end
 -- and one from the inbox, where "upgrade" comes first and two "t" messages right behind it.
 local function topic_many(requester)
     local t = assert(process.listen("t"))
-    local inbox = process.inbox()
-    for _ = 1, 2 do
-        coroutine.spawn(function()
-            while true do process.send(requester, "handled by the old code", t:receive()) end
-        end)
-    end
-    coroutine.spawn(function()
-        inbox:receive()
-        process.upgrade("test:upgrade.topic_collector", requester)
-    end)
-    coroutine.yield() -- all three wait in their receive now
-    process.send(requester, "ready", true)
-    channel.new():receive()
+    receivers_then_upgrade(requester, 2, function() return t:receive() end,
+        "test:upgrade.topic_collector")
 end
 
 local function topic_collector(requester)
@@ -192,26 +189,10 @@ local function topic_collector(requester)
     process.send(requester, "collected", got)
 end
 
-local function untaken_topic_messages_survive_an_upgrade(listener)
-    local inbox = process.inbox()
-    for round = 1, 20 do
-        local p = assert(process.spawn("test:upgrade." .. listener, "test:main", process.pid()))
-        assert(inbox:receive():topic() == "ready")
-        assert(process.send(p, "upgrade", 0))
-        for i = 1, 2 do assert(process.send(p, "t", round * 10 + i)) end
-        local m = inbox:receive()
-        assert(m:topic() == "collected", "round " .. round .. ": " .. m:topic())
-        local got = m:payload():data()
-        for i = 1, 2 do
-            assert(got[i] == round * 10 + i, "round " .. round .. ": " .. table.concat(got, " "))
-        end
-    end
-end
-
 local function main()
-    untaken_messages_survive_an_upgrade()
-    untaken_topic_messages_survive_an_upgrade("topic_listener")
-    untaken_topic_messages_survive_an_upgrade("topic_many")
+    untaken_messages_survive_an_upgrade("many", "x", 3)
+    untaken_messages_survive_an_upgrade("topic_listener", "t", 2)
+    untaken_messages_survive_an_upgrade("topic_many", "t", 2)
     untaken_events_survive_an_upgrade()
     local watched = assert(process.spawn("test:upgrade.idle", "test:main"))
     local partner_pid = assert(process.spawn("test:upgrade.partner", "test:main"))
