@@ -854,7 +854,7 @@ impl Runtime {
     /// Starts a process with no parent.
     ///
     /// # Errors
-    /// As [`Cx::spawn`].
+    /// As [`Cx::spawn`](crate::Cx::spawn).
     pub fn spawn(&self, spawn: Spawn) -> Result<Pid> {
         self.shared.spawn(None, spawn, Ties::default(), None)
     }
@@ -862,7 +862,7 @@ impl Runtime {
     /// Starts a process and returns a handle that receives its result.
     ///
     /// # Errors
-    /// As [`Cx::spawn`].
+    /// As [`Cx::spawn`](crate::Cx::spawn).
     pub fn spawn_watched(&self, spawn: Spawn) -> Result<(Pid, ExitWatch)> {
         let (tx, rx) = mpsc::channel();
         let pid = self.shared.spawn(None, spawn, Ties::default(), Some(Watcher::External(tx)))?;
@@ -872,7 +872,7 @@ impl Runtime {
     /// Starts a process and blocks the calling thread until it ends; returns its result.
     ///
     /// # Errors
-    /// As [`Cx::spawn`], or the process's own error.
+    /// As [`Cx::spawn`](crate::Cx::spawn), or the process's own error.
     pub fn exec(&self, spawn: Spawn) -> Result<Value> {
         self.spawn_watched(spawn)?.1.wait()
     }
@@ -896,7 +896,7 @@ impl Runtime {
     /// Sends a message from outside the runtime's processes.
     ///
     /// # Errors
-    /// As [`Cx::send`].
+    /// As [`Cx::send`](crate::Cx::send).
     pub fn send(
         &self,
         dest: impl Into<Dest>,
