@@ -17,9 +17,9 @@ use std::sync::atomic::AtomicBool;
 use crate::error::Error;
 use crate::host::Host;
 use crate::lease::Lease;
-use crate::mailbox::Mailbox;
+use crate::mailbox::{Mailbox, Queued};
 use crate::pid::Pid;
-use crate::process::{Message, ProcessBox, Tag};
+use crate::process::{ProcessBox, Tag};
 use crate::process_ref::ProcessRef;
 use crate::registry::EntryId;
 use crate::runtime::Shared;
@@ -145,7 +145,7 @@ impl Drop for LastDest {
 
 /// See [`ProcessCell::taken`]: one word in the record's first line, where a `VecDeque` (four)
 /// does not fit; allocated the first time a process falls behind its inbox.
-pub(crate) type Taken = Option<Box<VecDeque<Message>>>;
+pub(crate) type Taken = Option<Box<VecDeque<Queued>>>;
 
 /// Takes no room; the field after it starts a cache line.
 #[repr(align(64))]
@@ -286,7 +286,7 @@ impl ProcessCell {
 
     /// The messages the running step took out of its inbox and has not received yet, if there
     /// are any (and this thread runs the step).
-    pub(crate) fn taken_left(&self) -> Option<&mut VecDeque<Message>> {
+    pub(crate) fn taken_left(&self) -> Option<&mut VecDeque<Queued>> {
         self.taken().and_then(|t| t.as_deref_mut()).filter(|t| !t.is_empty())
     }
 

@@ -209,7 +209,8 @@ impl Cx {
         inner.mailbox.listen(topic)
     }
 
-    /// Stops listening to `topic`; its waiting messages go back to the inbox.
+    /// Stops listening to `topic`; its waiting messages go back to the inbox, each where it came
+    /// among the inbox's own.
     ///
     /// # Errors
     /// `NOT_FOUND` if `topic` is not listened to.

@@ -13,9 +13,21 @@ use crate::pid::Pid;
 use crate::process::{Completion, Event, Message, Tag, WaitFor};
 use crate::time::TimerHandle;
 
+/// A queued message with its place in the order the mailbox got its messages: when a listened
+/// topic's queue joins the inbox (`unlisten`, an upgrade) the two interleave as they came, so
+/// that a sender's messages stay in send order. Queued messages count up; messages put back in
+/// front of their queues (received and returned) count down, each batch below the last, as
+/// they are older than everything queued. Only a mailbox with topics needs the places, so the
+/// counts live in [`Rare`]; until it exists every place is 0, and the inbox is numbered when
+/// it is made.
+pub(crate) struct Queued {
+    pub(crate) at: i64,
+    pub(crate) msg: Message,
+}
+
 #[derive(Default)]
 pub(crate) struct Mailbox {
-    inbox: Queue<Message>,
+    inbox: Queue<Queued>,
     /// Listened topics and queued events: most processes never have either, so they live
     /// behind one pointer that is allocated on first use.
     rare: Option<Box<Rare>>,
@@ -128,8 +140,12 @@ impl Done {
 
 #[derive(Default)]
 struct Rare {
-    topics: Vec<(String, Queue<Message>)>,
+    topics: Vec<(String, Queue<Queued>)>,
     events: VecDeque<Event>,
+    /// The place of the next queued message (see [`Queued`]).
+    arrivals: i64,
+    /// The place of the last message put back in front.
+    returned: i64,
 }
 
 struct Pending {
@@ -215,10 +231,35 @@ impl Mailbox {
     }
 
     fn rare(&mut self) -> &mut Rare {
-        self.rare.get_or_insert_with(Box::default)
+        if self.rare.is_none() {
+            // From here on places count: the messages queued so far get theirs, in order.
+            let mut arrivals = 0;
+            for q in self.inbox.iter_mut() {
+                q.at = arrivals;
+                arrivals += 1;
+            }
+            self.rare = Some(Box::new(Rare { arrivals, ..Rare::default() }));
+        }
+        self.rare.as_mut().expect("made above")
     }
 
-    fn queue_for(&mut self, topic: Option<&str>) -> Option<&mut Queue<Message>> {
+    /// The place of a message queued now (see [`Queued`]).
+    fn arrival(&mut self) -> i64 {
+        self.rare.as_mut().map_or(0, |r| {
+            r.arrivals += 1;
+            r.arrivals - 1
+        })
+    }
+
+    /// The places of `n` messages put back in front now, the first of them first.
+    fn returning(&mut self, n: usize) -> i64 {
+        self.rare.as_mut().map_or(0, |r| {
+            r.returned -= i64::try_from(n).unwrap_or(i64::MAX / 2);
+            r.returned
+        })
+    }
+
+    fn queue_for(&mut self, topic: Option<&str>) -> Option<&mut Queue<Queued>> {
         match topic {
             None => Some(&mut self.inbox),
             Some(t) => {
@@ -260,8 +301,9 @@ impl Mailbox {
         }
         let topic = if listened { Some(msg.topic.as_str()) } else { None };
         let topic = topic.map(str::to_owned);
+        let at = self.arrival();
         if let Some(q) = self.queue_for(topic.as_deref()) {
-            q.push_back(msg);
+            q.push_back(Queued { at, msg });
             self.queued += 1;
         }
         Ok(false)
@@ -287,23 +329,23 @@ impl Mailbox {
         if self.queued == 0 {
             return None;
         }
-        let msg = self.queue_for(topic)?.pop_front()?;
+        let q = self.queue_for(topic)?.pop_front()?;
         self.queued -= 1;
-        Some(msg)
+        Some(q.msg)
     }
 
     /// Takes the oldest chunk of the inbox if it is full and no longer written to (the inbox
     /// has more than one): a receiver that has fallen behind takes that many messages with one
     /// lock instead of one each. They leave the count; [`Mailbox::put_back_taken`] returns those
     /// not received.
-    pub(crate) fn take_inbox_chunk(&mut self) -> Option<VecDeque<Message>> {
+    pub(crate) fn take_inbox_chunk(&mut self) -> Option<VecDeque<Queued>> {
         let chunk = self.inbox.take_front_chunk()?;
         self.queued -= chunk.len() as u32;
         Some(chunk)
     }
 
     /// Puts messages taken out of the inbox (and older than all in it) back in front of it.
-    pub(crate) fn put_back_taken(&mut self, chunk: VecDeque<Message>) {
+    pub(crate) fn put_back_taken(&mut self, chunk: VecDeque<Queued>) {
         self.queued += chunk.len() as u32;
         self.inbox.push_front_chunk(chunk);
     }
@@ -464,9 +506,9 @@ impl Mailbox {
         };
         while self.queue_for(topic).is_some_and(|q| !q.is_empty()) {
             let Some(Pending { tag, .. }) = self.pending.take_first(waits) else { return };
-            let Some(msg) = self.queue_for(topic).and_then(Queue::pop_front) else { return };
+            let Some(q) = self.queue_for(topic).and_then(Queue::pop_front) else { return };
             self.queued -= 1;
-            self.done.push(tag, Completion::Message(msg));
+            self.done.push(tag, Completion::Message(q.msg));
         }
     }
 
@@ -474,8 +516,9 @@ impl Mailbox {
         match c {
             Completion::Message(m) => {
                 let topic = if self.is_listened(&m.topic) { Some(m.topic.clone()) } else { None };
+                let at = self.returning(1);
                 if let Some(q) = self.queue_for(topic.as_deref()) {
-                    q.push_front(m);
+                    q.push_front(Queued { at, msg: m });
                     self.queued += 1;
                 }
             }
@@ -496,13 +539,18 @@ impl Mailbox {
             .map(|r| r.topics.iter().map(|(t, _)| t.clone()).collect())
             .unwrap_or_default();
         let key = |m: &Message| listened.iter().find(|t| **t == *m.topic).cloned();
+        // Their places, below every queued one: theirs in their order, then those of the later
+        // messages that completed receives give back for them.
+        let base = self.returning(messages.len() + self.done.len());
+        let mut swapped = base + i64::try_from(messages.len()).unwrap_or(0);
         // The messages, in order, per queue.
-        let mut queues: Vec<(Option<String>, VecDeque<Message>)> = Vec::new();
-        for m in messages {
-            let k = key(&m);
-            match queues.iter_mut().find(|(q, _)| *q == k) {
-                Some((_, ms)) => ms.push_back(m),
-                None => queues.push((k, VecDeque::from([m]))),
+        let mut queues: Vec<(Option<String>, VecDeque<Queued>)> = Vec::new();
+        for (at, msg) in (base..).zip(messages) {
+            let k = key(&msg);
+            let q = Queued { at, msg };
+            match queues.iter_mut().find(|(k2, _)| *k2 == k) {
+                Some((_, ms)) => ms.push_back(q),
+                None => queues.push((k, VecDeque::from([q]))),
             }
         }
         for (k, mut ms) in queues {
@@ -512,7 +560,9 @@ impl Mailbox {
                         && key(m) == k
                         && let Some(older) = ms.pop_front()
                     {
-                        ms.push_back(std::mem::replace(m, older));
+                        let later = std::mem::replace(m, older.msg);
+                        ms.push_back(Queued { at: swapped, msg: later });
+                        swapped += 1;
                     }
                 }
             }
@@ -560,14 +610,15 @@ impl Mailbox {
     /// For an upgrade: every operation of the old code ends; received but untaken messages and
     /// events return to their queues in order. The old code's listened topics end with it (the
     /// new code could neither receive from them nor listen to them again): their messages go
-    /// to the inbox, as with `unlisten`. Returns what must be undone outside the lock.
+    /// to the inbox, as with `unlisten`, each where it came among the inbox's own. Returns what
+    /// must be undone outside the lock.
     pub(crate) fn reset_ops(&mut self) -> impl Iterator<Item = PendingOp> + use<> {
         while let Some((_, c)) = self.done.pop() {
             self.put_back(c);
         }
         if let Some(rare) = self.rare.as_mut() {
             for (_, q) in std::mem::take(&mut rare.topics) {
-                self.inbox.extend(q);
+                self.inbox = merge(std::mem::take(&mut self.inbox), q);
             }
         }
         self.notified = false;
@@ -590,22 +641,24 @@ impl Mailbox {
                 format!("topic `{topic}` is already listened to"),
             ));
         }
+        self.rare();
         // Messages of this topic that wait in the inbox now belong to the topic, in order.
         let (moved, kept): (Queue<_>, Queue<_>) =
-            std::mem::take(&mut self.inbox).into_iter().partition(|m| m.topic == topic);
+            std::mem::take(&mut self.inbox).into_iter().partition(|q| q.msg.topic == topic);
         self.inbox = kept;
         self.rare().topics.push((topic.to_owned(), moved));
         Ok(())
     }
 
-    /// Stops listening to `topic`: its queued messages go back to the inbox, and receives
+    /// Stops listening to `topic`: its queued messages go back to the inbox (each where it came
+    /// among the inbox's own, so that a sender's messages stay in send order), and receives
     /// waiting on it fail with `CANCELED`. Returns whether the process must be woken.
     pub(crate) fn unlisten(&mut self, topic: &str) -> Result<bool> {
         let not_listened = || Error::not_found(format!("topic `{topic}` is not listened to"));
         let rare = self.rare.as_mut().ok_or_else(not_listened)?;
         let i = rare.topics.iter().position(|(t, _)| t == topic).ok_or_else(not_listened)?;
         let (_, q) = rare.topics.remove(i);
-        self.inbox.extend(q);
+        self.inbox = merge(std::mem::take(&mut self.inbox), q);
         let on_topic = |p: &Pending| matches!(&p.what, PendingOp::Receive(Some(t)) if t == topic);
         while let Some(Pending { tag, .. }) = self.pending.take_first(on_topic) {
             let err = Error::new(ErrorKind::Canceled, format!("topic `{topic}` closed"));
@@ -678,6 +731,10 @@ impl<T> Queue<T> {
         self.chunks.iter().all(VecDeque::is_empty)
     }
 
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.chunks.iter_mut().flatten()
+    }
+
     pub(crate) fn pop_front(&mut self) -> Option<T> {
         let first = self.chunks.front_mut()?;
         let item = first.pop_front();
@@ -686,6 +743,19 @@ impl<T> Queue<T> {
         }
         item
     }
+}
+
+/// The messages of `a` and `b` (each in the order the mailbox got them) in that order.
+fn merge(a: Queue<Queued>, b: Queue<Queued>) -> Queue<Queued> {
+    let mut out = Queue::default();
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
+        let next = if y.at < x.at { b.next() } else { a.next() };
+        out.extend(next);
+    }
+    out.extend(a);
+    out.extend(b);
+    out
 }
 
 impl<T> IntoIterator for Queue<T> {
@@ -712,8 +782,11 @@ impl<T> FromIterator<T> for Queue<T> {
 
 #[cfg(all(test, not(spindle_loom)))]
 mod tests {
-    use super::{CHUNK, Done, PendingOp, Pendings, Queue};
-    use crate::process::{Completion, Tag};
+    use super::{CHUNK, Done, Mailbox, PendingOp, Pendings, Queue};
+    use crate::pid::{HostId, Pid};
+    use crate::process::{Completion, Message, Tag};
+    use crate::topic::Topic;
+    use crate::value::Value;
 
     #[test]
     fn completions_stay_oldest_first() {
@@ -749,6 +822,61 @@ mod tests {
         assert_eq!(p.len(), 3);
         let order: Vec<_> = p.into_iter().map(|x| x.tag).collect();
         assert_eq!(order, [Tag(2), Tag(4), Tag(5)]);
+    }
+
+    fn message(topic: &str, n: i64) -> Message {
+        Message {
+            from: Pid::fresh(HostId::intern("mailbox:test")),
+            topic: Topic::new(topic),
+            payload: Value::Int(n),
+        }
+    }
+
+    fn inbox_order(m: &mut Mailbox) -> Vec<(String, i64)> {
+        std::iter::from_fn(|| m.try_receive(None))
+            .map(|m| (m.topic.to_string(), m.payload.as_int().unwrap()))
+            .collect()
+    }
+
+    /// A listened topic's queued messages rejoin the inbox in the order they came among the
+    /// inbox's own, on `unlisten` and on an upgrade (`reset_ops`), with more than a chunk of
+    /// each.
+    #[test]
+    fn a_topic_rejoins_the_inbox_in_arrival_order() {
+        for upgrade in [false, true] {
+            let mut m = Mailbox::default();
+            m.listen("t").unwrap();
+            m.listen("u").unwrap();
+            let topics = ["x", "t", "x", "u", "t"];
+            let n = 3 * CHUNK;
+            for i in 0..n {
+                m.deliver(message(topics[i % topics.len()], i as i64), None).unwrap();
+            }
+            if upgrade {
+                drop(m.reset_ops());
+            } else {
+                m.unlisten("t").unwrap();
+                m.unlisten("u").unwrap();
+            }
+            let got = inbox_order(&mut m);
+            let want: Vec<_> =
+                (0..n).map(|i| (topics[i % topics.len()].to_owned(), i as i64)).collect();
+            assert_eq!(got, want, "upgrade: {upgrade}");
+        }
+    }
+
+    /// Messages put back in front of their queues (an upgrade gives back what the old code had
+    /// not taken) stay in front of what was queued behind them when the queues are joined.
+    #[test]
+    fn put_back_messages_stay_in_front_when_queues_join() {
+        let mut m = Mailbox::default();
+        m.listen("t").unwrap();
+        m.deliver(message("t", 2), None).unwrap();
+        m.deliver(message("x", 3), None).unwrap();
+        m.unreceive(vec![message("t", 0), message("x", 1)]);
+        drop(m.reset_ops());
+        let got: Vec<_> = inbox_order(&mut m).into_iter().map(|(_, n)| n).collect();
+        assert_eq!(got, [0, 1, 2, 3]);
     }
 
     #[test]

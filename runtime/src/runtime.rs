@@ -16,7 +16,7 @@ use crate::context::Dest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::host::{Host, HostConfig};
 use crate::lease::Lease;
-use crate::mailbox::PendingOp;
+use crate::mailbox::{PendingOp, Queued};
 use crate::pid::{HostId, Pid};
 use crate::process::{Code, Completion, Event, EventKind, Message, Op, Spawn, Tag, Ties};
 use crate::process_ref::ProcessRef;
@@ -443,13 +443,13 @@ impl Shared {
     /// every message. Not on a host with a mailbox limit, whose count must stay exact.
     pub(crate) fn receive_or_start(&self, cell: &ProcessRef) -> Result<Message, Tag> {
         let mut taken = cell.taken();
-        if let Some(m) = taken.as_mut().and_then(|t| t.as_mut()).and_then(|t| t.pop_front()) {
-            return Ok(m);
+        if let Some(q) = taken.as_mut().and_then(|t| t.as_mut()).and_then(|t| t.pop_front()) {
+            return Ok(q.msg);
         }
         let mut inner = lock(&cell.inner);
         if let Some(slot) = taken.filter(|_| cell.host.config.mailbox_limit.is_none())
             && let Some(mut chunk) = inner.mailbox.take_inbox_chunk()
-            && let Some(m) = chunk.pop_front()
+            && let Some(Queued { msg: m, .. }) = chunk.pop_front()
         {
             drop(inner);
             match slot {

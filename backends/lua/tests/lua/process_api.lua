@@ -75,14 +75,18 @@ end
 
 local function main()
     -- Topics: once unlistened, a topic's messages (those already queued for it, then the
-    -- later ones) are the inbox's again.
+    -- later ones) are the inbox's again, in the order they came among the inbox's own (one
+    -- sender's messages stay in send order).
     local topic = assert(process.listen("later"))
+    assert(process.send(process.pid(), "now", "first"))
     assert(process.send(process.pid(), "later", "queued"))
+    assert(process.send(process.pid(), "now", "second"))
     assert(process.unlisten(topic))
     assert(process.send(process.pid(), "later", "after"))
-    for _, want in ipairs({ "queued", "after" }) do
+    for _, want in ipairs({ "now first", "later queued", "now second", "later after" }) do
         local m = process.inbox():receive()
-        assert(m:topic() == "later" and m:payload():data() == want, tostring(m:payload():data()))
+        local got = m:topic() .. " " .. tostring(m:payload():data())
+        assert(got == want, "expected " .. want .. ", got " .. got)
     end
 
     -- Error objects.
