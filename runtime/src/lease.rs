@@ -126,6 +126,13 @@ impl<T: Leased> Lease<T> {
     pub fn ptr_eq(a: &Lease<T>, b: &Lease<T>) -> bool {
         a.ptr == b.ptr
     }
+
+    /// Whether this is the value's only lease, and no worker keeps a spare (a value just made,
+    /// and moved since: a lease that was ever cloned on a worker is counted with spares).
+    pub fn is_only(&self) -> bool {
+        // SAFETY: alive while this lease is.
+        unsafe { self.ptr.as_ref() }.lease_count().0.load(Ordering::Relaxed) == 1
+    }
 }
 
 impl<T: Leased> Clone for Lease<T> {

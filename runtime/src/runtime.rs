@@ -138,17 +138,22 @@ impl Shared {
         }
     }
 
-    /// The prototype of entry `id` at its current version, built on first use.
-    pub(crate) fn prototype(&self, id: &EntryId) -> Result<Arc<dyn crate::Prototype>> {
-        if let Some(p) = self.entries.built(id) {
-            return Ok(p);
+    /// The prototype of entry `id` at its current version, built on first use, and the
+    /// registry's copy of the id if `id` is another (see `EntryId::shared`).
+    pub(crate) fn prototype(
+        &self,
+        id: &EntryId,
+    ) -> Result<(Arc<dyn crate::Prototype>, Option<EntryId>)> {
+        if let Some(built) = self.entries.built(id) {
+            return Ok(built);
         }
         let entry = self
             .entries
             .get(id)
             .ok_or_else(|| Error::not_found(format!("entry {id} does not exist")))?;
+        let shared = id.shared(&entry.id);
         if let Some(p) = entry.prototype.get() {
-            return Ok(p.clone());
+            return Ok((p.clone(), shared));
         }
         let backend = self
             .backends
@@ -160,18 +165,21 @@ impl Shared {
                 Error::not_found(format!("entry {id}: no backend runs kind `{}`", entry.kind))
             })?;
         let proto = self.prototypes.get_or_prepare(&entry, &*backend)?;
-        Ok(entry.prototype.get_or_init(|| proto).clone())
+        Ok((entry.prototype.get_or_init(|| proto).clone(), shared))
     }
 
-    /// Builds an instance of entry `id` (its current version) for `host`.
+    /// Builds an instance of entry `id` (its current version) for `host`; also the id the
+    /// process keeps (the registry's copy, see `EntryId::shared`).
     pub(crate) fn instantiate(
         &self,
-        id: &EntryId,
+        id: EntryId,
         args: Vec<Value>,
         host: &Host,
         strand: Option<&Arc<Strand>>,
-    ) -> Result<Instance> {
-        self.prototype(id)?.instantiate(args, &Placement { host, strand })
+    ) -> Result<(Instance, EntryId)> {
+        let (proto, shared) = self.prototype(&id)?;
+        let inst = proto.instantiate(args, &Placement { host, strand })?;
+        Ok((inst, shared.unwrap_or(id)))
     }
 
     pub(crate) fn spawn(
@@ -198,8 +206,8 @@ impl Shared {
             ));
         }
         let (body, strand, entry) = match spawn.code {
-            Code::Entry(id) => match self.instantiate(&id, spawn.args, &host, None) {
-                Ok(inst) => (inst.process, inst.strand, Some(id)),
+            Code::Entry(id) => match self.instantiate(id, spawn.args, &host, None) {
+                Ok((inst, id)) => (inst.process, inst.strand, Some(id)),
                 Err(e) => {
                     host.live.remove(&host.sched);
                     return Err(e);
@@ -1089,4 +1097,30 @@ impl ExitWatch {
 
 fn shut_down() -> Error {
     Error::new(ErrorKind::Unavailable, "the runtime shut down before the process ended")
+}
+
+#[cfg(all(test, not(spindle_loom)))]
+mod tests {
+    use super::*;
+    use crate::rust::rust_entry;
+
+    /// A process spawned with an entry id parsed for the spawn (as a Lua spawn does) keeps the
+    /// registry's copy, shared by every process of the entry, not one of its own.
+    #[test]
+    fn a_process_keeps_the_registrys_copy_of_its_entry_id() {
+        let rt = Runtime::builder().host(HostConfig::new("ids:h")).build().unwrap();
+        let registered =
+            rt.put_entry(rust_entry("ids:idle".parse().unwrap(), |cx, _| async move {
+                cx.recv().await;
+                Ok(Value::Nil)
+            }));
+        for _ in 0..3 {
+            let fresh: EntryId = "ids:idle".parse().unwrap();
+            let pid = rt.spawn(Spawn::entry(fresh, "ids:h")).unwrap();
+            let cell = rt.shared.table.get(pid).expect("alive");
+            let kept = lock(&cell.inner).entry.clone().expect("started from an entry");
+            assert!(kept.shared(&registered.id).is_none(), "a copy of its own");
+            rt.terminate(pid).unwrap();
+        }
+    }
 }

@@ -180,7 +180,8 @@ fn upgrade(cell: &ProcessRef, entry: Option<EntryId>, args: Vec<Value>) -> Resul
         })?,
     };
     let fail = |e: Error| e.context(format!("upgrade of {pid} to {id}"));
-    let inst = cell.rt().instantiate(&id, args, &cell.host, cell.strand.as_ref()).map_err(fail)?;
+    let instantiated = cell.rt().instantiate(id.clone(), args, &cell.host, cell.strand.as_ref());
+    let (inst, id) = instantiated.map_err(fail)?;
     let same_strand = match (&inst.strand, &cell.strand) {
         (None, None) => true,
         (Some(a), Some(b)) => Arc::ptr_eq(a, b),

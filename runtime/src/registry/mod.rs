@@ -41,6 +41,15 @@ unsafe impl Leased for IdText {
 }
 
 impl EntryId {
+    /// `registered`, an equal id, if `self` is a copy of its own (parsed for this use and not
+    /// shared): a process keeps its entry's id for as long as it lives, and one parsed for each
+    /// spawn (as a Lua spawn does) cost every process an allocation of its own; the registry's
+    /// copy is shared by all of them. A copy that is shared already costs no more per process,
+    /// and is kept (no count changes).
+    pub(crate) fn shared(&self, registered: &EntryId) -> Option<EntryId> {
+        (!Lease::ptr_eq(&self.0, &registered.0) && self.0.is_only()).then(|| registered.clone())
+    }
+
     /// The id `namespace:name`.
     ///
     /// # Errors
@@ -224,9 +233,12 @@ impl Entries {
     }
 
     /// The prototype already built for the current version of entry `id` (the spawn path: one
-    /// reference taken, none to the entry).
-    pub(crate) fn built(&self, id: &EntryId) -> Option<Arc<dyn Prototype>> {
-        self.map.read().unwrap_or_else(|e| e.into_inner()).get(id)?.prototype.get().cloned()
+    /// reference taken, none to the entry), and the registry's own copy of the id if `id` is
+    /// another (see [`EntryId::shared`]).
+    pub(crate) fn built(&self, id: &EntryId) -> Option<(Arc<dyn Prototype>, Option<EntryId>)> {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        let (key, entry) = map.get_key_value(id)?;
+        Some((entry.prototype.get()?.clone(), id.shared(key)))
     }
 
     pub(crate) fn remove(&self, id: &EntryId) -> Option<Arc<Entry>> {
