@@ -50,7 +50,7 @@ impl Value {
 
 /// [`Value::from_msgpack`] for any value.
 #[inline(never)]
-fn from_msgpack_any(bytes: &[u8]) -> Result<Value> {
+pub(crate) fn from_msgpack_any(bytes: &[u8]) -> Result<Value> {
     let mut r = Reader::new(bytes);
     let v = read(&mut r, 0).and_then(|v| r.finish().map(|()| v));
     let v = v.map_err(|e| Error::invalid(format!("payload: {e}")))?;

@@ -63,13 +63,13 @@ impl Payload for Value {
     }
 }
 
-/// A payload as MessagePack bytes (empty bytes are nil), checked as it is decoded.
+/// A payload as MessagePack bytes that are not one scalar (empty bytes and scalars go as
+/// [`Scalar`]), checked as it is decoded.
 struct Msgpack<'a>(&'a [u8]);
 
 impl Payload for Msgpack<'_> {
-    #[inline(always)]
     fn into_value(self) -> Result<Value> {
-        if self.0.is_empty() { Ok(Value::Nil) } else { Value::from_msgpack(self.0) }
+        crate::msgpack::from_msgpack_any(self.0)
     }
 }
 
